@@ -1,0 +1,144 @@
+"""Squeeze-and-Excitation: one module, every ablation knob a constructor argument.
+
+``SqueezeExcite(channels, reduction, min_hidden, divisor, pool, gate, bias)`` covers SENet TPAMI Tables 10
+(ratio), 11 (squeeze: avg / max) and 12 (excitation gate). The hidden width rule is explicit
+(:func:`hidden_width`) and every block reports the width it got, so a ratio ablation never hides a clamp.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from sesweep.spec import SpecError
+
+
+@dataclass(frozen=True)
+class HiddenWidth:
+    """How one block's hidden width was derived: visible in ``sesweep info`` and in run records."""
+
+    block: str
+    channels: int
+    reduction: float
+    exact: float      # channels / reduction before any rounding
+    hidden: int       # the width the block got
+    rounded: bool     # hidden != exact because of the divisor rounding
+    raised: bool      # hidden was lifted to min_hidden
+
+    @property
+    def effective_reduction(self) -> float:
+        return self.channels / self.hidden
+
+
+def hidden_width(channels: int, reduction: float, min_hidden: int = 1, divisor: int = 1,
+                 block: str = "se") -> HiddenWidth:
+    """``max(min_hidden, round_to_divisor(channels / reduction))``; halves round up.
+
+    A ratio larger than the channel count, or a width that rounds to 0, is an error naming ``block``:
+    the caller chose an impossible SE, and silently widening it would corrupt a ratio ablation.
+    ``min_hidden`` is the one explicit lower bound; a block it lifts is flagged ``raised``.
+    """
+    if reduction <= 0:
+        raise SpecError("model.attention.reduction", f"{reduction!r} must be > 0 (block {block})")
+    if reduction > channels:
+        raise SpecError(
+            "model.attention.reduction",
+            f"r={reduction:g} is larger than the {channels} channels of block {block}; "
+            f"allowed: 0 < r <= {channels} there (or leave this stage out with model.attention.stages)",
+        )
+    exact = channels / reduction
+    rounded = divisor * math.floor(exact / divisor + 0.5)
+    if rounded < 1:
+        raise SpecError(
+            "model.attention.divisor",
+            f"block {block}: {channels}/{reduction:g} = {exact:g} rounds to 0 with divisor {divisor}; "
+            f"allowed there: divisor <= {2 * exact:g} or a smaller ratio",
+        )
+    hidden = max(min_hidden, rounded)
+    return HiddenWidth(block, channels, reduction, exact, hidden, rounded != exact, hidden > rounded)
+
+
+class AvgMaxPool(nn.Module):
+    """Mean of global average and global max pooling (timm's ``add_maxpool``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (x.mean((2, 3), keepdim=True) + x.amax((2, 3), keepdim=True))
+
+
+POOLS: dict[str, Callable[[], nn.Module]] = {
+    "avg": lambda: nn.AdaptiveAvgPool2d(1),
+    "max": lambda: nn.AdaptiveMaxPool2d(1),
+    "avgmax": AvgMaxPool,
+}
+
+GATES: dict[str, Callable[[], nn.Module]] = {
+    "sigmoid": nn.Sigmoid,
+    "hard_sigmoid": nn.Hardsigmoid,
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "identity": nn.Identity,
+}
+
+
+class Attention(nn.Module):
+    """Base of every channel-attention module: counted as attention cost, initialised by name."""
+
+    def reset_parameters(self, generator_for: Callable[[str], torch.Generator]) -> None:
+        raise NotImplementedError
+
+    def hidden_widths(self) -> list[HiddenWidth]:
+        """The hidden width(s) this module uses, for cost reports."""
+        raise NotImplementedError
+
+
+class SqueezeExcite(Attention):
+    """x · gate(fc2(relu(fc1(pool(x))))) with 1×1 convolutions as the two FC layers (timm naming)."""
+
+    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 1, divisor: int = 1,
+                 pool: str = "avg", gate: str = "sigmoid", bias: bool = True, block: str = "se") -> None:
+        super().__init__()
+        self.width = hidden_width(channels, reduction, min_hidden, divisor, block)
+        hidden = self.width.hidden
+        self.pool = POOLS[pool]()
+        self.fc1 = nn.Conv2d(channels, hidden, 1, bias=bias)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(hidden, channels, 1, bias=bias)
+        self.gate = GATES[gate]()
+
+    def excitation(self, x: torch.Tensor) -> torch.Tensor:
+        """The per-channel scale s ∈ gate range, shape [N, C, 1, 1] (saved for the excitation figures)."""
+        return self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.excitation(x)
+
+    def hidden_widths(self) -> list[HiddenWidth]:
+        return [self.width]
+
+    def reset_parameters(self, generator_for: Callable[[str], torch.Generator]) -> None:
+        """PyTorch's default Linear/Conv init, drawn from generators of the SE's own (by name)."""
+        for name, param in self.named_parameters():
+            fan_in = self.fc1.in_channels if name.startswith("fc1") else self.fc2.in_channels
+            bound = 1.0 / math.sqrt(fan_in)
+            with torch.no_grad():
+                param.uniform_(-bound, bound, generator=generator_for(name))
+
+
+@dataclass(frozen=True)
+class SEFactory:
+    """Builds the SE of one block from the attention spec's knobs (the ``attn_layer`` of the ResNets)."""
+
+    reduction: float = 16
+    min_hidden: int = 1
+    divisor: int = 1
+    pool: str = "avg"
+    gate: str = "sigmoid"
+    bias: bool = True
+
+    def __call__(self, channels: int, block: str) -> SqueezeExcite:
+        return SqueezeExcite(channels, self.reduction, self.min_hidden, self.divisor, self.pool,
+                             self.gate, self.bias, block)

@@ -1,0 +1,97 @@
+"""The one place that turns a model spec into a network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sesweep.models.attention import SEFactory
+from sesweep.models.init import init_weights
+from sesweep.models.resnet import BasicBlock, Bottleneck, ResNet
+from sesweep.spec import ModelSpec, SpecError
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A backbone: block type, blocks per stage, stage widths, stem and shortcut kind."""
+
+    block: type[BasicBlock | Bottleneck]
+    layers: tuple[int, ...]
+    widths: tuple[int, ...]
+    stem: str
+    shortcut: str
+    input_size: int  # the resolution the family is designed for (MACs in `sesweep info`)
+
+    @property
+    def stages(self) -> tuple[int, ...]:
+        """SENet's stage numbers (conv2_x … ): stage k is layer{k-1}."""
+        return tuple(range(2, 2 + len(self.layers)))
+
+
+def _cifar(block: type[BasicBlock | Bottleneck], n: int, shortcut: str) -> Arch:
+    return Arch(block, (n, n, n), (16, 32, 64), "cifar", shortcut, 32)
+
+
+def _imagenet(block: type[BasicBlock | Bottleneck], layers: tuple[int, ...]) -> Arch:
+    return Arch(block, layers, (64, 128, 256, 512), "imagenet", "projection", 224)
+
+
+#: He et al. 2016: CIFAR ResNet-(6n+2) with option-A shortcuts; ResNet-164 = 18 bottlenecks per stage with
+#: projection shortcuts (post-activation); ImageNet ResNets in torchvision's layout.
+ARCHS: dict[str, Arch] = {
+    "resnet20": _cifar(BasicBlock, 3, "pad"),
+    "resnet32": _cifar(BasicBlock, 5, "pad"),
+    "resnet44": _cifar(BasicBlock, 7, "pad"),
+    "resnet56": _cifar(BasicBlock, 9, "pad"),
+    "resnet110": _cifar(BasicBlock, 18, "pad"),
+    "resnet164": _cifar(Bottleneck, 18, "projection"),
+    "resnet18": _imagenet(BasicBlock, (2, 2, 2, 2)),
+    "resnet34": _imagenet(BasicBlock, (3, 4, 6, 3)),
+    "resnet50": _imagenet(Bottleneck, (3, 4, 6, 3)),
+    "resnet101": _imagenet(Bottleneck, (3, 4, 23, 3)),
+    "resnet152": _imagenet(Bottleneck, (3, 8, 36, 3)),
+}
+
+
+def resolve_num_classes(spec: ModelSpec, data_classes: int | None) -> int:
+    """``model.num_classes``, or the data set's class count when it is ``auto``."""
+    if spec.num_classes != "auto":
+        if data_classes is not None and spec.num_classes < data_classes:
+            raise SpecError("model.num_classes", f"{spec.num_classes} is fewer than the data set's "
+                            f"{data_classes} classes; allowed: auto or >= {data_classes}")
+        return int(spec.num_classes)
+    if data_classes is None:
+        raise SpecError("model.num_classes", "is auto but no data set says how many classes; give a number")
+    return data_classes
+
+
+def attention_stages(spec: ModelSpec) -> tuple[int, ...] | None:
+    """The validated stage numbers that get attention (``None`` = all)."""
+    stages = spec.attention.stages
+    if stages == "all":
+        return None
+    allowed = ARCHS[spec.arch].stages
+    if not stages:
+        raise SpecError("model.attention.stages", "is empty; for no attention use model.attention.kind=none")
+    bad = [s for s in stages if s not in allowed]
+    if bad:
+        raise SpecError("model.attention.stages", f"stage {bad[0]} does not exist in {spec.arch}; allowed: "
+                        f"all or a list from {', '.join(map(str, allowed))}")
+    return tuple(stages)
+
+
+def build_model(spec: ModelSpec, num_classes: int | None = None, in_channels: int = 3,
+                seed: int = 0) -> ResNet:
+    """The network a spec describes, initialised for ``seed`` (matched across variants, see init.py).
+
+    ``num_classes`` is the data set's class count, used when ``model.num_classes`` is ``auto``.
+    """
+    arch = ARCHS[spec.arch]
+    att = spec.attention
+    attn_layer = None
+    if att.kind == "se":
+        attn_layer = SEFactory(att.reduction, att.min_hidden, att.divisor, att.pool, att.gate, att.bias)
+    model = ResNet(arch.block, list(arch.layers), list(arch.widths), arch.stem, arch.shortcut,
+                   resolve_num_classes(spec, num_classes), in_channels, attn_layer, att.placement,
+                   attention_stages(spec))
+    init_weights(model, seed)
+    return model
