@@ -10,6 +10,9 @@ published "GFLOPS" figures.
 from __future__ import annotations
 
 import copy
+import resource
+import statistics
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -61,3 +64,30 @@ def model_cost(model: nn.Module, input_size: int, in_channels: int = 3) -> dict[
         "input_size": input_size,
         "hidden_widths": hidden_widths(model),
     }
+
+
+@torch.no_grad()
+def latency_ms(model: nn.Module, x: torch.Tensor, precision: str, repeats: int = 10, warmup: int = 3) -> float:
+    """Median wall-clock milliseconds of one eval-mode forward pass on the batch ``x``."""
+    from sesweep.hardware import autocast, synchronize
+
+    was_training = model.training
+    model.eval()
+    times = []
+    for i in range(warmup + repeats):
+        synchronize(x.device)
+        start = time.perf_counter()
+        with autocast(x.device, precision):
+            model(x)
+        synchronize(x.device)
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1e3)
+    model.train(was_training)
+    return statistics.median(times)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory: CUDA bytes allocated since the last reset, or the process's peak RSS on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # Linux reports KiB

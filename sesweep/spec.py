@@ -64,7 +64,13 @@ class AttentionSpec:
     placement: Literal["standard", "pre", "post", "identity"] = "standard"
     stages: Stages = "all"
     bias: bool = True
-    adaptive: Literal["none"] = "none"
+    #: none: fixed width; learnable: each block learns its width (≤ the width ``reduction`` gives);
+    #: dynamic: a router picks a soft width per input sample
+    adaptive: Literal["none", "learnable", "dynamic"] = "none"
+    #: weight of the cost term that pulls adaptive widths down (0 = no pressure)
+    cost_weight: float = field(default=0.0, metadata=_range(ge=0))
+    #: what the cost term counts, per block: SE parameters or SE MACs (in millions)
+    cost_unit: Literal["params", "macs"] = "params"
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,8 @@ def build_model(spec: ModelSpec, num_classes: int | None = None, in_channels: in
     arch = ARCHS[spec.arch]
     att = spec.attention
     attn_layer = None
+    if att.kind == "se" and att.adaptive != "none":
+        raise SpecError("model.attention.adaptive", f"{att.adaptive!r} is not available yet; allowed: none")
     if att.kind == "se":
         attn_layer = SEFactory(att.reduction, att.min_hidden, att.divisor, att.pool, att.gate, att.bias)
     model = ResNet(arch.block, list(arch.layers), list(arch.widths), arch.stem, arch.shortcut,

@@ -1,0 +1,176 @@
+"""One run: seed → data → model → fit → evaluate → measure → result. The only training loop there is.
+
+Every sweep run goes through :func:`train`. It is deterministic for a given seed on the CPU, matched
+across variants (data order and augmentation depend on the seed alone, initial weights on the seed and
+the parameter name), and it never raises on a diverging run: a NaN/inf loss ends the run with status
+``diverged`` and the epoch where it happened.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from sesweep.data import DataSplits, ImageSet, TrainBatches, eval_batches, load_data
+from sesweep.hardware import autocast, resolve_device, resolve_precision, synchronize
+from sesweep.measure import latency_ms, model_cost, peak_memory_mb
+from sesweep.models import build_model
+from sesweep.spec import RecipeSpec, RunSpec, flatten, run_key
+
+#: metric columns every run record has (errors in percent, as in the SENet paper)
+METRICS = ("top1_err", "top5_err", "test_loss", "train_loss", "params", "se_params", "macs", "train_seconds",
+           "train_img_per_s", "infer_ms", "peak_mem_mb", "epochs_done")
+
+
+@dataclass
+class RunResult:
+    """What a run produced: status, final metrics, per-epoch curves and the per-block hidden widths."""
+
+    spec: RunSpec
+    status: str                      # finished | diverged
+    metrics: dict[str, float]
+    curves: list[dict[str, float]] = field(default_factory=list)
+    hidden_widths: list[dict[str, Any]] = field(default_factory=list)
+    reason: str = ""
+    environment: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def run_key(self) -> str:
+        return run_key(self.spec)
+
+    def record(self) -> dict[str, Any]:
+        """One flat row: run_key, status, every resolved spec key (dotted), every metric."""
+        return {"run_key": self.run_key, "status": self.status, "reason": self.reason,
+                **flatten(self.spec), **self.environment, **self.metrics}
+
+
+def lr_factor(step: int, total_steps: int, recipe: RecipeSpec, steps_per_epoch: int) -> float:
+    """The schedule as a pure function of the step: linear warmup, then cosine to 0 or step decay."""
+    warmup = round(recipe.warmup_epochs * steps_per_epoch)
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    if recipe.schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return recipe.step_gamma ** sum(progress >= m for m in recipe.step_milestones)
+
+
+def make_optimizer(model: nn.Module, recipe: RecipeSpec) -> torch.optim.SGD:
+    return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                           nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=recipe.weight_decay)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: ImageSet, splits: DataSplits, recipe: RecipeSpec, device: torch.device,
+             precision: str) -> dict[str, float]:
+    """Test loss (plain cross-entropy) and top-1/top-5 error in percent."""
+    model.eval()
+    k = min(5, splits.num_classes)
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    wrong1 = torch.zeros((), device=device, dtype=torch.int64)
+    wrong5 = torch.zeros((), device=device, dtype=torch.int64)
+    for x, y in eval_batches(data, batch_size=recipe.eval_batch_size, mean=splits.mean, std=splits.std,
+                             device=device, channels_last=recipe.channels_last):
+        with autocast(device, precision):
+            logits = model(x)
+        logits = logits.float()
+        loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum")
+        topk = logits.topk(k, dim=1).indices
+        wrong1 += (topk[:, 0] != y).sum()
+        wrong5 += (~(topk == y[:, None]).any(dim=1)).sum()
+    n = len(data.labels)
+    return {"test_loss": loss_sum.item() / n, "top1_err": 100.0 * wrong1.item() / n,
+            "top5_err": 100.0 * wrong5.item() / n}
+
+
+def train(spec: RunSpec, *, data: DataSplits | None = None, progress: bool | None = None,
+          on_epoch: Callable[[dict[str, float]], None] | None = None) -> RunResult:
+    """Train and evaluate one run; returns its result (status ``finished`` or ``diverged``).
+
+    ``data`` lets a worker load the data set once for many runs; ``on_epoch`` receives each epoch's
+    curve row (for tracking); ``progress`` shows a bar per epoch (default: only on a terminal).
+    """
+    recipe = spec.recipe
+    device = resolve_device(recipe.device)
+    precision = resolve_precision(recipe.precision, device)
+    splits = data if data is not None else load_data(recipe)
+    torch.manual_seed(spec.seed)
+    model = build_model(spec.model, splits.num_classes, splits.channels, spec.seed)
+    cost = model_cost(model, splits.image_size, splits.channels)
+    model = model.to(device, memory_format=torch.channels_last if recipe.channels_last else torch.preserve_format)
+
+    batches = TrainBatches(splits.train, batch_size=recipe.batch_size, mean=splits.mean, std=splits.std,
+                           augment=recipe.augment == "standard", flip=splits.flip, seed=spec.seed, device=device,
+                           channels_last=recipe.channels_last)
+    optimizer = make_optimizer(model, recipe)
+    total_steps = recipe.epochs * len(batches)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, total_steps, recipe, len(batches)))
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    show = sys.stderr.isatty() if progress is None else progress
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    curves: list[dict[str, float]] = []
+    status, reason = "finished", ""
+    train_seconds, images_seen, train_loss = 0.0, 0, float("nan")
+    for epoch in range(recipe.epochs):
+        model.train()
+        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+        seen = 0
+        synchronize(device)
+        start = time.perf_counter()
+        bar = tqdm(batches.epoch(epoch), total=len(batches), disable=not show, leave=False,
+                   desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="batch", file=sys.stderr)
+        for x, y in bar:
+            with autocast(device, precision):
+                loss = criterion(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            loss_sum += loss.detach().double() * len(y)
+            seen += len(y)
+        synchronize(device)
+        train_seconds += time.perf_counter() - start
+        images_seen += seen
+        train_loss = loss_sum.item() / seen
+        if not math.isfinite(train_loss):
+            status, reason = "diverged", f"training loss became {train_loss} in epoch {epoch + 1}"
+            curves.append({"epoch": epoch + 1, "train_loss": train_loss, "lr": scheduler.get_last_lr()[0]})
+            break
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "lr": scheduler.get_last_lr()[0],
+               **evaluate(model, splits.test, splits, recipe, device, precision),
+               "epoch_seconds": time.perf_counter() - start}
+        curves.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
+        if show:
+            tqdm.write(f"epoch {epoch + 1}/{recipe.epochs}  train_loss {train_loss:.4f}  "
+                       f"test_loss {row['test_loss']:.4f}  top1_err {row['top1_err']:.2f}%", file=sys.stderr)
+
+    final = curves[-1] if status == "finished" else {"test_loss": float("nan"), "top1_err": float("nan"),
+                                                      "top5_err": float("nan")}
+    x_probe = next(iter(eval_batches(splits.test, batch_size=recipe.batch_size, mean=splits.mean,
+                                     std=splits.std, device=device, channels_last=recipe.channels_last)))[0]
+    metrics = {
+        "top1_err": final["top1_err"], "top5_err": final["top5_err"], "test_loss": final["test_loss"],
+        "train_loss": train_loss, "params": cost["params"], "se_params": cost["se_params"], "macs": cost["macs"],
+        "train_seconds": train_seconds, "train_img_per_s": images_seen / train_seconds if train_seconds else 0.0,
+        "infer_ms": latency_ms(model, x_probe, precision) if status == "finished" else float("nan"),
+        "peak_mem_mb": peak_memory_mb(device),
+        "epochs_done": len(curves) if status == "finished" else len(curves) - 1,
+    }
+    environment = {"resolved_device": str(device), "resolved_precision": precision,
+                   "torch_version": torch.__version__, "infer_batch": int(x_probe.shape[0])}
+    return RunResult(spec, status, metrics, curves, cost["hidden_widths"], reason, environment)
