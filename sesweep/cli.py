@@ -14,6 +14,7 @@ EXAMPLES = """\
 examples:
   sesweep info model.arch=resnet50 model.attention.reduction=16 model.num_classes=1000 --json
   sesweep info model.arch=resnet20 model.attention.kind=none
+  sesweep train model.arch=resnet20 recipe.dataset=digits recipe.epochs=15
 """
 
 
@@ -62,8 +63,48 @@ def format_cost(cost: dict[str, Any], reduction: float) -> str:
     return "\n".join(lines)
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train and evaluate one run (variant × recipe × seed) and print its record."""
+    from sesweep.train import train
+
+    spec = run_spec(parse_assignments(args.assignments))
+    result = train(spec, progress=False if args.quiet else None)
+    if args.json:
+        print(json.dumps({"record": result.record(), "curves": result.curves,
+                          "hidden_widths": result.hidden_widths}, indent=2, default=str))
+    else:
+        print(format_record(result.record()))
+    return 0 if result.status == "finished" else 1
+
+
+def format_record(record: dict[str, Any]) -> str:
+    m = record
+    lines = [f"run {m['run_key']}  {m['model.arch']}  attention {m['model.attention.kind']}  seed {m['seed']}  "
+             f"status {m['status']}" + (f" ({m['reason']})" if m["reason"] else "")]
+    lines.append(f"  top-1 error {m['top1_err']:.2f}%   top-5 error {m['top5_err']:.2f}%   "
+                 f"test loss {m['test_loss']:.4f}   train loss {m['train_loss']:.4f}")
+    lines.append(f"  params {m['params']:,} (SE {m['se_params']:,})   MACs {m['macs'] / 1e6:.2f}M   "
+                 f"epochs {m['epochs_done']}")
+    lines.append(f"  train {m['train_seconds']:.1f}s at {m['train_img_per_s']:.0f} img/s   "
+                 f"inference {m['infer_ms']:.1f} ms/batch of {m['infer_batch']}   "
+                 f"peak memory {m['peak_mem_mb']:.0f} MB   on {m['resolved_device']} {m['resolved_precision']}")
+    return "\n".join(lines)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Training-step and inference speed: attention kinds × precisions, interleaved, medians."""
+    from sesweep.bench import bench, format_bench
+
+    spec = run_spec(parse_assignments(args.assignments))
+    rows = bench(spec, args.kinds.split(","), args.precisions.split(","), args.steps, args.repeats)
+    print(json.dumps(rows, indent=2) if args.json else format_bench(rows))
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "info": (cmd_info, "cost of one variant: params, SE params, MACs, hidden widths"),
+    "train": (cmd_train, "train and evaluate one run, print its record"),
+    "bench": (cmd_bench, "measure training-step and inference speed of baseline vs SE, fp32 vs bf16"),
 }
 
 
@@ -81,6 +122,20 @@ def build_parser() -> argparse.ArgumentParser:
                       help="square input size for MACs (default: 32 for CIFAR ResNets, 224 for ImageNet)")
     info.add_argument("--in-channels", type=int, default=None,
                       help="input channels (default: the data set's, 3 for RGB)")
+
+    tr = sub.add_parser("train", help=COMMANDS["train"][1], description=cmd_train.__doc__,
+                        epilog="exit status: 0 finished, 1 diverged, 2 bad spec")
+    _assignments(tr)
+    tr.add_argument("--json", action="store_true", help="print the record, curves and widths as JSON")
+    tr.add_argument("--quiet", action="store_true", help="no progress bars (also off when not a terminal)")
+
+    be = sub.add_parser("bench", help=COMMANDS["bench"][1], description=cmd_bench.__doc__)
+    _assignments(be)
+    be.add_argument("--kinds", default="none,se", help="attention kinds to compare (default: none,se)")
+    be.add_argument("--precisions", default="fp32,bf16", help="precisions to compare (default: fp32,bf16)")
+    be.add_argument("--steps", type=int, default=10, help="timed steps per repeat (default: 10)")
+    be.add_argument("--repeats", type=int, default=3, help="interleaved repeats; the median is shown (default: 3)")
+    be.add_argument("--json", action="store_true", help="print JSON rows")
     return parser
 
 

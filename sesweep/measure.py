@@ -13,6 +13,7 @@ import copy
 import resource
 import statistics
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from typing import Any
 
@@ -91,3 +92,51 @@ def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # Linux reports KiB
+
+
+@torch.no_grad()
+def excitation_profile(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], precision: str,
+                       max_classes: int = 10) -> list[dict[str, Any]]:
+    """Mean excitation per channel, per attention block and class (SENet TPAMI Fig. 6), first classes only.
+
+    Reads the gate's output through forward hooks, so it sees exactly what scales the features.
+    """
+    from sesweep.hardware import autocast
+
+    blocks = {name: m for name, m in model.named_modules() if isinstance(m, Attention) and hasattr(m, "gate")}
+    if not blocks:
+        return []
+    sums: dict[str, torch.Tensor] = {}
+    counts = torch.zeros(max_classes, dtype=torch.float64)
+    current: dict[str, torch.Tensor] = {}
+
+    def hook(name: str) -> Callable[..., None]:
+        def record(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+            current[name] = output.flatten(1).double().cpu()
+        return record
+
+    handles = [m.gate.register_forward_hook(hook(name)) for name, m in blocks.items()]
+    was_training = model.training
+    model.eval()
+    try:
+        for x, y in batches:
+            with autocast(x.device, precision):
+                model(x)
+            y = y.cpu()
+            keep = y < max_classes
+            onehot = torch.nn.functional.one_hot(y[keep], max_classes).double()  # [n, K]
+            counts += onehot.sum(0)
+            for name, s in current.items():
+                sums[name] = sums.get(name, 0) + onehot.T @ s[keep]  # [K, C]
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    rows = []
+    for name, total in sums.items():
+        stage = int(name.split(".")[0].removeprefix("layer")) + 1
+        for k in range(max_classes):
+            if counts[k] > 0:
+                rows.append({"block": name, "stage": stage, "class": k,
+                             "mean": [round(v, 6) for v in (total[k] / counts[k]).tolist()]})
+    return rows

@@ -8,10 +8,11 @@ the parameter name), and it never raises on a diverging run: a NaN/inf loss ends
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,13 +22,15 @@ from tqdm import tqdm
 
 from sesweep.data import DataSplits, ImageSet, TrainBatches, eval_batches, load_data
 from sesweep.hardware import autocast, resolve_device, resolve_precision, synchronize
-from sesweep.measure import latency_ms, model_cost, peak_memory_mb
+from sesweep.measure import excitation_profile, latency_ms, model_cost, peak_memory_mb
 from sesweep.models import build_model
 from sesweep.spec import RecipeSpec, RunSpec, flatten, run_key
 
 #: metric columns every run record has (errors in percent, as in the SENet paper)
 METRICS = ("top1_err", "top5_err", "test_loss", "train_loss", "params", "se_params", "macs", "train_seconds",
-           "train_img_per_s", "infer_ms", "peak_mem_mb", "epochs_done")
+           "train_img_per_s", "infer_ms", "peak_mem_mb", "epochs_done", "diverged_epoch")
+
+EXCITATION_IMAGES, EXCITATION_BATCH = 1024, 256
 
 
 @dataclass
@@ -36,11 +39,12 @@ class RunResult:
 
     spec: RunSpec
     status: str                      # finished | diverged
-    metrics: dict[str, float]
+    metrics: dict[str, float | int | None]
     curves: list[dict[str, float]] = field(default_factory=list)
     hidden_widths: list[dict[str, Any]] = field(default_factory=list)
     reason: str = ""
-    environment: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    excitation: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def run_key(self) -> str:
@@ -66,6 +70,24 @@ def lr_factor(step: int, total_steps: int, recipe: RecipeSpec, steps_per_epoch: 
 def make_optimizer(model: nn.Module, recipe: RecipeSpec) -> torch.optim.SGD:
     return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                            nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=recipe.weight_decay)
+
+
+def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+              criterion: nn.Module, device: torch.device, precision: str) -> Callable[..., torch.Tensor]:
+    """One optimisation step ``step(x, y) -> loss`` (detached, not synchronised): the only one there is."""
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with autocast(device, precision):
+            loss = criterion(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        return loss.detach()
+
+    return step
 
 
 @torch.no_grad()
@@ -114,8 +136,8 @@ def train(spec: RunSpec, *, data: DataSplits | None = None, progress: bool | Non
     total_steps = recipe.epochs * len(batches)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, total_steps, recipe, len(batches)))
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    step = make_step(model, optimizer, scheduler, nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing),
+                     device, precision)
     show = sys.stderr.isatty() if progress is None else progress
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -123,6 +145,7 @@ def train(spec: RunSpec, *, data: DataSplits | None = None, progress: bool | Non
     curves: list[dict[str, float]] = []
     status, reason = "finished", ""
     train_seconds, images_seen, train_loss = 0.0, 0, float("nan")
+    diverged_epoch: int | None = None
     for epoch in range(recipe.epochs):
         model.train()
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -132,21 +155,15 @@ def train(spec: RunSpec, *, data: DataSplits | None = None, progress: bool | Non
         bar = tqdm(batches.epoch(epoch), total=len(batches), disable=not show, leave=False,
                    desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="batch", file=sys.stderr)
         for x, y in bar:
-            with autocast(device, precision):
-                loss = criterion(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            loss_sum += loss.detach().double() * len(y)
+            loss_sum += step(x, y).double() * len(y)
             seen += len(y)
         synchronize(device)
         train_seconds += time.perf_counter() - start
         images_seen += seen
         train_loss = loss_sum.item() / seen
         if not math.isfinite(train_loss):
-            status, reason = "diverged", f"training loss became {train_loss} in epoch {epoch + 1}"
+            status, diverged_epoch = "diverged", epoch + 1
+            reason = f"training loss became {train_loss} in epoch {epoch + 1}"
             curves.append({"epoch": epoch + 1, "train_loss": train_loss, "lr": scheduler.get_last_lr()[0]})
             break
         row = {"epoch": epoch + 1, "train_loss": train_loss, "lr": scheduler.get_last_lr()[0],
@@ -161,16 +178,24 @@ def train(spec: RunSpec, *, data: DataSplits | None = None, progress: bool | Non
 
     final = curves[-1] if status == "finished" else {"test_loss": float("nan"), "top1_err": float("nan"),
                                                       "top5_err": float("nan")}
-    x_probe = next(iter(eval_batches(splits.test, batch_size=recipe.batch_size, mean=splits.mean,
-                                     std=splits.std, device=device, channels_last=recipe.channels_last)))[0]
+    def test_batches(batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return eval_batches(splits.test, batch_size=batch_size, mean=splits.mean, std=splits.std, device=device,
+                            channels_last=recipe.channels_last)
+
+    x_probe = next(test_batches(recipe.batch_size))[0]
+    finished = status == "finished"
     metrics = {
         "top1_err": final["top1_err"], "top5_err": final["top5_err"], "test_loss": final["test_loss"],
         "train_loss": train_loss, "params": cost["params"], "se_params": cost["se_params"], "macs": cost["macs"],
         "train_seconds": train_seconds, "train_img_per_s": images_seen / train_seconds if train_seconds else 0.0,
-        "infer_ms": latency_ms(model, x_probe, precision) if status == "finished" else float("nan"),
+        "infer_ms": latency_ms(model, x_probe, precision) if finished else float("nan"),
         "peak_mem_mb": peak_memory_mb(device),
-        "epochs_done": len(curves) if status == "finished" else len(curves) - 1,
+        "epochs_done": len(curves) if finished else len(curves) - 1,
+        "diverged_epoch": diverged_epoch,
     }
+    # SENet Fig. 6: mean excitation per channel and class, on up to EXCITATION_IMAGES test images
+    probe = itertools.islice(test_batches(EXCITATION_BATCH), max(1, EXCITATION_IMAGES // EXCITATION_BATCH))
+    excitation = excitation_profile(model, probe, precision) if finished else []
     environment = {"resolved_device": str(device), "resolved_precision": precision,
                    "torch_version": torch.__version__, "infer_batch": int(x_probe.shape[0])}
-    return RunResult(spec, status, metrics, curves, cost["hidden_widths"], reason, environment)
+    return RunResult(spec, status, metrics, curves, cost["hidden_widths"], reason, environment, excitation)

@@ -1,0 +1,110 @@
+"""Training-step and inference speed of variants × precisions, measured side by side.
+
+Times on a shared machine are noisy, so configurations are interleaved (round-robin over repeats) and the
+median is reported: compare the ratios within one bench run, not figures across runs.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from sesweep.data import DataSplits, TrainBatches, eval_batches, load_data
+from sesweep.hardware import resolve_device, resolve_precision, synchronize
+from sesweep.measure import count_params, latency_ms
+from sesweep.models import build_model
+from sesweep.spec import RunSpec, SpecError, build, flatten, nest
+from sesweep.train import make_optimizer, make_step
+
+
+def bench(spec: RunSpec, kinds: list[str], precisions: list[str], steps: int = 10, repeats: int = 3,
+          warmup: int = 3, data: DataSplits | None = None) -> list[dict[str, Any]]:
+    """Median ms per training step and images/s for each attention kind × precision (same data, same seed)."""
+    device = resolve_device(spec.recipe.device)
+    splits = data if data is not None else load_data(spec.recipe)
+    configs = []
+    for kind in kinds:
+        flat = flatten(spec)
+        flat["model.attention.kind"] = kind
+        variant = build(RunSpec, nest(flat))
+        for precision in precisions:
+            resolved = resolve_precision(precision, device)
+            configs.append(_Config(variant, kind, resolved, splits, device))
+    for config in configs:
+        config.run(warmup)
+    times: dict[int, list[float]] = {i: [] for i in range(len(configs))}
+    for _ in range(repeats):
+        for i, config in enumerate(configs):
+            times[i].append(config.run(steps) / steps)
+    rows = []
+    for i, config in enumerate(configs):
+        ms = statistics.median(times[i]) * 1e3
+        rows.append({"attention": config.kind, "precision": config.precision, "ms_per_step": ms,
+                     "img_per_s": spec.recipe.batch_size / ms * 1e3, "infer_ms": config.latency(),
+                     "params": count_params(config.model), "batch_size": spec.recipe.batch_size,
+                     "device": str(device)})
+    base = {r["precision"]: r["ms_per_step"] for r in rows if r["attention"] == kinds[0]}
+    for r in rows:
+        r[f"step_vs_{kinds[0]}"] = r["ms_per_step"] / base[r["precision"]]
+    return rows
+
+
+class _Config:
+    """One variant × precision, ready to step on a fixed stream of batches."""
+
+    def __init__(self, spec: RunSpec, kind: str, precision: str, splits: DataSplits, device: torch.device) -> None:
+        recipe = spec.recipe
+        if len(splits.train) < recipe.batch_size:
+            raise SpecError("recipe.batch_size", f"{recipe.batch_size} is larger than the {len(splits.train)} "
+                                                 "training images; allowed: a smaller batch")
+        self.kind, self.precision, self.device, self.recipe, self.splits = kind, precision, device, recipe, splits
+        memory = torch.channels_last if recipe.channels_last else torch.preserve_format
+        self.model = build_model(spec.model, splits.num_classes, splits.channels, spec.seed).to(device,
+                                                                                              memory_format=memory)
+        optimizer = make_optimizer(self.model, recipe)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+        self.step = make_step(self.model, optimizer, scheduler, nn.CrossEntropyLoss(), device, precision)
+        batches = TrainBatches(splits.train, batch_size=recipe.batch_size, mean=splits.mean, std=splits.std,
+                               augment=recipe.augment == "standard", flip=splits.flip, seed=spec.seed,
+                               device=device, channels_last=recipe.channels_last)
+        self.batches = batches
+        self._stream = self._batches()
+
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Endless: epoch after epoch."""
+        epoch = 0
+        while True:
+            yield from self.batches.epoch(epoch)
+            epoch += 1
+
+    def run(self, steps: int) -> float:
+        """Seconds for ``steps`` training steps (data augmentation included, as in a real run)."""
+        self.model.train()
+        synchronize(self.device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            self.step(*next(self._stream))
+        synchronize(self.device)
+        return time.perf_counter() - start
+
+    def latency(self) -> float:
+        x = next(eval_batches(self.splits.test, batch_size=self.recipe.batch_size, mean=self.splits.mean,
+                              std=self.splits.std, device=self.device, channels_last=self.recipe.channels_last))[0]
+        return latency_ms(self.model, x, self.precision)
+
+
+def format_bench(rows: list[dict[str, Any]]) -> str:
+    ratio = next(k for k in rows[0] if k.startswith("step_vs_"))
+    lines = [f"{'attention':<10}{'precision':<10}{'ms/step':>9}{'img/s':>9}{'infer ms':>10}{'params':>11}"
+             f"{ratio.replace('_', ' '):>18}"]
+    for r in rows:
+        lines.append(f"{r['attention']:<10}{r['precision']:<10}{r['ms_per_step']:>9.1f}{r['img_per_s']:>9.0f}"
+                     f"{r['infer_ms']:>10.1f}{r['params']:>11,}{r[ratio]:>18.3f}")
+    lines.append(f"batch {rows[0]['batch_size']} on {rows[0]['device']}; medians over interleaved repeats")
+    return "\n".join(lines)
+
