@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sesweep.spec import SpecError, parse_assignments, run_spec
 
 EXAMPLES = """\
 examples:
+  sesweep run experiments/smoke.yaml && sesweep report experiments/smoke.yaml
   sesweep info model.arch=resnet50 model.attention.reduction=16 model.num_classes=1000 --json
   sesweep info model.arch=resnet20 model.attention.kind=none
   sesweep train model.arch=resnet20 recipe.dataset=digits recipe.epochs=15
@@ -101,52 +104,91 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
-    "info": (cmd_info, "cost of one variant: params, SE params, MACs, hidden widths"),
-    "train": (cmd_train, "train and evaluate one run, print its record"),
-    "bench": (cmd_bench, "measure training-step and inference speed of baseline vs SE, fp32 vs bf16"),
+def add_info_arguments(parser: argparse.ArgumentParser) -> None:
+    _assignments(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--input-size", type=int, default=None,
+                        help="square input size for MACs (default: 32 for CIFAR ResNets, 224 for ImageNet)")
+    parser.add_argument("--in-channels", type=int, default=None, help="input channels (default: 3, RGB)")
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = "exit status: 0 finished, 1 diverged, 2 bad spec"
+    _assignments(parser)
+    parser.add_argument("--json", action="store_true", help="print the record, curves and widths as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars (also off when not a terminal)")
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    _assignments(parser)
+    parser.add_argument("--kinds", default="none,se", help="attention kinds to compare (default: none,se)")
+    parser.add_argument("--precisions", default="fp32,bf16", help="precisions to compare (default: fp32,bf16)")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per repeat (default: 10)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats; the median is shown (default: 3)")
+    parser.add_argument("--json", action="store_true", help="print JSON rows")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A sub-command: where its arguments and handler live (imported only when it runs: a fast --help)."""
+
+    module: str
+    add_arguments: str
+    handler: str
+    help: str
+
+
+#: the data flow, in order: spec → runs → records → tables → figures
+COMMANDS: dict[str, Command] = {
+    "run": Command("sesweep.sweep", "add_run_arguments", "cmd_run",
+                   "run, resume or join a sweep (experiments/NAME.yaml) until every run is done"),
+    "status": Command("sesweep.sweep", "add_status_arguments", "cmd_status",
+                      "done / running / failed / pending runs of a sweep, with an ETA"),
+    "train": Command("sesweep.cli", "add_train_arguments", "cmd_train", "train and evaluate one run, print its record"),
+    "info": Command("sesweep.cli", "add_info_arguments", "cmd_info",
+                    "cost of one variant: params, SE params, MACs, hidden widths"),
+    "aggregate": Command("sesweep.tables", "add_aggregate_arguments", "cmd_aggregate",
+                         "mean ± CI per variant, paired deltas vs the baseline, paper-style tables"),
+    "report": Command("sesweep.report", "add_report_arguments", "cmd_report",
+                      "report.md and a self-contained report.html with tables, figures and a summary"),
+    "bench": Command("sesweep.cli", "add_bench_arguments", "cmd_bench",
+                     "training-step and inference speed of baseline vs SE, fp32 vs bf16"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sesweep",
-        description="Matched ablation sweeps of Squeeze-and-Excitation ResNets: spec → runs → tables → figures.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    info = sub.add_parser("info", help=COMMANDS["info"][1], description=cmd_info.__doc__)
-    _assignments(info)
-    info.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    info.add_argument("--input-size", type=int, default=None,
-                      help="square input size for MACs (default: 32 for CIFAR ResNets, 224 for ImageNet)")
-    info.add_argument("--in-channels", type=int, default=None,
-                      help="input channels (default: the data set's, 3 for RGB)")
-
-    tr = sub.add_parser("train", help=COMMANDS["train"][1], description=cmd_train.__doc__,
-                        epilog="exit status: 0 finished, 1 diverged, 2 bad spec")
-    _assignments(tr)
-    tr.add_argument("--json", action="store_true", help="print the record, curves and widths as JSON")
-    tr.add_argument("--quiet", action="store_true", help="no progress bars (also off when not a terminal)")
-
-    be = sub.add_parser("bench", help=COMMANDS["bench"][1], description=cmd_bench.__doc__)
-    _assignments(be)
-    be.add_argument("--kinds", default="none,se", help="attention kinds to compare (default: none,se)")
-    be.add_argument("--precisions", default="fp32,bf16", help="precisions to compare (default: fp32,bf16)")
-    be.add_argument("--steps", type=int, default=10, help="timed steps per repeat (default: 10)")
-    be.add_argument("--repeats", type=int, default=3, help="interleaved repeats; the median is shown (default: 3)")
-    be.add_argument("--json", action="store_true", help="print JSON rows")
-    return parser
+def top_level_help() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: sesweep COMMAND [options]   (sesweep COMMAND --help for its options)", "",
+             "Matched ablation sweeps of Squeeze-and-Excitation ResNets: spec → runs → tables → figures.", "",
+             "commands:"]
+    lines += [f"  {name:<{width}}  {cmd.help}" for name, cmd in COMMANDS.items()]
+    return "\n".join([*lines, "", EXAMPLES])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handler = COMMANDS[args.command][0]
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(top_level_help())
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        from sesweep import __version__
+
+        print(f"sesweep {__version__}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"sesweep: error: unknown command {name!r}; allowed: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    command = COMMANDS[name]
+    module = importlib.import_module(command.module)
+    handler: Callable[[argparse.Namespace], int] = getattr(module, command.handler)
+    parser = argparse.ArgumentParser(prog=f"sesweep {name}", description=handler.__doc__)
+    getattr(module, command.add_arguments)(parser)
+    args = parser.parse_args(rest)
     try:
         return handler(args)
     except SpecError as exc:
-        print(f"sesweep {args.command}: error: {exc}", file=sys.stderr)
+        print(f"sesweep {name}: error: {exc}", file=sys.stderr)
         return 2
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -42,7 +43,7 @@ def test_record_has_every_metric_and_spec_key():
     assert record["epochs_done"] == 1 and record["diverged_epoch"] is None
     assert record["params"] > record["se_params"] > 0
     assert record["train_img_per_s"] > 0 and record["infer_ms"] > 0
-    assert [w["block"] for w in result.hidden_widths][0] == "layer1.0.attn_branch"
+    assert result.hidden_widths[0]["block"] == "layer1.0.attn_branch"
     # excitation profile: sigmoid gate values per channel, for each block and the classes seen
     assert result.excitation and all(0 < v < 1 for row in result.excitation for v in row["mean"])
     assert {row["stage"] for row in result.excitation} == {2, 3, 4}
@@ -91,7 +92,7 @@ def test_schedule_warmup_cosine_and_steps():
     factors = [lr_factor(s, 100, recipe, 10) for s in range(100)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)  # linear warmup over 10 steps
     assert factors[10] == pytest.approx(1.0) and factors[-1] < 0.001  # cosine to 0
-    assert all(a >= b for a, b in zip(factors[9:], factors[10:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(factors[9:]))
     step = tiny(recipe__schedule="step", recipe__step_milestones=[0.5, 0.75]).recipe
     assert [lr_factor(s, 100, step, 10) for s in (0, 49, 50, 74, 75, 99)] == pytest.approx(
         [1, 1, 0.1, 0.1, 0.01, 0.01])

@@ -1,0 +1,483 @@
+"""A sweep file (``experiments/NAME.yaml``) → the manifest of its runs.
+
+A sweep is a base run spec (``model:``, ``recipe:``), the ``axes`` to vary (a cartesian product over dotted
+keys), extra named ``variants`` (dotted overrides of the base, not crossed with the axes) and the ``seeds``.
+:func:`load_plan` validates the whole file before anything runs — unknown keys, wrong types, impossible SE
+widths, empty or duplicated axis values, duplicated variant names (also as duplicated YAML keys, which
+PyYAML would silently collapse) — and every error is one :class:`~sesweep.spec.SpecError` line that names
+the file, the dotted key and what is allowed. Nothing is written here.
+
+Expansion order: every axes combination of the base (variant names such as ``r=4,pool=max``; the base
+alone, named ``base``, when there are no axes), then the named variants in file order; each variant × the
+seeds. Two variants that resolve to the same spec are one run: the first name is kept and the manifest
+says which name was dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import itertools
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sesweep.spec import RunSpec, SpecError, check_key, flatten, run_key, run_spec, schema_keys
+
+#: the keys a sweep file may have at its top level
+TOP_KEYS = ("name", "description", "model", "recipe", "seeds", "variants", "axes", "baseline", "tables", "figures")
+NAME_RE = re.compile(r"^[a-z0-9_-]+$")
+#: variant names: no '=' or ',' (those mark names derived from the axes), nothing a file system or CSV minds
+VARIANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+#: short labels for axis keys in derived variant names (the last key segment otherwise)
+LABELS = {"reduction": "r"}
+#: variant names the baseline defaults to, in this order, when ``baseline:`` is not given
+DEFAULT_BASELINES = ("resnet", "baseline")
+#: the name of the base variant when a sweep has no axes
+BASE_NAME = "base"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a sweep: variant × seed, its resolved spec and its run key."""
+
+    variant: str
+    seed: int
+    spec: RunSpec
+    key: str
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A model/recipe of the sweep before seeds: its name, its overrides of the base, where it came from."""
+
+    name: str
+    overrides: dict[str, Any]   # dotted key → value, relative to the base
+    spec: RunSpec               # resolved, seed 0
+    origin: str                 # "axes", "variants" or "base"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated sweep: its runs (deduplicated by run key) and what the report step needs."""
+
+    name: str
+    description: str
+    source: str
+    spec_text: str
+    base: RunSpec
+    seeds: tuple[int, ...]
+    axes: tuple[tuple[str, tuple[Any, ...]], ...]
+    variants: tuple[Variant, ...]            # kept variants, expansion order
+    runs: tuple[Run, ...]                    # variant-major, then seeds in file order
+    baseline: str | None
+    duplicates: tuple[tuple[str, str], ...] = ()   # (dropped name, kept name)
+    tables: tuple[str, ...] = ()
+    figures: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def keys(self) -> list[str]:
+        return [r.key for r in self.runs]
+
+    def run_for(self, key: str) -> Run:
+        for run in self.runs:
+            if run.key == key:
+                return run
+        raise KeyError(key)
+
+    def queue_order(self) -> list[Run]:
+        """Runs in the order workers take them: seed-major, so partial results cover every variant early."""
+        seed_rank = {s: i for i, s in enumerate(self.seeds)}
+        variant_rank = {v.name: i for i, v in enumerate(self.variants)}
+        return sorted(self.runs, key=lambda r: (seed_rank[r.seed], variant_rank[r.variant]))
+
+    def manifest(self) -> dict[str, Any]:
+        """The JSON-ready manifest: what will run, under which keys, and what was merged."""
+        return {
+            "name": self.name, "description": self.description, "source": self.source,
+            "seeds": list(self.seeds), "baseline": self.baseline,
+            "axes": {k: list(v) for k, v in self.axes},
+            "variants": [{"name": v.name, "origin": v.origin, "overrides": v.overrides} for v in self.variants],
+            "duplicates": [{"dropped": d, "kept": k} for d, k in self.duplicates],
+            "notes": list(self.notes),
+            "runs": [{"variant": r.variant, "seed": r.seed, "run_key": r.key} for r in self.runs],
+            "tables": list(self.tables), "figures": list(self.figures),
+        }
+
+    def describe(self) -> str:
+        """A short human summary: variants, their overrides, seeds and the run count (for --dry-run)."""
+        lines = [f"sweep {self.name}: {len(self.variants)} variants x {len(self.seeds)} seeds = "
+                 f"{len(self.runs)} runs  (source {self.source})"]
+        if self.description:
+            lines.append(f"  {self.description}")
+        width = max(len(v.name) for v in self.variants)
+        for v in self.variants:
+            mark = "  (baseline)" if v.name == self.baseline else ""
+            over = ", ".join(f"{k}={_fmt(val)}" for k, val in v.overrides.items()) or "(the base)"
+            lines.append(f"  {v.name:<{width}}  {over}{mark}")
+        lines.append(f"  seeds: {', '.join(map(str, self.seeds))}")
+        for dropped, kept in self.duplicates:
+            lines.append(f"  note: variant {dropped} is the same run as {kept}; kept {kept}")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# YAML with duplicate keys rejected
+
+
+def _find_duplicate_keys(node: yaml.Node, path: str = "") -> None:
+    """Walk a composed YAML tree; a mapping with the same key twice is an error naming the dotted path."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                _find_duplicate_keys(value_node, path)
+                continue
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+            line = key_node.start_mark.line + 1
+            dotted = f"{path}.{key}" if path else str(key)
+            if key in seen:
+                raise SpecError(dotted, f"is given twice (lines {seen[key]} and {line}); YAML would silently "
+                                        "keep the last one, so remove or rename one of them")
+            seen[key] = line
+            _find_duplicate_keys(value_node, dotted)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _find_duplicate_keys(item, f"{path}[{i}]")
+
+
+def load_yaml(text: str) -> Any:
+    """Safe YAML that rejects duplicate mapping keys (PyYAML alone keeps the last one silently)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            _find_duplicate_keys(node)
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or exc.__class__.__name__
+        raise SpecError("", f"not valid YAML{where}: {problem}") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# loading
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read and validate a sweep file; every error is a :class:`SpecError` prefixed with the file."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError("", f"cannot read the sweep file: {exc.strerror or exc}").in_source(source) from None
+    except UnicodeDecodeError:
+        raise SpecError("", "the sweep file is not UTF-8 text").in_source(source) from None
+    return parse_plan(text, source)
+
+
+def parse_plan(text: str, source: str = "<sweep>") -> Plan:
+    """Validate sweep text (see the module doc); errors are :class:`SpecError` prefixed with ``source``."""
+    try:
+        return _parse(text, source)
+    except SpecError as exc:
+        raise exc.in_source(source) from None
+
+
+def _parse(text: str, source: str) -> Plan:
+    data = load_yaml(text)
+    if not isinstance(data, Mapping):
+        raise SpecError("", "a sweep file is a mapping with keys " + ", ".join(TOP_KEYS))
+    _check_top_keys(data)
+    name = _name(data)
+    description = data.get("description") or ""
+    if not isinstance(description, str):
+        raise SpecError("description", f"{description!r} is not a string")
+    known = schema_keys()
+
+    base_flat: dict[str, Any] = {}
+    for section in ("model", "recipe"):
+        raw = data.get(section)
+        if raw is None:
+            if section in data:
+                raise SpecError(section, "is empty; give keys under it or leave it out")
+            continue
+        if not isinstance(raw, Mapping):
+            raise SpecError(section, f"must be a section of keys, got {raw!r}")
+        base_flat.update(_flat_overrides(raw, section, known, prefix=f"{section}."))
+    base = run_spec(base_flat)
+    seeds = _seeds(data)
+    axes = _axes(data, base, known)
+    variants = _expand(data, base, axes, known)
+    _check_models(variants)
+
+    kept: list[Variant] = []
+    by_key: dict[str, str] = {}
+    duplicates: list[tuple[str, str]] = []
+    for v in variants:
+        key = run_key(v.spec)
+        if key in by_key:
+            duplicates.append((v.name, by_key[key]))
+            continue
+        by_key[key] = v.name
+        kept.append(v)
+    runs = tuple(Run(v.name, s, dataclasses.replace(v.spec, seed=s), run_key(dataclasses.replace(v.spec, seed=s)))
+                 for v in kept for s in seeds)
+    baseline, notes = _baseline(data, [v.name for v in variants], dict(duplicates))
+    return Plan(name=name, description=description, source=source, spec_text=text, base=base, seeds=seeds,
+                axes=tuple((k, tuple(vals)) for k, vals in axes), variants=tuple(kept), runs=runs,
+                baseline=baseline, duplicates=tuple(duplicates), tables=_names_list(data, "tables"),
+                figures=_names_list(data, "figures"), notes=tuple(notes))
+
+
+def _check_top_keys(data: Mapping[Any, Any]) -> None:
+    for key in data:
+        if key in TOP_KEYS:
+            continue
+        text = str(key)
+        if text == "seed":
+            raise SpecError("seed", "unknown key; a sweep lists its seeds as seeds: [0, 1, 2]")
+        if text.startswith(("model.", "recipe.")):
+            raise SpecError(text, "dotted spec keys go under model: or recipe: (the base), variants: or axes:")
+        close = difflib.get_close_matches(text, TOP_KEYS, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise SpecError(text, f"unknown key{hint}; allowed keys at the top level: {', '.join(TOP_KEYS)}")
+
+
+def _name(data: Mapping[str, Any]) -> str:
+    if "name" not in data or data["name"] is None:
+        raise SpecError("name", "is missing; every sweep needs a name (letters a-z, digits, _ and -): "
+                                "its results go to results/<name>/")
+    name = data["name"]
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise SpecError("name", f"{name!r} is not allowed; allowed: lower-case letters, digits, _ and - "
+                                "(it names results/<name>/)")
+    return name
+
+
+def _seeds(data: Mapping[str, Any]) -> tuple[int, ...]:
+    if "seeds" not in data:
+        raise SpecError("seeds", "is missing; list the seeds every variant is trained with, e.g. seeds: [0, 1, 2]")
+    seeds = data["seeds"]
+    if not isinstance(seeds, list) or not seeds:
+        raise SpecError("seeds", f"{seeds!r} is not allowed; allowed: a non-empty list of distinct integers >= 0")
+    for i, s in enumerate(seeds):
+        if not isinstance(s, int) or isinstance(s, bool) or s < 0:
+            raise SpecError(f"seeds[{i}]", f"{s!r} is not allowed; allowed: an integer >= 0")
+    dup = _first_duplicate(seeds)
+    if dup is not None:
+        raise SpecError("seeds", f"seed {dup} is listed twice; allowed: distinct integers >= 0")
+    return tuple(seeds)
+
+
+def _flat_overrides(raw: Mapping[Any, Any], where: str, known: Sequence[str], prefix: str = "") -> dict[str, Any]:
+    """Nested or dotted keys (``attention: {reduction: 8}`` or ``attention.reduction: 8``) → dotted keys.
+
+    ``where`` names the section for messages; ``prefix`` is prepended to every key (``model.`` for the
+    base's model section). Each key is checked against the schema.
+    """
+    out: dict[str, Any] = {}
+
+    def walk(node: Mapping[Any, Any], path: str) -> None:
+        for k, v in node.items():
+            if not isinstance(k, str) or not k:
+                raise SpecError(f"{where}", f"key {k!r} is not a dotted spec key such as model.attention.reduction")
+            key = f"{path}{k}"
+            if isinstance(v, Mapping) and key not in known:
+                if not v:
+                    raise SpecError(_rel(where, prefix, key), "is an empty section")
+                walk(v, f"{key}.")
+                continue
+            if key == "seed":
+                raise SpecError(_rel(where, prefix, key), "the seed is not a variant setting; list seeds under seeds:")
+            try:
+                check_key(key, known)
+            except SpecError as exc:
+                raise SpecError(_rel(where, prefix, key), exc.message) from None
+            out[key] = v
+
+    walk(raw, prefix)
+    return out
+
+
+def _rel(where: str, prefix: str, key: str) -> str:
+    """The dotted key as the user wrote it in ``where`` (the base sections already carry their prefix)."""
+    return key if prefix else f"{where}.{key}"
+
+
+def _axes(data: Mapping[str, Any], base: RunSpec, known: Sequence[str]) -> list[tuple[str, list[Any]]]:
+    if "axes" not in data:
+        return []
+    raw = data["axes"]
+    if not isinstance(raw, Mapping) or not raw:
+        raise SpecError("axes", f"{raw!r} is not allowed; allowed: a non-empty mapping of dotted keys to lists "
+                                "of values, e.g. model.attention.reduction: [4, 8, 16] (or leave axes out)")
+    flat = _flat_overrides(raw, "axes", known)
+    axes: list[tuple[str, list[Any]]] = []
+    for key, values in flat.items():
+        where = f"axes.{key}"
+        if not isinstance(values, list) or not values:
+            raise SpecError(where, f"{values!r} is not allowed; allowed: a non-empty list of distinct values")
+        resolved: list[Any] = []
+        for i, value in enumerate(values):
+            try:
+                spec = run_spec({key: value}, base)
+            except SpecError as exc:
+                detail = exc.message if exc.key == key else str(exc)
+                raise SpecError(where, f"value {i + 1} of {len(values)}: {detail}") from None
+            resolved.append(flatten(spec)[key])
+        dup = _first_duplicate(resolved)
+        if dup is not None:
+            raise SpecError(where, f"value {_fmt(dup)} is listed twice; allowed: distinct values")
+        axes.append((key, values))
+    return axes
+
+
+def _expand(data: Mapping[str, Any], base: RunSpec, axes: list[tuple[str, list[Any]]],
+            known: Sequence[str]) -> list[Variant]:
+    variants: list[Variant] = []
+    if axes:
+        labels = [LABELS.get(k.rpartition(".")[2], k.rpartition(".")[2]) for k, _ in axes]
+        labels = [lab if labels.count(lab) == 1 else k for lab, (k, _) in zip(labels, axes, strict=True)]
+        for combo in itertools.product(*(vals for _, vals in axes)):
+            overrides = {k: v for (k, _), v in zip(axes, combo, strict=True)}
+            name = ",".join(f"{lab}={_fmt(v)}" for lab, v in zip(labels, combo, strict=True))
+            variants.append(Variant(name, overrides, run_spec(overrides, base), "axes"))
+    else:
+        variants.append(Variant(BASE_NAME, {}, base, "base"))
+
+    raw = data.get("variants")
+    if raw is None and "variants" in data:
+        raise SpecError("variants", "is empty; give named variants or leave it out")
+    if raw is None:
+        return variants
+    if not isinstance(raw, Mapping):
+        raise SpecError("variants", f"must be a mapping of names to overrides, e.g. resnet: "
+                                    f"{{model.attention.kind: none}}; got {raw!r}")
+    taken = {v.name for v in variants}
+    for name, over in raw.items():
+        if not isinstance(name, str) or not VARIANT_RE.match(name):
+            raise SpecError(f"variants.{name}", "is not an allowed variant name; allowed: letters, digits, "
+                                                "_ . + - (starting with a letter or digit)")
+        if name in taken:
+            why = " (the base is called that when there are no axes)" if name == BASE_NAME and not axes else ""
+            raise SpecError(f"variants.{name}", f"duplicate variant name{why}; every variant needs its own name")
+        taken.add(name)
+        if over is None:
+            over = {}
+        if not isinstance(over, Mapping):
+            raise SpecError(f"variants.{name}", f"must be a mapping of dotted overrides, got {over!r}")
+        flat = _flat_overrides(over, f"variants.{name}", known)
+        try:
+            spec = run_spec(flat, base)
+        except SpecError as exc:
+            raise SpecError(f"variants.{name}.{exc.key}" if exc.key else f"variants.{name}", exc.message) from None
+        variants.append(Variant(name, flat, spec, "variants"))
+    return variants
+
+
+def _check_models(variants: list[Variant]) -> None:
+    """Every distinct model must be buildable (SE widths, stages, …); errors name where the value came from."""
+    checked: dict[Any, SpecError | None] = {}
+    for v in variants:
+        probe = (v.spec.model, v.spec.recipe.dataset)
+        if probe not in checked:
+            try:
+                check_model(v.spec)
+                checked[probe] = None
+            except SpecError as exc:
+                checked[probe] = exc
+        exc = checked[probe]
+        if exc is None:
+            continue
+        key = exc.key
+        if key in v.overrides:
+            key = f"axes.{key}" if v.origin == "axes" else f"variants.{v.name}.{key}"
+        raise SpecError(key, f"{exc.message} (variant {v.name})")
+
+
+def check_model(spec: RunSpec) -> None:
+    """Raise the :class:`SpecError` building this run's model would raise, without building big models.
+
+    The SE hidden width of every block is checked analytically with the same rule the model uses
+    (:func:`sesweep.models.hidden_width`), so the message names the block; CIFAR-size models (milliseconds
+    to build) are also built, which catches every other build-time check.
+    """
+    from sesweep.data import NUM_CLASSES, dataset_channels
+    from sesweep.models import ARCHS, build_model, hidden_width
+    from sesweep.models.build import attention_stages
+
+    model = spec.model
+    arch = ARCHS[model.arch]
+    att = model.attention
+    if att.kind == "se":
+        stages = attention_stages(model)
+        site = {"standard": "attn_branch", "pre": "attn_pre", "post": "attn_post",
+                "identity": "attn_identity"}[att.placement]
+        inplanes = arch.widths[0]
+        for i, (n, planes) in enumerate(zip(arch.layers, arch.widths, strict=True)):
+            cout = planes * arch.block.expansion
+            for j in range(n):
+                cin = inplanes if j == 0 else cout
+                if stages is None or i + 2 in stages:
+                    channels = cin if att.placement == "pre" else cout
+                    hidden_width(channels, att.reduction, att.min_hidden, att.divisor, f"layer{i + 1}.{j}.{site}")
+            inplanes = cout
+    if arch.input_size <= 32:
+        classes = NUM_CLASSES.get(spec.recipe.dataset)  # imagefolder: not known without reading the folders
+        if classes is None and model.num_classes == "auto":
+            classes = 2
+        build_model(model, classes, dataset_channels(spec.recipe), spec.seed)
+
+
+def _baseline(data: Mapping[str, Any], names: list[str], dropped: dict[str, str]) -> tuple[str | None, list[str]]:
+    notes: list[str] = []
+    if "baseline" in data and data["baseline"] is not None:
+        baseline = data["baseline"]
+        if not isinstance(baseline, str) or baseline not in names:
+            raise SpecError("baseline", f"{baseline!r} is not a variant of this sweep; allowed: {', '.join(names)}")
+    else:
+        baseline = next((n for n in DEFAULT_BASELINES if n in names), None)
+    if baseline in dropped:
+        notes.append(f"baseline {baseline} is the same run as {dropped[baseline]}; using {dropped[baseline]}")
+        baseline = dropped[baseline]
+    return baseline, notes
+
+
+def _names_list(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    raw = data.get(key)
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
+        raise SpecError(key, f"{raw!r} is not allowed; allowed: a list of names")
+    return tuple(raw)
+
+
+def _first_duplicate(values: Sequence[Any]) -> Any:
+    seen: set[str] = set()
+    for v in values:
+        canon = json.dumps(v, sort_keys=True, default=str)
+        if canon in seen:
+            return v
+        seen.add(canon)
+    return None
+
+
+def _fmt(value: Any) -> str:
+    """A value as it appears in a derived variant name: YAML-like and short."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_fmt(v) for v in value) + "]"
+    return str(value)

@@ -1,0 +1,650 @@
+"""Aggregation and statistics of a sweep's runs: what a table or a claim in a paper rests on.
+
+Inputs are the sweep's portable outputs (``results/NAME/runs.csv``, ``curves.csv``, ``runs/*.json``) and
+its spec file. Everything here works on partial sweeps: missing seeds, failed and diverged runs are
+counted (``n``, ``n_diverged``, ``n_failed``) and shown, never silently dropped; only the means exclude
+runs that did not finish.
+
+Statistics (all two-sided, 95% by default):
+
+* per variant and metric: mean, sample std (ddof=1), n and a Student-t confidence interval
+  ``mean ± t(1-α/2, n-1) · std / √n`` (none for n < 2);
+* the *paired* difference to a reference variant (the baseline, or a factor's reference level): runs are
+  paired by seed (and recipe keys), because a seed fixes the data order and the shared initial weights, so
+  the per-seed differences cancel the seed-to-seed noise. Its CI is the t interval of the differences and
+  its test the paired t-test (t distribution from scipy). The exact sign-flip permutation p-value of the
+  mean difference is reported beside it; the t-test p-value drives the "significant" wording, because
+  with n ≤ 5 pairs the permutation test cannot go below 2/2ⁿ ≥ 0.0625 at all.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy import stats as sps
+
+from sesweep.spec import RunSpec, flatten
+
+#: the usual metric columns of a run record, in ``sesweep.train.METRICS`` order; any other numeric column
+#: of runs.csv is aggregated too (after these), so a metric added to the record needs no change here, and
+#: aggregating never imports torch
+METRICS: tuple[str, ...] = ("top1_err", "top5_err", "test_loss", "train_loss", "params", "se_params", "macs",
+                            "train_seconds", "train_img_per_s", "infer_ms", "peak_mem_mb", "epochs_done")
+#: runs.csv columns that identify a run or describe where it ran: never aggregated as metrics
+ID_COLUMNS = frozenset({"run_key", "sweep", "variant", "seed", "status", "reason", "resolved_device",
+                        "resolved_precision", "torch_version", "infer_batch", "python_version", "code_version",
+                        "attempt", "worker", "hostname"})
+#: metrics compared against the reference with paired differences
+PAIRED_METRICS: tuple[str, ...] = ("top1_err", "top5_err", "test_loss")
+#: metrics where larger is better (everything else: smaller is better)
+HIGHER_IS_BETTER = frozenset({"train_img_per_s"})
+SPEC_PREFIXES = ("model.", "recipe.")
+#: spec keys that never define a factor of a sweep (where or how a run happened, not what it computes)
+NON_FACTOR_KEYS = frozenset({"recipe.data_root", "recipe.device", "recipe.precision", "recipe.eval_batch_size"})
+STATUSES = ("finished", "diverged", "failed")
+#: the sign-flip permutation test enumerates all 2ⁿ sign vectors up to this many pairs
+MAX_EXACT_PAIRS = 16
+
+
+class SweepDataError(FileNotFoundError):
+    """A sweep's results cannot be found or read; the message says which path and why."""
+
+
+# --------------------------------------------------------------------------------------------------
+# loading
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Everything the tables, figures and report read, loaded once."""
+
+    name: str
+    results_dir: Path
+    runs: pd.DataFrame
+    curves: pd.DataFrame
+    spec: dict[str, Any] = field(default_factory=dict)
+    spec_text: str = ""
+    spec_path: Path | None = None
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    #: ``manifest.json`` the sweep runner writes beside runs.csv (the expanded runs), if present
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def expected(self) -> int | None:
+        """How many runs the sweep has, from its manifest (None when unknown)."""
+        runs = self.manifest.get("runs")
+        return len(runs) if isinstance(runs, list) else None
+
+    @property
+    def seeds(self) -> list[int] | None:
+        """The spec's seeds, when the spec is known (for "n of expected")."""
+        seeds = self.spec.get("seeds")
+        return [int(s) for s in seeds] if isinstance(seeds, list) else None
+
+
+def resolve_target(target: str | Path, results_root: Path | None = None) -> tuple[str, Path, Path | None]:
+    """TARGET (a spec file or a results directory) → (sweep name, results directory, spec path or None).
+
+    A spec ``experiments/NAME.yaml`` maps to ``<results_root>/NAME`` (default ``results/``); a results
+    directory is used as is and its spec is the ``sweep.yaml`` the runner saved there (the file as run),
+    else ``experiments/NAME.yaml``.
+    """
+    path = Path(target)
+    root = results_root if results_root is not None else Path("results")
+    if path.is_file() or path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise SweepDataError(f"{path}: no such sweep spec")
+        name = _spec_name(path)
+        return name, root / name, path
+    if not path.is_dir():
+        raise SweepDataError(f"{path}: neither a sweep spec (.yaml) nor a results directory")
+    name = path.resolve().name
+    candidates = [path / "sweep.yaml", path / "spec.yaml", Path("experiments") / f"{name}.yaml"]
+    spec_path = next((p for p in candidates if p.is_file()), None)
+    return name, path, spec_path
+
+
+def _spec_name(path: Path) -> str:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SweepDataError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+    name = data.get("name") if isinstance(data, dict) else None
+    return str(name) if name else path.stem
+
+
+def load_sweep(target: str | Path, results_root: Path | None = None) -> Sweep:
+    """Read runs.csv (required), curves.csv and runs/*.json (optional) and the spec of a sweep."""
+    name, results_dir, spec_path = resolve_target(target, results_root)
+    runs_csv = results_dir / "runs.csv"
+    if not runs_csv.is_file():
+        raise SweepDataError(f"{runs_csv}: not found — has any run of sweep '{name}' finished yet?")
+    warnings: list[str] = []
+    runs = read_runs(runs_csv)
+    spec_text = spec_path.read_text() if spec_path else ""
+    spec = _parse_spec(spec_text, spec_path, warnings)
+    details = _read_details(results_dir / "runs", warnings)
+    curves = _read_curves(results_dir / "curves.csv", details)
+    manifest = _read_manifest(results_dir / "manifest.json", warnings)
+    return Sweep(name, results_dir, runs, curves, spec, spec_text, spec_path, details, tuple(warnings), manifest)
+
+
+def _read_manifest(path: Path, warnings: list[str]) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        warnings.append(f"{path}: unreadable ({exc.__class__.__name__}); expected run count unknown")
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _parse_spec(text: str, path: Path | None, warnings: list[str]) -> dict[str, Any]:
+    """The spec as a mapping; an unreadable spec is a warning, not a failure (the runs still count)."""
+    if not text:
+        return {}
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        warnings.append(f"{path}: not valid YAML ({exc.__class__.__name__}); spec ignored")
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_runs(path: Path) -> pd.DataFrame:
+    """runs.csv as a frame; a run recorded twice (same run_key) keeps its last row."""
+    try:
+        runs = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise SweepDataError(f"{path}: empty (not even a header row)") from None
+    for col in ("variant", "status"):
+        if col not in runs.columns:
+            raise SweepDataError(f"{path}: no '{col}' column")
+    runs = _drop_repeated_columns(runs)
+    runs["variant"] = runs["variant"].astype(str)
+    runs["status"] = runs["status"].fillna("failed").astype(str)
+    if "run_key" in runs.columns:
+        runs = runs.drop_duplicates("run_key", keep="last")
+    return runs.reset_index(drop=True)
+
+
+def _drop_repeated_columns(runs: pd.DataFrame) -> pd.DataFrame:
+    """A column written twice (pandas reads the second as ``seed.1``) is dropped when it repeats the first."""
+    drop = []
+    for col in runs.columns:
+        m = re.fullmatch(r"(.+)\.(\d+)", str(col))
+        if m and m.group(1) in runs.columns and runs[col].astype(str).equals(runs[m.group(1)].astype(str)):
+            drop.append(col)
+    return runs.drop(columns=drop)
+
+
+def _read_details(folder: Path, warnings: list[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    if not folder.is_dir():
+        return out
+    for path in sorted(folder.glob("*.json")):
+        try:
+            out[path.stem] = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            warnings.append(f"{path}: unreadable ({exc.__class__.__name__}); skipped")
+    return out
+
+
+def _read_curves(path: Path, details: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """curves.csv, or else the curves stored in the per-run JSON files."""
+    if path.is_file():
+        try:
+            return pd.read_csv(path)
+        except pd.errors.EmptyDataError:
+            return pd.DataFrame()
+    rows = []
+    for key, detail in details.items():
+        record = detail.get("record", {})
+        for row in detail.get("curves", []) or []:
+            rows.append({"run_key": key, "variant": record.get("variant"), "seed": record.get("seed"), **row})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# elementary statistics
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean, sample std, n and the Student-t confidence interval of one sample."""
+
+    mean: float
+    std: float
+    n: int
+    ci_lo: float
+    ci_hi: float
+
+    @property
+    def half_width(self) -> float:
+        return (self.ci_hi - self.ci_lo) / 2
+
+
+def t_quantile(n: int, confidence: float = 0.95) -> float:
+    """The two-sided Student-t critical value for n observations (n - 1 degrees of freedom)."""
+    return float(sps.t.ppf(0.5 + confidence / 2, n - 1)) if n >= 2 else math.nan
+
+
+def summarize(values: Iterable[float], confidence: float = 0.95) -> Summary:
+    """Mean ± t CI of the finite values; std and CI are NaN below two values (nothing to estimate from)."""
+    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    n = len(x)
+    if n == 0:
+        return Summary(math.nan, math.nan, 0, math.nan, math.nan)
+    mean = float(x.mean())
+    if n == 1:
+        return Summary(mean, math.nan, 1, math.nan, math.nan)
+    std = float(x.std(ddof=1))
+    half = t_quantile(n, confidence) * std / math.sqrt(n)
+    return Summary(mean, std, n, mean - half, mean + half)
+
+
+def paired_t_p(diffs: Sequence[float]) -> float:
+    """Two-sided p-value of the paired t-test on per-seed differences (NaN below two pairs).
+
+    Zero spread is handled explicitly: all differences 0 → p = 1; all equal and non-zero → p = 0.
+    """
+    d = np.asarray(diffs, dtype=float)
+    n = len(d)
+    if n < 2:
+        return math.nan
+    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    if sd == 0.0:
+        return 1.0 if mean == 0.0 else 0.0
+    t = mean / (sd / math.sqrt(n))
+    return float(2.0 * sps.t.sf(abs(t), n - 1))
+
+
+def sign_flip_p(diffs: Sequence[float]) -> float:
+    """Exact two-sided sign-flip permutation p-value of the mean difference (all 2ⁿ sign vectors).
+
+    Under "no effect" each per-seed difference is as likely to have either sign. NaN for no pairs or more
+    than :data:`MAX_EXACT_PAIRS`.
+    """
+    d = np.asarray(diffs, dtype=float)
+    n = len(d)
+    if n == 0 or n > MAX_EXACT_PAIRS:
+        return math.nan
+    signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
+    means = np.abs(signs @ d) / n
+    observed = abs(float(d.mean()))
+    return float(np.mean(means >= observed - 1e-12 * max(1.0, observed)))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A paired comparison of one metric: variant minus reference, per matched seed."""
+
+    variant: str
+    reference: str
+    metric: str
+    seeds: tuple[int, ...]
+    diffs: tuple[float, ...]
+    delta: Summary
+    p_t: float
+    p_perm: float
+
+    @property
+    def n(self) -> int:
+        return len(self.diffs)
+
+    def as_row(self) -> dict[str, Any]:
+        return {"variant": self.variant, "reference": self.reference, "metric": self.metric, "n_pairs": self.n,
+                "seeds": ",".join(map(str, self.seeds)), "delta_mean": self.delta.mean,
+                "delta_std": self.delta.std, "delta_ci_lo": self.delta.ci_lo, "delta_ci_hi": self.delta.ci_hi,
+                "p_t": self.p_t, "p_perm": self.p_perm}
+
+
+def finished(runs: pd.DataFrame) -> pd.DataFrame:
+    """Only the runs that finished: the ones every mean is taken over."""
+    return runs[runs["status"] == "finished"]
+
+
+def pairing_keys(runs: pd.DataFrame) -> list[str]:
+    """Columns two runs must share to be a matched pair: the seed and every recipe key."""
+    keys = ["seed"] if "seed" in runs.columns else []
+    return keys + [c for c in runs.columns if c.startswith("recipe.") and c not in NON_FACTOR_KEYS]
+
+
+def compare(runs: pd.DataFrame, variant: str, reference: str, metric: str, confidence: float = 0.95) -> Comparison:
+    """Paired difference ``variant − reference`` of ``metric`` over the seeds both finished."""
+    done = finished(runs)
+    keys = pairing_keys(runs)
+    if metric not in runs.columns or not keys:
+        return Comparison(variant, reference, metric, (), (), summarize([]), math.nan, math.nan)
+    a = done[done["variant"] == variant][[*keys, metric]]
+    b = done[done["variant"] == reference][[*keys, metric]]
+    merged = a.merge(b, on=keys, suffixes=("_v", "_r")).dropna(subset=[f"{metric}_v", f"{metric}_r"])
+    merged = merged.sort_values(keys[0])
+    diffs = (merged[f"{metric}_v"] - merged[f"{metric}_r"]).to_numpy(dtype=float)
+    seeds = tuple(int(s) for s in merged["seed"]) if "seed" in merged.columns else ()
+    return Comparison(variant, reference, metric, seeds, tuple(float(d) for d in diffs),
+                      summarize(diffs, confidence), paired_t_p(diffs), sign_flip_p(diffs))
+
+
+# --------------------------------------------------------------------------------------------------
+# what the sweep varies
+
+
+def spec_columns(runs: pd.DataFrame) -> list[str]:
+    return [c for c in runs.columns if c.startswith(SPEC_PREFIXES)]
+
+
+def variant_configs(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per variant: its resolved spec keys (from any of its runs, failed ones included)."""
+    cols = spec_columns(runs)
+    return runs.groupby("variant", sort=False)[cols].first() if cols else pd.DataFrame(index=runs["variant"].unique())
+
+
+def is_attention_off(config: Mapping[str, Any]) -> bool:
+    return str(config.get("model.attention.kind", "se")) == "none"
+
+
+def varied_keys(configs: pd.DataFrame) -> list[str]:
+    """Spec keys whose value differs between variants (the sweep's factors).
+
+    Attention sub-keys are compared among attention variants only: a ResNet baseline still carries the
+    default ``reduction`` etc., which mean nothing without attention.
+    """
+    attn_rows = configs.loc[np.array([not is_attention_off(r) for _, r in configs.iterrows()], dtype=bool)]
+    keys = []
+    for key in configs.columns:
+        if key in NON_FACTOR_KEYS:
+            continue
+        rows = attn_rows if key.startswith("model.attention.") and key != "model.attention.kind" else configs
+        if rows[key].astype(str).nunique() > 1:
+            keys.append(key)
+    return keys
+
+
+#: variant names the baseline defaults to when the spec names none (as in sesweep.plan)
+DEFAULT_BASELINES = ("resnet", "baseline")
+
+
+def find_baseline(spec: Mapping[str, Any], configs: pd.DataFrame) -> str | None:
+    """The spec's ``baseline``; else a variant called resnet/baseline; else the one variant without attention."""
+    named = spec.get("baseline")
+    if named is not None and str(named) in configs.index:
+        return str(named)
+    for name in DEFAULT_BASELINES:
+        if name in configs.index:
+            return name
+    off = [v for v, row in configs.iterrows() if is_attention_off(row)]
+    return str(off[0]) if len(off) == 1 else None
+
+
+def literal_order(key: str) -> list[Any] | None:
+    """The allowed values of a spec key in schema order (e.g. placement: standard, pre, post, identity)."""
+    cls: Any = RunSpec
+    hint: Any = None
+    for part in key.split("."):
+        try:
+            hint = get_type_hints(cls).get(part)
+        except TypeError:
+            return None
+        if hint is None:
+            return None
+        cls = hint
+    args = get_args(hint)
+    if get_origin(hint) is not None and args and all(isinstance(a, str) for a in args):
+        return list(args)
+    return None
+
+
+def sort_value(key: str, value: Any) -> tuple[int, float, str]:
+    """A sort key that orders numbers numerically, schema literals in schema order, the rest as text."""
+    order = literal_order(key)
+    if order is not None and value in order:
+        return (0, float(order.index(value)), "")
+    try:
+        return (0, float(value), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(value))
+
+
+def variant_order(configs: pd.DataFrame, baseline: str | None, keys: Sequence[str]) -> list[str]:
+    """Baseline first, then the variants ordered by their factor values (r = 2, 4, 8 …), then by name."""
+    others = [v for v in configs.index if v != baseline]
+    others.sort(key=lambda v: ([sort_value(k, configs.at[v, k]) for k in keys], str(v)))
+    return ([baseline] if baseline is not None else []) + [str(v) for v in others]
+
+
+def reference_value(key: str, spec: Mapping[str, Any], levels: Sequence[Any]) -> Any:
+    """A factor's reference level: the sweep's base value, else the schema default, else the first level."""
+    base: Any = spec
+    for part in key.split("."):
+        base = base.get(part) if isinstance(base, Mapping) else None
+    default = flatten(RunSpec()).get(key)
+    for candidate in (base, default):
+        if candidate is None:
+            continue
+        for level in levels:
+            if _same(level, candidate):
+                return level
+    return levels[0] if levels else None
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Config values compared across CSV round trips: 16 == 16.0 == "16", [2, 3] == "[2, 3]"."""
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return _norm(a) == _norm(b)
+
+
+def _norm(v: Any) -> str:
+    return re.sub(r"\s+", "", str(list(v) if isinstance(v, tuple) else v))
+
+
+def factor_pairs(configs: pd.DataFrame, key: str, reference: Any, keys: Sequence[str],
+                 baseline: str | None) -> list[tuple[str, str]]:
+    """(variant, reference variant) pairs differing in ``key`` only, the reference at level ``reference``."""
+    rows = {v: r for v, r in configs.iterrows() if v != baseline and not is_attention_off(r)}
+    others = [k for k in keys if k != key]
+    pairs = []
+    for v, row in rows.items():
+        if _same(row[key], reference):
+            continue
+        match = [w for w, r in rows.items() if _same(r[key], reference)
+                 and all(_same(r[k], row[k]) for k in others)]
+        if len(match) == 1:
+            pairs.append((str(v), str(match[0])))
+    return pairs
+
+
+# --------------------------------------------------------------------------------------------------
+# the per-variant aggregate
+
+
+def status_counts(runs: pd.DataFrame, seeds: Sequence[int] | None = None) -> pd.DataFrame:
+    """Per variant: runs recorded, finished, diverged, failed (anything else), seeds done and missing."""
+    rows = []
+    for variant, group in runs.groupby("variant", sort=False):
+        status = group["status"]
+        done_seeds = sorted(int(s) for s in group.loc[status == "finished", "seed"]) if "seed" in group else []
+        row: dict[str, Any] = {
+            "variant": variant, "n_runs": len(group), "n": int((status == "finished").sum()),
+            "n_diverged": int((status == "diverged").sum()),
+            "n_failed": int((~status.isin(["finished", "diverged"])).sum()),
+            "seeds": ",".join(map(str, done_seeds)),
+        }
+        if seeds is not None:
+            row["n_expected"] = len(seeds)
+            row["missing_seeds"] = ",".join(str(s) for s in seeds if s not in done_seeds)
+        rows.append(row)
+    columns = ["variant", "n_runs", "n", "n_diverged", "n_failed", "seeds"]
+    columns += ["n_expected", "missing_seeds"] if seeds is not None else []
+    return pd.DataFrame(rows, columns=columns).set_index("variant")
+
+
+def metric_columns(runs: pd.DataFrame) -> list[str]:
+    """The metrics present in the runs table: the usual ones in record order, then other numeric columns."""
+    known = [m for m in METRICS if m in runs.columns]
+    extra = [c for c in runs.columns if c not in known and c not in ID_COLUMNS and not c.startswith(SPEC_PREFIXES)
+             and pd.api.types.is_numeric_dtype(runs[c]) and not pd.api.types.is_bool_dtype(runs[c])]
+    return known + extra
+
+
+def aggregate(runs: pd.DataFrame, baseline: str | None = None, *, seeds: Sequence[int] | None = None,
+              confidence: float = 0.95) -> pd.DataFrame:
+    """One row per variant: counts, ``<metric>_{mean,std,n,ci_lo,ci_hi}``, paired deltas vs the baseline
+    (``d_<metric>_{mean,ci_lo,ci_hi,n,p_t,p_perm}``) and ``rank`` by mean top-1 error (1 = best)."""
+    out = status_counts(runs, seeds)
+    done = finished(runs)
+    for metric in metric_columns(runs):
+        values = {v: summarize(done.loc[done["variant"] == v, metric], confidence) for v in out.index}
+        for stat in ("mean", "std", "n", "ci_lo", "ci_hi"):
+            out[f"{metric}_{stat}"] = [getattr(values[v], stat) for v in out.index]
+    for metric in (m for m in PAIRED_METRICS if m in runs.columns):
+        comps = {v: compare(runs, v, baseline, metric, confidence) if baseline is not None and v != baseline
+                 else None for v in out.index}
+        out[f"d_{metric}_mean"] = [c.delta.mean if c else math.nan for c in comps.values()]
+        out[f"d_{metric}_ci_lo"] = [c.delta.ci_lo if c else math.nan for c in comps.values()]
+        out[f"d_{metric}_ci_hi"] = [c.delta.ci_hi if c else math.nan for c in comps.values()]
+        out[f"d_{metric}_n"] = [c.n if c else 0 for c in comps.values()]
+        out[f"d_{metric}_p_t"] = [c.p_t if c else math.nan for c in comps.values()]
+        out[f"d_{metric}_p_perm"] = [c.p_perm if c else math.nan for c in comps.values()]
+    if "top1_err_mean" in out.columns:
+        out["rank"] = out["top1_err_mean"].rank(method="min", ascending=True).astype("Int64")
+    return out
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A sweep, aggregated: what tables, figures and the report share."""
+
+    sweep: Sweep
+    configs: pd.DataFrame
+    factors: list[str]
+    baseline: str | None
+    order: list[str]
+    table: pd.DataFrame          # :func:`aggregate`, rows in ``order``
+    confidence: float = 0.95
+    alpha: float = 0.05
+
+
+def analyze(sweep: Sweep, confidence: float = 0.95) -> Analysis:
+    """Aggregate a loaded sweep: baseline, factors, variant order and the per-variant statistics."""
+    runs = sweep.runs
+    configs = variant_configs(runs)
+    factors = varied_keys(configs)
+    baseline = find_baseline(sweep.spec or {"baseline": sweep.manifest.get("baseline")}, configs)
+    order = variant_order(configs, baseline, factors)
+    table = aggregate(runs, baseline, seeds=sweep.seeds, confidence=confidence).reindex(order)
+    return Analysis(sweep, configs, factors, baseline, order, table, confidence, 1.0 - confidence)
+
+
+def recipe_mismatch(configs: pd.DataFrame) -> list[str]:
+    """Recipe keys that differ between variants: such variants are not matched, say so."""
+    return [k for k in varied_keys(configs) if k.startswith("recipe.")]
+
+
+# --------------------------------------------------------------------------------------------------
+# labels and the contrasts a summary talks about
+
+#: short names of the usual factors, as the SENet paper writes them
+SHORT_NAMES = {"model.attention.reduction": "r", "model.attention.pool": "pool", "model.attention.gate": "gate",
+               "model.attention.placement": "placement", "model.attention.stages": "stages",
+               "model.attention.adaptive": "adaptive", "model.attention.kind": "attention", "model.arch": "arch"}
+
+
+def short_name(key: str) -> str:
+    return SHORT_NAMES.get(key, key.rpartition(".")[2])
+
+
+def format_value(value: Any) -> str:
+    """A config value as people write it: 16.0 → 16, "[2, 3]" stays, NaN → —."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def variant_labels(an: Analysis) -> dict[str, str]:
+    """Short readable labels ("r=8", "pool=max"); the variant's name where that is clearer or not unique."""
+    keys = [k for k in an.factors if k != "model.attention.kind"]
+    labels = {}
+    for v in an.order:
+        row = an.configs.loc[v]
+        if is_attention_off(row) or not keys:
+            labels[v] = v
+            continue
+        labels[v] = ", ".join(f"{short_name(k)}={format_value(row[k])}" for k in keys)
+    if len(set(labels.values())) < len(labels):
+        return {v: v for v in an.order}
+    return labels
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """One comparison the report states: against the baseline, or a factor level against its reference."""
+
+    factor: str | None           # None: against the baseline
+    label: str                   # "r=8 vs resnet", "pool=max vs pool=avg"
+    comparison: Comparison
+
+
+def contrasts(an: Analysis, metric: str = "top1_err") -> list[Contrast]:
+    """Every variant against the baseline, then, per factor, every level against the reference level."""
+    labels = variant_labels(an)
+    out = []
+    if an.baseline is not None:
+        for v in an.order:
+            if v != an.baseline:
+                comp = compare(an.sweep.runs, v, an.baseline, metric, an.confidence)
+                out.append(Contrast(None, f"{labels[v]} vs {labels[an.baseline]}", comp))
+    for key in an.factors:
+        if key == "model.attention.kind" or (an.baseline is not None and _only_baseline_differs(an, key)):
+            continue
+        levels = factor_levels(an, key)
+        ref = reference_value(key, an.sweep.spec, levels)
+        for v, w in factor_pairs(an.configs, key, ref, an.factors, an.baseline):
+            if w == an.baseline:
+                continue
+            comp = compare(an.sweep.runs, v, w, metric, an.confidence)
+            name = short_name(key)
+            rest = [k for k in an.factors if k not in (key, "model.attention.kind")]
+            where = ", ".join(f"{short_name(k)}={format_value(an.configs.at[v, k])}" for k in rest)
+            label = f"{name}={format_value(an.configs.at[v, key])} vs {name}={format_value(ref)}"
+            out.append(Contrast(key, f"{label} ({where})" if where else label, comp))
+    return out
+
+
+def _only_baseline_differs(an: Analysis, key: str) -> bool:
+    """A non-attention key that only the baseline changes is already covered by the baseline contrasts."""
+    others = an.configs.drop(index=an.baseline)
+    return not key.startswith("model.attention.") and others[key].astype(str).nunique() <= 1
+
+
+def factor_levels(an: Analysis, key: str) -> list[Any]:
+    """The distinct values of a factor among the attention variants, in sort order."""
+    keep = [v != an.baseline and not is_attention_off(r) for v, r in an.configs.iterrows()]
+    rows = an.configs.loc[np.array(keep, dtype=bool)]
+    seen: list[Any] = []
+    for value in rows[key] if key in rows.columns else []:
+        if not any(_same(value, s) for s in seen):
+            seen.append(value)
+    return sorted(seen, key=lambda x: sort_value(key, x))
+
+
+def contrast_frame(items: Sequence[Contrast]) -> pd.DataFrame:
+    """The contrasts as a table (comparisons.csv)."""
+    return pd.DataFrame([{"factor": c.factor or "baseline", "label": c.label, **c.comparison.as_row()}
+                         for c in items])

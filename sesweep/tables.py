@@ -1,0 +1,386 @@
+"""Paper-style tables of a sweep (SENet TPAMI Tables 10–14 and one overall table) as CSV, Markdown, LaTeX.
+
+Which tables a sweep gets follows from what it varies (the spec keys that differ between variants): a
+ratio sweep gets Table 10, a squeeze sweep Table 11, and so on; any other factor gets a table of the same
+shape named after its key. Every table has the paper's columns (top-1, top-5, params) and what a reader
+needs to trust them: mean ± 95% CI half-width, n (finished of expected), the runs excluded, and the paired
+difference to the baseline with its CI and p-value.
+
+CSV files hold the numbers (one column per statistic, round-trippable); Markdown and LaTeX hold the same
+rows formatted for reading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sesweep.stats import (
+    PAIRED_METRICS,
+    Analysis,
+    SweepDataError,
+    analyze,
+    contrast_frame,
+    contrasts,
+    format_value,
+    is_attention_off,
+    load_sweep,
+    short_name,
+)
+
+
+@dataclass(frozen=True)
+class TableChoice:
+    """One table to produce: its file stem, the factor it is about (None: overall) and its title."""
+
+    slug: str
+    key: str | None
+    title: str
+    number: int | None = None
+
+
+#: factor key → (SENet TPAMI table number, slug, title)
+PAPER_TABLES: dict[str, tuple[int, str, str]] = {
+    "model.attention.reduction": (10, "ratio", "reduction ratio r"),
+    "model.attention.pool": (11, "squeeze", "squeeze operator"),
+    "model.attention.gate": (12, "excitation", "excitation operator"),
+    "model.attention.stages": (13, "stages", "SE in different stages"),
+    "model.attention.placement": (14, "integration", "integration strategy"),
+}
+#: names a spec's ``tables:`` list may use for each table, besides its slug and number
+ALIASES: dict[str, tuple[str, ...]] = {
+    "ratio": ("reduction", "r"), "squeeze": ("pool",), "excitation": ("gate",), "stages": ("stage",),
+    "integration": ("placement",), "overall": ("all", "variants", "summary"),
+}
+OVERALL = TableChoice("overall", None, "all variants")
+
+
+def choose_tables(factors: Sequence[str], requested: Sequence[Any] | None = None,
+                  ) -> tuple[list[TableChoice], list[str]]:
+    """The tables for a sweep's factors (paper tables first), filtered by the spec's ``tables:`` list.
+
+    Returns the choices and notes on requested tables that this sweep cannot produce.
+    """
+    choices = []
+    for key in sorted(factors, key=lambda k: (PAPER_TABLES.get(k, (99,))[0], k)):
+        if key == "model.attention.kind":
+            continue  # the baseline row in every table
+        if key in PAPER_TABLES:
+            number, slug, title = PAPER_TABLES[key]
+            choices.append(TableChoice(f"table{number}_{slug}", key, f"Table {number} layout: {title}", number))
+        else:
+            slug = key.replace("model.", "").replace("attention.", "").replace(".", "_")
+            choices.append(TableChoice(f"factor_{slug}", key, f"{short_name(key)}"))
+    choices.append(OVERALL)
+    if not requested:
+        return choices, []
+    wanted = {str(r).strip().lower() for r in requested}
+    keep = [c for c in choices if c is OVERALL or wanted & _names(c)]
+    known = set().union(*(_names(c) for c in choices))
+    notes = [f"table '{r}' was requested but this sweep does not vary its factor" for r in requested
+             if str(r).strip().lower() not in known]
+    return keep, notes
+
+
+def _names(choice: TableChoice) -> set[str]:
+    slug = choice.slug.split("_", 1)[-1]
+    names = {choice.slug, slug, *ALIASES.get(slug, ())}
+    if choice.key:
+        names |= {choice.key, short_name(choice.key)}
+    if choice.number is not None:
+        names |= {str(choice.number), f"table{choice.number}", f"table {choice.number}"}
+    return names
+
+
+# --------------------------------------------------------------------------------------------------
+# numeric tables (what CSV holds)
+
+
+def _stat_columns(an: Analysis, variant: str) -> dict[str, Any]:
+    """The numbers every table row carries for one variant."""
+    row = an.table.loc[variant]
+    out: dict[str, Any] = {"variant": variant, "n": int(row["n"])}
+    if "n_expected" in row.index:
+        out["n_expected"] = int(row["n_expected"])
+    out |= {"n_diverged": int(row["n_diverged"]), "n_failed": int(row["n_failed"])}
+    for m in ("top1_err", "top5_err"):
+        if f"{m}_mean" in row.index:
+            out |= {m: row[f"{m}_mean"], f"{m}_std": row[f"{m}_std"], f"{m}_ci_lo": row[f"{m}_ci_lo"],
+                    f"{m}_ci_hi": row[f"{m}_ci_hi"]}
+    for m in ("params", "macs"):
+        if f"{m}_mean" in row.index:
+            out[m] = row[f"{m}_mean"]
+    if "d_top1_err_mean" in row.index:
+        out |= {"d_top1_err": row["d_top1_err_mean"], "d_top1_err_ci_lo": row["d_top1_err_ci_lo"],
+                "d_top1_err_ci_hi": row["d_top1_err_ci_hi"], "n_pairs": int(row["d_top1_err_n"]),
+                "p_t": row["d_top1_err_p_t"], "p_perm": row["d_top1_err_p_perm"]}
+    return out
+
+
+def factor_table(an: Analysis, key: str) -> pd.DataFrame:
+    """A paper-style table for one factor: its attention variants by level, then the baseline row.
+
+    Factor columns hold the raw config values (NaN on the baseline row), so the CSV round-trips.
+    """
+    others = [k for k in an.factors if k not in (key, "model.attention.kind")]
+    rows = []
+    for v in an.order:
+        config = an.configs.loc[v]
+        if v == an.baseline or is_attention_off(config):
+            continue
+        rows.append({short_name(key): config[key], **{short_name(k): config[k] for k in others},
+                     **_stat_columns(an, v)})
+    if an.baseline is not None:
+        rows.append({short_name(key): math.nan, **{short_name(k): math.nan for k in others},
+                     **_stat_columns(an, an.baseline)})
+    return pd.DataFrame(rows)
+
+
+def overall_table(an: Analysis) -> pd.DataFrame:
+    """Every variant, best mean top-1 error first, with cost and speed columns and the rank."""
+    factors = [k for k in an.factors if k != "model.attention.kind"]
+    rows = []
+    for v in an.order:
+        config = an.configs.loc[v]
+        row = an.table.loc[v]
+        extra = {m: row[f"{m}_mean"] for m in ("infer_ms", "train_img_per_s") if f"{m}_mean" in row.index}
+        off = is_attention_off(config)
+        rows.append({**_stat_columns(an, v), "attention": config.get("model.attention.kind", math.nan),
+                     **{short_name(k): math.nan if off and k.startswith("model.attention.") else config[k]
+                        for k in factors},
+                     **extra, "rank": row.get("rank", pd.NA)})
+    frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["variant", "n", "n_diverged", "n_failed"])
+    if "rank" in frame.columns:
+        frame = frame.sort_values("rank", na_position="last", kind="stable")
+    return frame.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# formatted tables (what Markdown, LaTeX and HTML show)
+
+
+def _num(x: Any, digits: int = 2) -> str:
+    return "—" if x is None or pd.isna(x) else f"{x:.{digits}f}".replace("-", "−")
+
+
+def _signed(x: Any, digits: int = 2) -> str:
+    return "—" if x is None or pd.isna(x) else f"{x:+.{digits}f}".replace("-", "−")
+
+
+def mean_ci(mean: Any, lo: Any, hi: Any, digits: int = 2) -> str:
+    """"22.28 ± 0.31" (the 95% CI half-width); the bare mean when there is no CI (n = 1); "—" for n = 0."""
+    if mean is None or pd.isna(mean):
+        return "—"
+    if lo is None or pd.isna(lo):
+        return _num(mean, digits)
+    return f"{_num(mean, digits)} ± {_num((hi - lo) / 2, digits)}"
+
+
+def p_value(p: Any) -> str:
+    if p is None or pd.isna(p):
+        return "—"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def count_column(values: Sequence[Any]) -> list[str]:
+    """Parameters or MACs the way papers print them, one unit per column (272.5k, 28.09M, 4.089G).
+
+    Four significant digits of the largest value, more (up to seven) where that would print two different
+    counts alike: an SE block adds ~0.1% MACs, which must stay visible.
+    """
+    finite = [abs(float(v)) for v in values if v is not None and not pd.isna(v)]
+    top = max(finite, default=0.0)
+    scale, unit = next(((s, u) for s, u in ((1e9, "G"), (1e6, "M"), (1e3, "k")) if top >= s), (1.0, ""))
+    digits = max(0, 3 - math.floor(math.log10(top / scale))) if top > 0 else 0
+    distinct = len(set(finite))
+    while digits < 6 and len({f"{v / scale:.{digits}f}" for v in finite}) < distinct:
+        digits += 1
+    return ["—" if v is None or pd.isna(v) else f"{float(v) / scale:.{digits}f}{unit}" for v in values]
+
+
+def display(frame: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
+    """A numeric table (:func:`factor_table`, :func:`overall_table`) as strings for reading."""
+    numeric = {"variant", "n", "n_expected", "n_diverged", "n_failed", "top1_err", "top1_err_std", "top1_err_ci_lo",
+               "top1_err_ci_hi", "top5_err", "top5_err_std", "top5_err_ci_lo", "top5_err_ci_hi", "params", "macs",
+               "d_top1_err", "d_top1_err_ci_lo", "d_top1_err_ci_hi", "n_pairs", "p_t", "p_perm", "infer_ms",
+               "train_img_per_s", "rank", "attention"}
+    if frame.empty:
+        return pd.DataFrame(columns=["variant", "n"])
+    factor_cols = [c for c in frame.columns if c not in numeric]
+    out = pd.DataFrame(index=frame.index)
+    for c in factor_cols:
+        out[c] = ["" if pd.isna(x) else format_value(x) for x in frame[c]]
+    out["variant"] = frame["variant"]
+    if "rank" in frame.columns:
+        out.insert(0, "rank", [("—" if pd.isna(r) else str(int(r))) for r in frame["rank"]])
+    if "attention" in frame.columns and not factor_cols:
+        out["attention"] = frame["attention"]
+    for m, name in (("top1_err", "top-1 err (%)"), ("top5_err", "top-5 err (%)")):
+        if m in frame.columns:
+            out[name] = [mean_ci(a, b, c) for a, b, c in zip(frame[m], frame[f"{m}_ci_lo"], frame[f"{m}_ci_hi"],
+                                                               strict=True)]
+    for m, name in (("params", "params"), ("macs", "MACs")):
+        if m in frame.columns:
+            out[name] = count_column(list(frame[m]))
+    for m, name, digits in (("infer_ms", "infer (ms)", 2), ("train_img_per_s", "train (img/s)", 0)):
+        if m in frame.columns:
+            out[name] = [_num(x, digits) for x in frame[m]]
+    out["n"] = [_n_text(r) for _, r in frame.iterrows()]
+    if (frame["n_diverged"] > 0).any() or (frame["n_failed"] > 0).any():
+        out["excluded"] = [_excluded(r) for _, r in frame.iterrows()]
+    if "d_top1_err" in frame.columns and baseline is not None:
+        is_base = frame["variant"] == baseline
+        out[f"Δ top-1 vs {baseline}"] = ["(baseline)" if b else _delta(r) for b, (_, r) in
+                                         zip(is_base, frame.iterrows(), strict=True)]
+        out["p (paired t)"] = ["" if b else p_value(p) for b, p in zip(is_base, frame["p_t"], strict=True)]
+    return out.reset_index(drop=True)
+
+
+def _n_text(row: pd.Series) -> str:
+    return f"{int(row['n'])}/{int(row['n_expected'])}" if "n_expected" in row.index else str(int(row["n"]))
+
+
+def _excluded(row: pd.Series) -> str:
+    parts = [f"{int(row[c])} {w}" for c, w in (("n_diverged", "diverged"), ("n_failed", "failed")) if row[c] > 0]
+    return ", ".join(parts)
+
+
+def _delta(row: pd.Series) -> str:
+    if pd.isna(row["d_top1_err"]):
+        return "—"
+    if pd.isna(row["d_top1_err_ci_lo"]):
+        return f"{_signed(row['d_top1_err'])} (n={int(row['n_pairs'])})"
+    return f"{_signed(row['d_top1_err'])} [{_signed(row['d_top1_err_ci_lo'])}, {_signed(row['d_top1_err_ci_hi'])}]"
+
+
+# --------------------------------------------------------------------------------------------------
+# writers
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (first text columns left-aligned, the rest right-aligned)."""
+    cols = [str(c) for c in frame.columns]
+    align = [":--" if i < text_columns(frame) else "--:" for i in range(len(cols))]
+    lines = ["| " + " | ".join(_md(c) for c in cols) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(_md(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def _md(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def text_columns(frame: pd.DataFrame) -> int:
+    """How many leading columns are labels (factor values, rank, variant) rather than numbers."""
+    cols = list(frame.columns)
+    return cols.index("variant") + 1 if "variant" in cols else 1
+
+
+_LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                   "±": r"$\pm$", "Δ": r"$\Delta$", "−": r"$-$", "—": "---", "–": "--", "<": r"$<$", ">": r"$>$"}
+
+
+def latex_escape(text: Any) -> str:
+    """Plain text → LaTeX that pdflatex compiles with no extra packages (``_`` → ``\\_``, ± → $\\pm$)."""
+    return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in str(text))
+
+
+def to_latex(frame: pd.DataFrame, caption: str, label: str) -> str:
+    """A booktabs table via ``DataFrame.to_latex``; every cell and header escaped here, once."""
+    escaped = frame.map(latex_escape)
+    escaped.columns = [latex_escape(c) for c in frame.columns]
+    fmt = "l" * text_columns(frame) + "r" * (len(frame.columns) - text_columns(frame))
+    return escaped.to_latex(index=False, escape=False, column_format=fmt, caption=latex_escape(caption),
+                            label=label, position="t")
+
+
+@dataclass(frozen=True)
+class Table:
+    """One produced table: its choice, numbers, formatted rows and caption."""
+
+    choice: TableChoice
+    numbers: pd.DataFrame
+    shown: pd.DataFrame
+    caption: str
+
+
+def build_tables(an: Analysis) -> tuple[list[Table], list[str]]:
+    """Every table this sweep gets, plus notes on requested tables it cannot produce."""
+    choices, notes = choose_tables(an.factors, an.sweep.spec.get("tables"))
+    tables = []
+    for choice in choices:
+        numbers = overall_table(an) if choice.key is None else factor_table(an, choice.key)
+        tables.append(Table(choice, numbers, display(numbers, an.baseline), caption(an, choice)))
+    return tables, notes
+
+
+def caption(an: Analysis, choice: TableChoice) -> str:
+    """What a reader of the table needs to know: the statistic, n, the pairing and the test."""
+    what = f"Sweep {an.sweep.name}: {choice.title if choice.key else 'all variants, best first'}"
+    base = (f" Δ: paired difference to {an.baseline} over matched seeds [95% CI]; p: two-sided paired t-test."
+            if an.baseline is not None else "")
+    return (f"{what}. Error in % on the test set, mean ± 95% CI half-width (Student t) over n finished seeds "
+            f"(of expected); diverged and failed runs are excluded from the means and counted.{base}")
+
+
+def write_tables(an: Analysis, out_dir: Path) -> list[Path]:
+    """Write every table as CSV, Markdown and LaTeX, plus variants.csv (all statistics) and comparisons.csv."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tables, _ = build_tables(an)
+    written = []
+    for t in tables:
+        stem = out_dir / t.choice.slug
+        t.numbers.to_csv(stem.with_suffix(".csv"), index=False)
+        stem.with_suffix(".md").write_text(f"**{t.caption}**\n\n{to_markdown(t.shown)}")
+        label = f"tab:{an.sweep.name}-{t.choice.slug}".replace("_", "-")
+        stem.with_suffix(".tex").write_text(to_latex(t.shown, t.caption, label))
+        written += [stem.with_suffix(s) for s in (".csv", ".md", ".tex")]
+    variants = out_dir / "variants.csv"
+    an.table.join(an.configs).rename_axis("variant").to_csv(variants)
+    comps = out_dir / "comparisons.csv"
+    frames = [contrast_frame(contrasts(an, m)) for m in PAIRED_METRICS if f"{m}_mean" in an.table.columns]
+    pd.concat(frames, ignore_index=True).to_csv(comps, index=False)
+    return [*written, variants, comps]
+
+
+# --------------------------------------------------------------------------------------------------
+# command line: `sesweep aggregate TARGET`
+
+
+def add_aggregate_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``sesweep aggregate``."""
+    parser.add_argument("target", help="a sweep spec (experiments/NAME.yaml → results/NAME) or a results directory")
+    parser.add_argument("--results", dest="results_root", type=Path, default=None, metavar="DIR",
+                        help="results folder a spec's results are under (default results/, i.e. results/NAME)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: RESULTS/tables)")
+    parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
+
+
+def run_aggregate(target: str | Path, *, results_root: Path | None = None, out: Path | None = None,
+                  confidence: float = 0.95) -> list[Path]:
+    """Load a sweep, aggregate it and write its tables; returns the files written."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"--confidence must be in (0, 1), got {confidence}")
+    sweep = load_sweep(target, results_root)
+    an = analyze(sweep, confidence)
+    return write_tables(an, out if out is not None else sweep.results_dir / "tables")
+
+
+def cmd_aggregate(args: argparse.Namespace) -> int:
+    """Aggregate a sweep's runs: mean ± CI per variant, paired deltas vs the baseline, paper-style tables."""
+    try:
+        paths = run_aggregate(args.target, results_root=args.results_root, out=args.out, confidence=args.confidence)
+    except (SweepDataError, ValueError) as exc:
+        print(f"sesweep aggregate: error: {exc}", file=sys.stderr)
+        return 2
+    folder = paths[0].parent if paths else Path(".")
+    print(f"wrote {len(paths)} files to {folder}: {', '.join(sorted({p.stem for p in paths}))}")
+    return 0

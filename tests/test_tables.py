@@ -1,0 +1,195 @@
+"""Tables and figures: the chooser, partial sweeps, Markdown/LaTeX/CSV output, figure files and style."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+from PIL import Image
+from test_stats import RATIO_VARIANTS, metrics_for, partial_ratio_outcome, write_sweep  # tests/ is on sys.path
+
+from sesweep import figures, stats, tables
+
+
+@pytest.fixture(scope="module")
+def ratio(tmp_path_factory):
+    """The partial ratio sweep: se_r4 one seed, se_r8 one diverged run, se_r16 one failed run."""
+    root = tmp_path_factory.mktemp("ratio")
+    spec = write_sweep(root, "ratio", RATIO_VARIANTS, [0, 1, 2], partial_ratio_outcome)
+    return stats.analyze(stats.load_sweep(spec, root / "results"))
+
+
+def factor_sweep(tmp_path, key: str, levels: list[str], partial: bool = False) -> stats.Analysis:
+    """A sweep of one categorical factor, variants named as sesweep.plan names axes variants.
+
+    ``partial``: the last level has seed 0 only and the first level's seed 2 failed.
+    """
+    short = key.rpartition(".")[2]
+    variants = {"resnet": {"model.attention.kind": "none"}} | {f"{short}={lv}": {key: lv} for lv in levels}
+    err = {name: 10.0 - 0.3 * i for i, name in enumerate(variants)}
+
+    def outcome(v: str, s: int) -> dict[str, float] | str:
+        if partial and v == f"{short}={levels[-1]}" and s > 0:
+            return "missing"
+        if partial and v == f"{short}={levels[0]}" and s == 2:
+            return "failed"
+        return metrics_for(err[v] + 0.2 * s + 0.01 * len(v) * s, 2.0, 272_474 + 100 * len(v))
+
+    spec = write_sweep(tmp_path, short, variants, [0, 1, 2], outcome, axes={key: levels}, excitation=False)
+    return stats.analyze(stats.load_sweep(spec, tmp_path / "results"))
+
+
+@pytest.mark.parametrize("key, slug", [
+    ("model.attention.reduction", "table10_ratio"), ("model.attention.pool", "table11_squeeze"),
+    ("model.attention.gate", "table12_excitation"), ("model.attention.stages", "table13_stages"),
+    ("model.attention.placement", "table14_integration"), ("model.attention.min_hidden", "factor_min_hidden"),
+])
+def test_the_chooser_picks_the_paper_table_for_what_varies(key, slug):
+    choices, notes = tables.choose_tables(["model.attention.kind", key])
+    assert [c.slug for c in choices] == [slug, "overall"] and notes == []
+
+
+def test_the_chooser_reads_the_factors_off_the_runs(ratio, tmp_path):
+    assert [c.slug for c in tables.choose_tables(ratio.factors)[0]] == ["table10_ratio", "overall"]
+    pool = factor_sweep(tmp_path / "pool", "model.attention.pool", ["max", "avg"])
+    assert pool.factors == ["model.attention.kind", "model.attention.pool"]
+    assert [c.slug for c in tables.choose_tables(pool.factors)[0]] == ["table11_squeeze", "overall"]
+    assert [c.label for c in stats.contrasts(pool)][-1] == "pool=max vs pool=avg"   # avg: the reference level
+    gate = factor_sweep(tmp_path / "gate", "model.attention.gate", ["tanh", "relu", "sigmoid"])
+    assert [c.slug for c in tables.choose_tables(gate.factors)[0]] == ["table12_excitation", "overall"]
+    assert gate.order == ["resnet", "gate=sigmoid", "gate=tanh", "gate=relu"]  # schema order, as in the paper
+
+
+def test_a_spec_tables_list_filters_and_unknown_names_are_reported():
+    factors = ["model.attention.kind", "model.attention.reduction", "model.attention.pool"]
+    choices, notes = tables.choose_tables(factors, ["squeeze", "fig9"])
+    assert [c.slug for c in choices] == ["table11_squeeze", "overall"]
+    assert notes == ["table 'fig9' was requested but this sweep does not vary its factor"]
+    assert [c.slug for c in tables.choose_tables(factors, ["10"])[0]] == ["table10_ratio", "overall"]
+
+
+def test_partial_sweep_tables_show_n_and_exclusions(ratio):
+    built, _ = tables.build_tables(ratio)
+    t10 = {t.choice.slug: t for t in built}["table10_ratio"]
+    nums = t10.numbers.set_index("variant")
+    assert list(nums.index) == ["se_r4", "se_r8", "se_r16", "resnet"]  # paper order: r ascending, ResNet last
+    assert nums.loc["se_r4", ["n", "n_expected"]].tolist() == [1, 3]
+    assert (nums.loc["se_r8", "n"], nums.loc["se_r8", "n_diverged"]) == (2, 1)
+    assert (nums.loc["se_r16", "n"], nums.loc["se_r16", "n_failed"]) == (2, 1)
+    shown = t10.shown.set_index("variant")
+    assert shown.loc["se_r4", "n"] == "1/3" and shown.loc["resnet", "n"] == "3/3"
+    assert shown.loc["se_r4", "top-1 err (%)"] == "9.30"            # one seed: no interval, and n says so
+    assert re.fullmatch(r"\d+\.\d\d ± \d+\.\d\d", shown.loc["se_r8", "top-1 err (%)"])
+    assert shown.loc["se_r8", "excluded"] == "1 diverged" and shown.loc["se_r16", "excluded"] == "1 failed"
+    assert shown.loc["resnet", "Δ top-1 vs resnet"] == "(baseline)"
+    assert shown.loc["se_r4", "Δ top-1 vs resnet"] == "−0.70 (n=1)"
+    assert shown.loc["se_r4", "params"] == "284.0k" and shown.loc["resnet", "params"] == "272.5k"
+
+
+def test_written_files_markdown_latex_and_csv_round_trip(ratio, tmp_path):
+    paths = tables.write_tables(ratio, tmp_path / "tables")
+    names = {p.name for p in paths}
+    assert {"table10_ratio.csv", "table10_ratio.md", "table10_ratio.tex", "overall.csv", "overall.md",
+            "overall.tex", "variants.csv", "comparisons.csv"} <= names
+    built = {t.choice.slug: t for t in tables.build_tables(ratio)[0]}
+    for slug, t in built.items():
+        back = pd.read_csv(tmp_path / "tables" / f"{slug}.csv")
+        pd.testing.assert_frame_equal(back, t.numbers, check_dtype=False)
+        md = (tmp_path / "tables" / f"{slug}.md").read_text().splitlines()
+        header = "| " + " | ".join(t.shown.columns) + " |"
+        assert header in md
+        start = md.index(header)
+        assert re.fullmatch(r"\|(:--\||--:\|)+", md[start + 1])
+        assert len([ln for ln in md[start + 2:] if ln.startswith("|")]) == len(t.shown)
+        check_latex((tmp_path / "tables" / f"{slug}.tex").read_text(), len(t.shown))
+    comps = pd.read_csv(tmp_path / "tables" / "comparisons.csv")
+    row = comps[(comps["variant"] == "se_r8") & (comps["reference"] == "resnet") & (comps["metric"] == "top1_err")]
+    assert row["n_pairs"].item() == 2 and row["seeds"].item() == "0,2"
+
+
+def check_latex(tex: str, rows: int) -> None:
+    """Structure of a booktabs table: environments, rules, one line per row, every special escaped."""
+    assert tex.count(r"\begin{tabular}") == 1 and tex.count(r"\end{tabular}") == 1
+    assert r"\begin{table}" in tex and r"\caption{" in tex and r"\label{tab:" in tex
+    body = tex.split(r"\midrule", 1)[1].split(r"\bottomrule", 1)[0]
+    assert len([ln for ln in body.strip().splitlines() if ln.rstrip().endswith(r"\\")]) == rows
+    assert tex.index(r"\toprule") < tex.index(r"\midrule") < tex.index(r"\bottomrule")
+    head = tex.split(r"\toprule", 1)[1].split(r"\midrule", 1)[0]
+    columns = re.search(r"\\begin\{tabular\}\{([lrc]+)\}", tex).group(1)
+    assert head.count("&") == len(columns) - 1                    # header cells match the column spec
+    text = tex.replace(r"\_", "").replace(r"\%", "").replace(r"\label{tab:", "")
+    assert "_" not in text.split(r"\begin{tabular}")[1] and "%" not in text   # nothing unescaped
+    assert "±" not in tex and "Δ" not in tex and "−" not in tex          # pdflatex-safe without packages
+
+
+def test_latex_escapes_underscores_and_compiles_when_pdflatex_is_there(ratio, tmp_path):
+    t10 = next(t for t in tables.build_tables(ratio)[0] if t.choice.slug == "table10_ratio")
+    tex = tables.to_latex(t10.shown, t10.caption, "tab:ratio")
+    assert r"se\_r8" in tex and r"$\pm$" in tex and r"$\Delta$ top-1 vs resnet" in tex
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex not installed: structure checked, not compiled")
+    doc = tmp_path / "t.tex"
+    doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\usepackage[margin=1cm,landscape]{geometry}"
+                   f"\\begin{{document}}{tex}\\end{{document}}")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:]
+
+
+def test_figures_for_a_partial_sweep(ratio, tmp_path):
+    files, notes = figures.make_figures(ratio, tmp_path / "fig")
+    slugs = [f.slug for f in files]
+    assert slugs[:4] == ["ratio", "pareto_params", "pareto_infer_ms", "curves"] and notes == []
+    assert "pareto_macs" not in slugs                                # equal MACs: nothing to trade off
+    assert slugs[4] == "excitation_se_r16"                           # the reference level r=16 first
+    for f in files:
+        with Image.open(f.png) as im:
+            dpi = im.info["dpi"]
+            width_in = im.size[0] / dpi[0]
+        assert dpi[0] == pytest.approx(figures.DPI, abs=1) and figures.DPI >= 200
+        assert width_in == pytest.approx(figures.COLUMN_IN, abs=0.02) or width_in == pytest.approx(
+            figures.PAGE_IN, abs=0.02)
+        assert f.pdf.read_bytes()[:5] == b"%PDF-" and f.caption
+
+
+def test_gate_sweep_with_a_single_seed_variant_and_a_failed_run(tmp_path):
+    gate = factor_sweep(tmp_path, "model.attention.gate", ["sigmoid", "tanh", "relu"], partial=True)
+    assert gate.table.loc["gate=relu", "n"] == 1 and gate.table.loc["gate=sigmoid", "n_failed"] == 1
+    out = figures.make_figures(gate, tmp_path / "fig")[0]
+    assert [f.slug for f in out][:1] == ["gate"] and out[0].png.stat().st_size > 10_000
+    t12 = tables.build_tables(gate)[0][0]
+    assert t12.choice.slug == "table12_excitation"
+    assert t12.shown["n"].tolist() == ["2/3", "3/3", "1/3", "3/3"]        # sigmoid, tanh, relu, resnet
+    assert t12.shown["excluded"].tolist() == ["1 failed", "", "", ""]
+
+
+def test_one_colour_per_variant_and_paper_fonts(ratio):
+    colors = figures.variant_colors(ratio.order, ratio.baseline)
+    assert colors == figures.variant_colors(ratio.order, ratio.baseline)
+    assert colors["resnet"] == figures.BASELINE_COLOR
+    assert len(set(colors.values())) == len(ratio.order)
+    rc = figures.paper_rc()
+    sizes = [v for k, v in rc.items() if k.endswith(("fontsize", "labelsize", "titlesize")) or k == "font.size"]
+    assert sizes and all(isinstance(v, int | float) and v >= 8 for v in sizes)
+
+
+def test_pareto_front():
+    # (cost, error): (3, 6) is beaten by (2, 4); (4, 1) is the most accurate
+    assert figures.pareto_front([1, 2, 3, 4], [5, 4, 6, 1]) == [0, 1, 3]
+    assert figures.pareto_front([1, 1], [2, 2]) == [0, 1]
+
+
+def test_aggregate_command(ratio, tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    tables.add_aggregate_arguments(parser)
+    spec = ratio.sweep.spec_path
+    results = ratio.sweep.results_dir.parent
+    args = parser.parse_args([str(spec), "--results", str(results), "--out", str(tmp_path / "t")])
+    assert tables.cmd_aggregate(args) == 0
+    assert (tmp_path / "t" / "table10_ratio.tex").is_file() and "wrote" in capsys.readouterr().out
+    assert tables.cmd_aggregate(parser.parse_args([str(tmp_path / "missing")])) == 2
+    assert "neither a sweep spec" in capsys.readouterr().err
