@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sesweep.spec import SpecError, parse_assignments, run_spec
@@ -33,21 +34,46 @@ def cmd_info(args: argparse.Namespace) -> int:
     from sesweep.measure import model_cost
     from sesweep.models import ARCHS, build_model
 
-    spec = run_spec(parse_assignments(args.assignments))
+    flat = parse_assignments(args.assignments)
+    hardened: dict[str, int] = {}
+    if args.run is not None:
+        flat, hardened = _from_run_json(args.run, flat)
+    spec = run_spec(flat)
     arch = ARCHS[spec.model.arch]
     classes = None if spec.model.num_classes != "auto" else dataset_num_classes(spec.recipe)
     channels = dataset_channels(spec.recipe) if args.in_channels is None else args.in_channels
     size = args.input_size or arch.input_size
     model = build_model(spec.model, classes, channels, spec.seed)
+    if hardened:
+        from sesweep.models.adaptive import harden_to_widths
+
+        harden_to_widths(model, hardened)
     cost = {"arch": spec.model.arch, "attention": spec.model.attention.kind, **model_cost(model, size, channels)}
     if args.json:
         print(json.dumps(cost, indent=2))
     else:
-        print(format_cost(cost, spec.model.attention.reduction))
+        origin = "learned, hardened" if hardened else f"requested r={spec.model.attention.reduction:g}"
+        print(format_cost(cost, origin))
     return 0
 
 
-def format_cost(cost: dict[str, Any], reduction: float) -> str:
+def _from_run_json(path: str, overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
+    """A finished run's spec keys (then the command line's) and, for a learnable SE, its hardened widths."""
+    from sesweep.spec import schema_keys
+
+    try:
+        payload = json.loads(Path(path).read_text())
+        record = payload["record"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SpecError("--run", f"{path}: not a run JSON written by `sesweep run` ({exc})") from None
+    flat = {k: record[k] for k in schema_keys() if k in record and record[k] is not None}
+    hardened = {}
+    if flat.get("model.attention.adaptive") == "learnable":
+        hardened = {w["block"]: int(w["hidden"]) for w in payload.get("hidden_widths", [])}
+    return {**flat, **overrides}, hardened
+
+
+def format_cost(cost: dict[str, Any], origin: str) -> str:
     lines = [
         f"arch        {cost['arch']}   attention {cost['attention']}",
         f"params      {cost['params']:,}  ({cost['params'] / 1e6:.3f}M)",
@@ -56,7 +82,7 @@ def format_cost(cost: dict[str, Any], reduction: float) -> str:
     ]
     widths = cost["hidden_widths"]
     if widths:
-        lines.append(f"hidden widths (requested r={reduction:g}):")
+        lines.append(f"hidden widths ({origin}):")
         lines.append(f"  {'block':<28}{'C':>6}{'C/r':>9}{'hidden':>8}{'eff. r':>9}  note")
         for w in widths:
             note = ", ".join(n for n, on in (("rounded", w["rounded"]), ("raised to min_hidden", w["raised"]))
@@ -110,6 +136,9 @@ def add_info_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-size", type=int, default=None,
                         help="square input size for MACs (default: 32 for CIFAR ResNets, 224 for ImageNet)")
     parser.add_argument("--in-channels", type=int, default=None, help="input channels (default: 3, RGB)")
+    parser.add_argument("--run", metavar="RUN_JSON", default=None,
+                        help="the model of a finished run (results/NAME/runs/KEY.json); a learnable adaptive SE "
+                             "is shown hardened at the widths it learned")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -190,6 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as exc:
         print(f"sesweep {name}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `sesweep … | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

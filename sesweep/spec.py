@@ -338,8 +338,22 @@ def check_key(key: str, known: Iterable[str]) -> None:
 LOCATION_KEYS = frozenset({"recipe.data_root"})
 
 
+def inert_keys(spec: RunSpec) -> frozenset[str]:
+    """Keys that cannot change what a run computes: every SE knob of a plain ResNet (``kind: none``) and the
+    cost-term knobs of a fixed-width SE. Left out of the run key, so one baseline serves every sweep."""
+    att = spec.model.attention
+    if att.kind == "none":
+        return frozenset(f"model.attention.{f.name}" for f in dataclasses.fields(att) if f.name != "kind")
+    if att.adaptive == "none":
+        return frozenset({"model.attention.cost_weight", "model.attention.cost_unit"})
+    return frozenset()
+
+
 def run_key(spec: RunSpec) -> str:
-    """A stable 16-hex-digit hash of the canonical resolved config: the same run never trains twice."""
-    flat = {k: v for k, v in flatten(spec).items() if k not in LOCATION_KEYS}
+    """A stable 16-hex-digit hash of the canonical resolved config: the same run never trains twice.
+
+    Where the data lives and knobs that the variant does not use (:func:`inert_keys`) are left out."""
+    skip = LOCATION_KEYS | inert_keys(spec)
+    flat = {k: v for k, v in flatten(spec).items() if k not in skip}
     canonical = json.dumps(flat, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -682,7 +682,7 @@ def write_tables(plan: Plan, results_dir: str | Path, study: optuna.Study | None
         runs_rows.append(row)
         for curve in payload.get("curves", []):
             curve_rows.append({**ident, **curve})
-    first = [*RUN_COLUMNS, *spec_keys, *METRICS]
+    first = list(dict.fromkeys([*RUN_COLUMNS, *spec_keys, *METRICS]))  # `seed` is both identity and spec key
     with _local_lock(out / ".tables.lock"):
         runs_path, curves_path = out / "runs.csv", out / "curves.csv"
         _atomic_write(runs_path, _csv_text(runs_rows, first))
@@ -1074,42 +1074,3 @@ def cmd_status(args: argparse.Namespace) -> int:
     status = sweep_status(plan, storage=args.storage, results_dir=args.results, max_retries=args.max_retries)
     print(json.dumps(status.to_dict(), indent=1, default=str) if args.json else status.table())
     return 0
-
-
-def _main(argv: Sequence[str] | None, name: str, add: Callable[[argparse.ArgumentParser], None],
-          handler: Callable[[argparse.Namespace], int]) -> int:
-    parser = argparse.ArgumentParser(prog=f"sesweep {name}", description=handler.__doc__)
-    add(parser)
-    args = parser.parse_args(argv)
-    try:
-        return handler(args)
-    except SpecError as exc:
-        print(f"sesweep {name}: error: {exc}", file=sys.stderr)
-        return 2
-
-
-def main_run(argv: Sequence[str] | None = None) -> int:
-    """``sesweep run`` as a function: argv without the command name."""
-    return _main(argv, "run", add_run_arguments, cmd_run)
-
-
-def main_status(argv: Sequence[str] | None = None) -> int:
-    """``sesweep status`` as a function: argv without the command name."""
-    return _main(argv, "status", add_status_arguments, cmd_status)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m sesweep.sweep {run,status} FILE …`` (until ``sesweep run`` / ``sesweep status`` exist)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"run": main_run, "status": main_status}
-    if not argv or argv[0] not in commands:
-        print("usage: python -m sesweep.sweep {run,status} FILE [options]", file=sys.stderr)
-        return 2
-    return commands[argv[0]](argv[1:])
-
-
-if __name__ == "__main__":
-    # run inside the imported module, not this __main__ copy, so spawned workers unpickle sesweep.sweep's objects
-    from sesweep import sweep as _module
-
-    sys.exit(_module.main())

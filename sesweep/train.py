@@ -24,11 +24,23 @@ from sesweep.data import DataSplits, ImageSet, TrainBatches, eval_batches, load_
 from sesweep.hardware import autocast, resolve_device, resolve_precision, synchronize
 from sesweep.measure import excitation_profile, latency_ms, model_cost, peak_memory_mb
 from sesweep.models import build_model
+from sesweep.models.adaptive import (
+    LearnableSE,
+    adaptive_modules,
+    adaptive_parameters,
+    adaptive_state,
+    budget_fraction,
+    cost_term,
+    dynamic_width_stats,
+    harden_model,
+    record_dynamic_widths,
+)
 from sesweep.spec import RecipeSpec, RunSpec, flatten, run_key
 
 #: metric columns every run record has (errors in percent, as in the SENet paper)
 METRICS = ("top1_err", "top5_err", "test_loss", "train_loss", "params", "se_params", "macs", "train_seconds",
-           "train_img_per_s", "infer_ms", "peak_mem_mb", "epochs_done", "diverged_epoch")
+           "train_img_per_s", "infer_ms", "peak_mem_mb", "epochs_done", "diverged_epoch", "se_budget",
+           "soft_top1_err")
 
 EXCITATION_IMAGES, EXCITATION_BATCH = 1024, 256
 
@@ -45,6 +57,8 @@ class RunResult:
     reason: str = ""
     environment: dict[str, Any] = field(default_factory=dict)
     excitation: list[dict[str, Any]] = field(default_factory=list)
+    #: adaptive SE only: per epoch and block, the effective width and ratio (and per-sample stats if dynamic)
+    adaptive: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def run_key(self) -> str:
@@ -68,20 +82,40 @@ def lr_factor(step: int, total_steps: int, recipe: RecipeSpec, steps_per_epoch: 
 
 
 def make_optimizer(model: nn.Module, recipe: RecipeSpec) -> torch.optim.SGD:
-    return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+    """SGD over every parameter; adaptive-SE width parameters get no weight decay (only the cost term may
+    pull them: decay would be a hidden cost pressure of its own)."""
+    special = {id(p) for p in adaptive_parameters(model)}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in special]}]
+    if special:
+        groups.append({"params": adaptive_parameters(model), "weight_decay": 0.0})
+    return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum,
                            nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=recipe.weight_decay)
 
 
+def make_penalty(model: nn.Module, spec: RunSpec, macs: int) -> Callable[[], torch.Tensor] | None:
+    """The adaptive-SE cost term ``cost_weight × (SE cost / model cost)``, or ``None`` when there is none."""
+    att = spec.model.attention
+    if not adaptive_modules(model) or att.cost_weight == 0:
+        return None
+    total = macs / 1e6 if att.cost_unit == "macs" else None
+    return lambda: att.cost_weight * cost_term(model, att.cost_unit, total)
+
+
 def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
-              criterion: nn.Module, device: torch.device, precision: str) -> Callable[..., torch.Tensor]:
-    """One optimisation step ``step(x, y) -> loss`` (detached, not synchronised): the only one there is."""
+              criterion: nn.Module, device: torch.device, precision: str,
+              penalty: Callable[[], torch.Tensor] | None = None) -> Callable[..., torch.Tensor]:
+    """One optimisation step ``step(x, y) -> task loss`` (detached, not synchronised): the only one there is.
+
+    ``penalty`` (the adaptive cost term, read after the forward) is added to what is minimised, not to the
+    loss returned, so train losses compare across variants."""
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
     def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with autocast(device, precision):
             loss = criterion(model(x), y)
+        objective = loss if penalty is None else loss + penalty().to(loss.dtype)
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        scaler.scale(objective).backward()
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
@@ -137,12 +171,15 @@ def train(spec: RunSpec, *, data: DataSplits | None = None, progress: bool | Non
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, total_steps, recipe, len(batches)))
     step = make_step(model, optimizer, scheduler, nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing),
-                     device, precision)
+                     device, precision, make_penalty(model, spec, cost["macs"]))
+    adaptive = bool(adaptive_modules(model))
+    unit = spec.model.attention.cost_unit
     show = sys.stderr.isatty() if progress is None else progress
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
     curves: list[dict[str, float]] = []
+    adaptive_log: list[dict[str, Any]] = []
     status, reason = "finished", ""
     train_seconds, images_seen, train_loss = 0.0, 0, float("nan")
     diverged_epoch: int | None = None
@@ -166,9 +203,13 @@ def train(spec: RunSpec, *, data: DataSplits | None = None, progress: bool | Non
             reason = f"training loss became {train_loss} in epoch {epoch + 1}"
             curves.append({"epoch": epoch + 1, "train_loss": train_loss, "lr": scheduler.get_last_lr()[0]})
             break
-        row = {"epoch": epoch + 1, "train_loss": train_loss, "lr": scheduler.get_last_lr()[0],
-               **evaluate(model, splits.test, splits, recipe, device, precision),
+        with record_dynamic_widths(model) as widths:
+            scores = evaluate(model, splits.test, splits, recipe, device, precision)
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "lr": scheduler.get_last_lr()[0], **scores,
                "epoch_seconds": time.perf_counter() - start}
+        if adaptive:
+            row["se_budget"] = budget_fraction(model, unit)
+            adaptive_log += _adaptive_rows(model, epoch + 1, widths)
         curves.append(row)
         if on_epoch is not None:
             on_epoch(row)
@@ -178,6 +219,15 @@ def train(spec: RunSpec, *, data: DataSplits | None = None, progress: bool | Non
 
     final = curves[-1] if status == "finished" else {"test_loss": float("nan"), "top1_err": float("nan"),
                                                       "top5_err": float("nan")}
+    soft_top1_err, se_budget = None, None
+    if adaptive:
+        se_budget = budget_fraction(model, unit)
+        if status == "finished" and any(isinstance(m, LearnableSE) for _, m in adaptive_modules(model)):
+            # the record describes the deployable net: the hardened plain SE, re-evaluated and re-measured
+            soft_top1_err = final["top1_err"]
+            harden_model(model)
+            final = evaluate(model, splits.test, splits, recipe, device, precision)
+            cost = model_cost(model, splits.image_size, splits.channels)
     def test_batches(batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return eval_batches(splits.test, batch_size=batch_size, mean=splits.mean, std=splits.std, device=device,
                             channels_last=recipe.channels_last)
@@ -192,10 +242,24 @@ def train(spec: RunSpec, *, data: DataSplits | None = None, progress: bool | Non
         "peak_mem_mb": peak_memory_mb(device),
         "epochs_done": len(curves) if finished else len(curves) - 1,
         "diverged_epoch": diverged_epoch,
+        "se_budget": se_budget, "soft_top1_err": soft_top1_err,
     }
     # SENet Fig. 6: mean excitation per channel and class, on up to EXCITATION_IMAGES test images
     probe = itertools.islice(test_batches(EXCITATION_BATCH), max(1, EXCITATION_IMAGES // EXCITATION_BATCH))
     excitation = excitation_profile(model, probe, precision) if finished else []
     environment = {"resolved_device": str(device), "resolved_precision": precision,
                    "torch_version": torch.__version__, "infer_batch": int(x_probe.shape[0])}
-    return RunResult(spec, status, metrics, curves, cost["hidden_widths"], reason, environment, excitation)
+    return RunResult(spec, status, metrics, curves, cost["hidden_widths"], reason, environment, excitation,
+                     adaptive_log)
+
+
+def _adaptive_rows(model: nn.Module, epoch: int, widths: dict[str, list[torch.Tensor]]) -> list[dict[str, Any]]:
+    """Per adaptive block at the end of an epoch: widths and ratios; dynamic blocks add per-sample ratio
+    statistics over the whole test set."""
+    per_sample = {row["block"]: row for row in dynamic_width_stats(model, widths)} if widths else {}
+    rows = []
+    for state in adaptive_state(model):
+        state = {k: v for k, v in state.items() if not k.startswith(("width_", "ratio_"))}  # last batch only
+        sample = per_sample.get(state["block"], {})
+        rows.append({"epoch": epoch, **state, **{f"sample_ratio_{k}": v for k, v in sample.items() if k != "block"}})
+    return rows

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from sesweep.cli import main
 from sesweep.plan import Plan, load_plan, parse_plan
 from sesweep.spec import SpecError, run_key, run_spec
-from sesweep.sweep import main_run
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD = sorted((Path(__file__).parent / "bad_specs").glob("*.yaml"))
@@ -152,7 +152,7 @@ def test_bad_spec_raises_naming_the_file_and_the_key(path: Path):
 @pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
 def test_bad_spec_exits_2_and_writes_nothing(path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     results = tmp_path / "results"
-    assert main_run([str(path), "--dry-run", "--results", str(results)]) == 2
+    assert main(["run", str(path), "--dry-run", "--results", str(results)]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and expected_key(path) in err
     assert not results.exists()
@@ -160,7 +160,7 @@ def test_bad_spec_exits_2_and_writes_nothing(path: Path, tmp_path: Path, capsys:
 
 def test_bad_spec_exit_status_of_a_real_process(tmp_path: Path):
     bad = Path(__file__).parent / "bad_specs" / "ratio_larger_than_channels.yaml"
-    out = subprocess.run([sys.executable, "-m", "sesweep.sweep", "run", str(bad), "--dry-run", "--results",
+    out = subprocess.run([sys.executable, "-m", "sesweep", "run", str(bad), "--dry-run", "--results",
                           str(tmp_path / "r")], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 2, out.stderr
     assert f"{bad}: axes.model.attention.reduction: r=32 is larger than the 16 channels" in out.stderr
@@ -183,7 +183,7 @@ def test_cli_run_command_exits_2_on_a_bad_spec(tmp_path: Path):
 def test_dry_run_lists_the_runs_and_writes_nothing(make_sweep, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     path = make_sweep("dry", seeds=(0, 1), axes={"model.attention.reduction": [4, 8]})
     results = tmp_path / "results"
-    assert main_run([str(path), "--dry-run", "--results", str(results)]) == 0
+    assert main(["run", str(path), "--dry-run", "--results", str(results)]) == 0
     out = capsys.readouterr().out
     assert "sweep dry: 2 variants x 2 seeds = 4 runs" in out and "r=4" in out and "r=8" in out
     assert not results.exists()

@@ -295,7 +295,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(make_sweep
     path = make_sweep("kill", recipe={"epochs": 12}, variants={"quick": {"recipe.epochs": 1}})
     plan = load_plan(path)
     storage = sw.default_storage(plan, results)
-    cmd = [sys.executable, "-m", "sesweep.sweep", "run", str(path), "--results", str(results), "--heartbeat", "1",
+    cmd = [sys.executable, "-m", "sesweep", "run", str(path), "--results", str(results), "--heartbeat", "1",
            "--grace", "4", "--no-tracking", "--threads", "1", "--quiet"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:

@@ -108,3 +108,53 @@ def test_cli_train_prints_json_record_and_rejects_bad_keys(capsys):
     assert "recipe.epoch: unknown key (did you mean 'recipe.epochs'?)" in err
     assert main(["train", "recipe.precision=fp8"]) == 2
     assert "recipe.precision: 'fp8' is not allowed; allowed: fp32, bf16, fp16, auto" in capsys.readouterr().err
+
+
+# -- adaptive SE inside the one training loop --------------------------------------------------------------
+
+def _adaptive(kind: str, weight: float, **more):
+    return tiny(model__attention__adaptive=kind, model__attention__reduction=2, model__attention__cost_weight=weight,
+                recipe__train_subset=128, **more)
+
+
+def test_learnable_run_logs_widths_per_epoch_and_records_the_hardened_net(tmp_path, capsys):
+    fixed = train(tiny(model__attention__reduction=2, recipe__train_subset=128), progress=False)
+    result = train(_adaptive("learnable", 5.0), progress=False)
+    assert result.status == "finished"
+    blocks = {w["block"] for w in result.hidden_widths}
+    assert len(blocks) == 9 and {r["epoch"] for r in result.adaptive} == {1, 2}
+    assert {r["block"] for r in result.adaptive} == blocks
+    assert all(0 < r["effective_width"] <= r["max_hidden"] for r in result.adaptive)
+    assert all(0 < row["se_budget"] <= 1 for row in result.curves)
+    # a strong cost shrinks the net; the record describes the hardened plain SE, re-measured and re-evaluated
+    assert result.metrics["se_params"] < fixed.metrics["se_params"]
+    assert result.metrics["params"] == fixed.metrics["params"] - (
+        fixed.metrics["se_params"] - result.metrics["se_params"])
+    assert result.metrics["soft_top1_err"] is not None and result.metrics["se_budget"] < 1
+    assert [w["hidden"] for w in result.hidden_widths] == [r["hardened_width"] for r in result.adaptive[-9:]]
+    # `sesweep info --run` rebuilds that hardened structure from the run's JSON and reports the same cost
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"record": result.record(), "hidden_widths": result.hidden_widths}))
+    assert main(["info", "--run", str(path), "--json", "--input-size", "16"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["params"], info["se_params"]) == (result.metrics["params"], result.metrics["se_params"])
+
+
+def test_width_parameters_get_no_weight_decay():
+    from sesweep.models import build_model
+    from sesweep.models.adaptive import adaptive_parameters
+    from sesweep.train import make_optimizer
+
+    spec = _adaptive("learnable", 0.1)
+    model = build_model(spec.model, 10, 3, 0)
+    groups = make_optimizer(model, spec.recipe).param_groups
+    assert [g["weight_decay"] for g in groups] == [spec.recipe.weight_decay, 0.0]
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in adaptive_parameters(model)} != set()
+
+
+def test_dynamic_run_logs_per_sample_ratio_statistics():
+    result = train(_adaptive("dynamic", 0.5, recipe__epochs=1), progress=False)
+    assert result.status == "finished" and result.metrics["soft_top1_err"] is None  # nothing to harden
+    rows = result.adaptive
+    assert len(rows) == 9 and all(r["sample_ratio_n"] == 100 for r in rows)  # the whole test subset
+    assert all(r["sample_ratio_min"] <= r["sample_ratio_mean"] <= r["sample_ratio_max"] for r in rows)

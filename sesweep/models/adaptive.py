@@ -472,6 +472,18 @@ def harden_model(model: nn.Module) -> nn.Module:
     return model
 
 
+def harden_to_widths(model: nn.Module, widths: dict[str, int]) -> nn.Module:
+    """Harden every :class:`LearnableSE` at a given width per block (e.g. a finished run's recorded widths):
+    the structure of that run's deployable net, without its weights (for cost accounting)."""
+    blocks = {m.width.block: m for _, m in adaptive_modules(model) if isinstance(m, LearnableSE)}
+    missing = sorted(set(blocks) - set(widths))
+    if missing:
+        raise ValueError(f"no hardened width given for block(s) {', '.join(missing)}")
+    for block, m in blocks.items():
+        m.pin_width(int(widths[block]))
+    return harden_model(model)
+
+
 def set_temperature(model: nn.Module, temperature: float) -> None:
     """Set τ of every adaptive block (for annealing towards a harder mask late in training)."""
     if temperature <= 0:

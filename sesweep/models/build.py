@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sesweep.models.adaptive import AdaptiveSEFactory
 from sesweep.models.attention import SEFactory
 from sesweep.models.init import init_weights
 from sesweep.models.resnet import BasicBlock, Bottleneck, ResNet
@@ -89,8 +90,8 @@ def build_model(spec: ModelSpec, num_classes: int | None = None, in_channels: in
     att = spec.attention
     attn_layer = None
     if att.kind == "se" and att.adaptive != "none":
-        raise SpecError("model.attention.adaptive", f"{att.adaptive!r} is not available yet; allowed: none")
-    if att.kind == "se":
+        attn_layer = AdaptiveSEFactory.from_spec(att)
+    elif att.kind == "se":
         attn_layer = SEFactory(att.reduction, att.min_hidden, att.divisor, att.pool, att.gate, att.bias)
     model = ResNet(arch.block, list(arch.layers), list(arch.widths), arch.stem, arch.shortcut,
                    resolve_num_classes(spec, num_classes), in_channels, attn_layer, att.placement,
