@@ -91,6 +91,20 @@ class Plan:
                 return run
         raise KeyError(key)
 
+    def with_data_root(self, root: str | None) -> Plan:
+        """The same plan reading its data from ``root`` (``--data-root``): run keys do not change, since
+        where the data lives is not part of what a run computes."""
+        if root is None:
+            return self
+
+        def moved(spec: RunSpec) -> RunSpec:
+            return dataclasses.replace(spec, recipe=dataclasses.replace(spec.recipe, data_root=root))
+
+        return dataclasses.replace(
+            self, base=moved(self.base),
+            variants=tuple(dataclasses.replace(v, spec=moved(v.spec)) for v in self.variants),
+            runs=tuple(dataclasses.replace(r, spec=moved(r.spec)) for r in self.runs))
+
     def queue_order(self) -> list[Run]:
         """Runs in the order workers take them: seed-major, so partial results cover every variant early."""
         seed_rank = {s: i for i, s in enumerate(self.seeds)}

@@ -960,10 +960,12 @@ def _worker_process(plan: Plan, cfg: SweepConfig, index: int, log_level: int) ->
         raise _Interrupted()
 
     signal.signal(signal.SIGTERM, on_term)
-    if cfg.threads:
-        import torch
+    import torch
 
+    if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if torch.cuda.is_available() and torch.cuda.device_count() > 1:
+        torch.cuda.set_device(index % torch.cuda.device_count())  # `device: auto`/`cuda` → this worker's GPU
     logging.basicConfig(level=logging.WARNING, format=f"[worker {index}] %(message)s")
     logging.getLogger("sesweep").setLevel(log_level)
     try:
@@ -1008,9 +1010,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep", metavar="FILE", help="sweep spec, e.g. experiments/smoke.yaml")
     _common_arguments(parser)
     parser.add_argument("--workers", type=int, default=1,
-                        help="local worker processes (default 1); each gets cores/N torch threads")
+                        help="local worker processes (default 1); each gets cores/N torch threads "
+                             "and, on a machine with several GPUs, GPU i mod count")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads per worker (default: cores / workers)")
+    parser.add_argument("--data-root", default=None, metavar="DIR",
+                        help="read the data from DIR instead of the spec's recipe.data_root (run keys unchanged)")
     parser.add_argument("--tracking-uri", default=None,
                         help="MLflow tracking URI (default: sqlite:///RESULTS/NAME/mlflow.db)")
     parser.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
@@ -1044,7 +1049,7 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run, resume or join a sweep: exit 0 when every run is done, 1 when some failed or are left, 2 on a bad spec."""
-    plan = load_plan(args.sweep)
+    plan = load_plan(args.sweep).with_data_root(args.data_root)
     if not args.quiet and not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         logging.getLogger("sesweep").setLevel(logging.INFO)
