@@ -69,7 +69,8 @@ class AttentionSpec:
     adaptive: Literal["none", "learnable", "dynamic"] = "none"
     #: weight of the cost term that pulls adaptive widths down (0 = no pressure)
     cost_weight: float = field(default=0.0, metadata=_range(ge=0))
-    #: what the cost term counts, per block: SE parameters or SE MACs (in millions)
+    #: what the cost term counts: the adaptive SE blocks' parameters or MACs as a share of the whole model's
+    #: (so ``cost_weight`` reads "loss, in nats, that 100 % of the model's cost is worth")
     cost_unit: Literal["params", "macs"] = "params"
 
 

@@ -1055,6 +1055,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         logging.getLogger("sesweep").setLevel(logging.INFO)
     if args.dry_run:
         print(plan.describe())
+        print(manifest_table(plan))
     try:
         status = run_sweep(plan, storage=args.storage, workers=args.workers, results_dir=args.results,
                            tracking_uri=args.tracking_uri, tracking=not args.no_tracking,
@@ -1071,6 +1072,34 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(status.summary())
         print(f"results: {sweep_dir(plan, args.results)}/runs.csv")
     return 0 if status.done == status.total else 1
+
+
+def manifest_table(plan: Plan) -> str:
+    """Every run with its key and its model's cost (params, SE params, MACs at the recipe's input size).
+
+    Where the data are not on this machine (imagefolder, CIFAR not downloaded) the class count and input
+    size cannot be read; the cost is then given at the architecture's design size and 10 classes, marked."""
+    from sesweep.data import dataset_image_size, dataset_num_classes
+    from sesweep.measure import model_cost
+    from sesweep.models import ARCHS, build_model
+
+    costs: dict[str, tuple[dict[str, Any], str]] = {}
+    for v in plan.variants:
+        note = ""
+        try:
+            classes, size = dataset_num_classes(v.spec.recipe), dataset_image_size(v.spec.recipe)
+        except SpecError:
+            classes, size, note = 10, ARCHS[v.spec.model.arch].input_size, "*"
+        model = build_model(v.spec.model, classes, 3, 0)
+        costs[v.name] = model_cost(model, size, 3), note
+    lines = [f"  {'variant':<14}{'seed':>5}  {'run_key':<17}{'params':>12}{'se_params':>11}{'MACs':>10}"]
+    for run in plan.runs:
+        cost, note = costs[run.variant]
+        lines.append(f"  {run.variant:<14}{run.seed:>5}  {run.key:<17}{cost['params']:>12,}{cost['se_params']:>11,}"
+                     f"{cost['macs'] / 1e6:>9.2f}M{note}")
+    if any(note for _, note in costs.values()):
+        lines.append("  * data not on this machine: cost at the architecture's design input size and 10 classes")
+    return "\n".join(lines)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -166,7 +166,7 @@ def test_larger_cost_weight_gives_narrower_blocks():
 
 
 def test_cost_term_is_the_se_share_of_the_model_cost():
-    model = resnet(AdaptiveSEFactory("learnable", 2))
+    model = resnet(AdaptiveSEFactory(2, adaptive="learnable"))
     blocks = [m for m in model.modules() if isinstance(m, LearnableSE)]
     for m in blocks:
         m.pin_width(m.max_hidden)
@@ -196,7 +196,7 @@ def test_resnet20_cost_pressure_shrinks_widths_in_a_few_steps():
     """ResNet-20 through ResNet(..., attn_layer=AdaptiveSEFactory(...)): the training-loop contract."""
     def run(cost_weight: float) -> float:
         torch.manual_seed(0)
-        model = resnet(AdaptiveSEFactory("learnable", 2), layers=(3, 3, 3))
+        model = resnet(AdaptiveSEFactory(2, adaptive="learnable"), layers=(3, 3, 3))
         ids = {id(p) for p in adaptive_parameters(model)}
         opt = torch.optim.SGD([{"params": [p for p in model.parameters() if id(p) not in ids]},
                                {"params": adaptive_parameters(model), "weight_decay": 0.0}],
@@ -244,8 +244,8 @@ def test_pinned_at_the_maximum_equals_the_fixed_se_exactly(knobs):
 
 def test_resnet_with_learnable_se_is_matched_to_the_fixed_se_resnet():
     fixed = resnet(SEFactory(2), seed=3)
-    adaptive = resnet(AdaptiveSEFactory("learnable", 2), seed=3)
-    dyn = resnet(AdaptiveSEFactory("dynamic", 2), seed=3)
+    adaptive = resnet(AdaptiveSEFactory(2, adaptive="learnable"), seed=3)
+    dyn = resnet(AdaptiveSEFactory(2, adaptive="dynamic"), seed=3)
     for k, v in fixed.state_dict().items():
         assert torch.equal(adaptive.state_dict()[k], v), k
         assert torch.equal(dyn.state_dict()[k], v), k
@@ -297,7 +297,7 @@ def test_hardening_near_an_integer_width_preserves_outputs():
 
 
 def test_harden_model_replaces_every_learnable_block_and_lowers_params():
-    model = resnet(AdaptiveSEFactory("learnable", 2), seed=1).eval()
+    model = resnet(AdaptiveSEFactory(2, adaptive="learnable"), seed=1).eval()
     blocks = [m for m in model.modules() if isinstance(m, LearnableSE)]
     with torch.no_grad():
         for i, m in enumerate(blocks):
@@ -357,7 +357,7 @@ def test_dynamic_se_starts_as_the_learnable_se():
 # -- reports, factory, cost accounting ---------------------------------------------------------------------
 
 def test_adaptive_state_rows_are_floats_in_range():
-    model = resnet(AdaptiveSEFactory("learnable", 4))
+    model = resnet(AdaptiveSEFactory(4, adaptive="learnable"))
     rows = adaptive_state(model)
     assert [r["channels"] for r in rows] == [16, 32, 64]
     assert [r["max_hidden"] for r in rows] == [4, 8, 16]
@@ -373,17 +373,17 @@ def test_factory_has_the_se_factory_signature_and_reads_the_spec():
     assert isinstance(block, DynamicSE) and block.max_hidden == 8 and block.fc1.bias is None
     assert isinstance(block.pool, nn.AdaptiveMaxPool2d) and isinstance(block.gate, nn.Tanh)
     assert block.width.block == "layer3.0.attn_branch"
-    assert isinstance(AdaptiveSEFactory("learnable", 8)(64, "b"), LearnableSE)
+    assert isinstance(AdaptiveSEFactory(8, adaptive="learnable")(64, "b"), LearnableSE)
     with pytest.raises(ValueError):
-        AdaptiveSEFactory("none")
+        AdaptiveSEFactory(adaptive="none")
 
 
 def test_model_cost_works_and_reports_the_rounded_widths():
     for kind in ("learnable", "dynamic"):
-        model = resnet(AdaptiveSEFactory(kind, 2))
+        model = resnet(AdaptiveSEFactory(2, adaptive=kind))
         cost = model_cost(model, 8)
         assert cost["macs"] == count_macs(model, 8) > 0  # counted on a deep copy on the meta device
         assert [w["hidden"] for w in cost["hidden_widths"]] == [8, 16, 32]
-    model = resnet(AdaptiveSEFactory("dynamic", 2))
+    model = resnet(AdaptiveSEFactory(2, adaptive="dynamic"))
     model(randn(2, 3, 8, 8))
     copy.deepcopy(model)  # the last forward's graph is not copied along

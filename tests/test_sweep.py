@@ -36,17 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST = {"heartbeat_interval": 1, "grace_period": 4, "progress": False, "threads": 1}
 
 
-# this module is imported by the spawned claim workers below: torch only inside fixtures keeps them light
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# one torch thread: runs of a few images are fastest so, and parallel workers do not oversubscribe
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -19,14 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST = {"heartbeat_interval": 1, "grace_period": 4, "progress": False, "threads": 1}
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# one torch thread: runs of a few images are fastest so, and parallel workers do not oversubscribe
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_search_runs_returns_one_run_per_run_with_params_metrics_and_tags(make_sweep, tmp_path: Path,

@@ -63,7 +63,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sesweep.models.attention import Attention, HiddenWidth, SqueezeExcite
+from sesweep.models.attention import Attention, HiddenWidth, SEFactory, SqueezeExcite
 
 #: mask temperature τ in hidden units (see the module docstring for why 0.15)
 TEMPERATURE = 0.15
@@ -122,6 +122,16 @@ class _AdaptiveMixin:
     min_width: float
     _centres: torch.Tensor
 
+    def _init_mask(self, pool: str, gate: str, min_hidden: int, temperature: float) -> None:
+        """The mask's state, after the SE's own ``__init__`` has allocated H hidden units."""
+        if temperature <= 0:
+            raise ValueError(f"temperature {temperature!r} must be > 0")
+        self.pool_kind, self.gate_kind, self.min_hidden = pool, gate, min_hidden
+        self.temperature = temperature
+        self.min_width = float(min(max(min_hidden, 0), self.max_hidden))
+        self.register_buffer("_centres", torch.arange(self.max_hidden, dtype=torch.float32) + 0.5,
+                             persistent=False)
+
     @property
     def channels(self) -> int:
         return self.width.channels
@@ -170,14 +180,8 @@ class LearnableSE(_AdaptiveMixin, SqueezeExcite):
                  pool: str = "avg", gate: str = "sigmoid", bias: bool = True, block: str = "se",
                  temperature: float = TEMPERATURE) -> None:
         super().__init__(channels, reduction, min_hidden, divisor, pool, gate, bias, block)
-        if temperature <= 0:
-            raise ValueError(f"temperature {temperature!r} must be > 0")
-        self.pool_kind, self.gate_kind, self.min_hidden = pool, gate, min_hidden
-        self.temperature = temperature
-        self.min_width = float(min(max(min_hidden, 0), self.max_hidden))
+        self._init_mask(pool, gate, min_hidden, temperature)
         self.width_logit = nn.Parameter(torch.zeros(()))
-        self.register_buffer("_centres", torch.arange(self.max_hidden, dtype=torch.float32) + 0.5,
-                             persistent=False)
         self.pinned: int | None = None
 
     # -- width ------------------------------------------------------------------------------------------
@@ -260,14 +264,8 @@ class DynamicSE(_AdaptiveMixin, SqueezeExcite):
                  pool: str = "avg", gate: str = "sigmoid", bias: bool = True, block: str = "se",
                  temperature: float = TEMPERATURE) -> None:
         super().__init__(channels, reduction, min_hidden, divisor, pool, gate, bias, block)
-        if temperature <= 0:
-            raise ValueError(f"temperature {temperature!r} must be > 0")
-        self.pool_kind, self.gate_kind, self.min_hidden = pool, gate, min_hidden
-        self.temperature = temperature
-        self.min_width = float(min(max(min_hidden, 0), self.max_hidden))
+        self._init_mask(pool, gate, min_hidden, temperature)
         self.router = nn.Linear(channels, 1)
-        self.register_buffer("_centres", torch.arange(self.max_hidden, dtype=torch.float32) + 0.5,
-                             persistent=False)
         self._last = _Transient()
 
     def _extra_params(self) -> int:
@@ -329,20 +327,14 @@ AdaptiveSE = LearnableSE | DynamicSE
 
 
 @dataclass(frozen=True)
-class AdaptiveSEFactory:
-    """Builds the adaptive SE of one block: :class:`~sesweep.models.attention.SEFactory`'s call signature.
+class AdaptiveSEFactory(SEFactory):
+    """Builds the adaptive SE of one block: :class:`~sesweep.models.attention.SEFactory` plus the mode.
 
     ``reduction`` sets the *maximum* hidden width H (through ``hidden_width``, with ``min_hidden`` and
     ``divisor``); ``min_hidden`` is also the lower bound of the learned width.
     """
 
     adaptive: Literal["learnable", "dynamic"] = "learnable"
-    reduction: float = 16
-    min_hidden: int = 1
-    divisor: int = 1
-    pool: str = "avg"
-    gate: str = "sigmoid"
-    bias: bool = True
     temperature: float = TEMPERATURE
 
     def __post_init__(self) -> None:
@@ -352,8 +344,8 @@ class AdaptiveSEFactory:
     @classmethod
     def from_spec(cls, attention: Any) -> AdaptiveSEFactory:
         """From a :class:`sesweep.spec.AttentionSpec` with ``adaptive`` learnable or dynamic."""
-        return cls(attention.adaptive, attention.reduction, attention.min_hidden, attention.divisor,
-                   attention.pool, attention.gate, attention.bias)
+        return cls(reduction=attention.reduction, min_hidden=attention.min_hidden, divisor=attention.divisor,
+                   pool=attention.pool, gate=attention.gate, bias=attention.bias, adaptive=attention.adaptive)
 
     def __call__(self, channels: int, block: str) -> Attention:
         kind = LearnableSE if self.adaptive == "learnable" else DynamicSE
