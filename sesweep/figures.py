@@ -28,11 +28,24 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
 from sesweep.stats import (
+    ADAPTIVE_KEYS,
+    AdaptiveComparison,
     Analysis,
+    Summary,
+    adaptive_comparisons,
+    adaptive_kind,
+    adaptive_labels,
+    adaptive_log,
+    adaptive_variants,
+    block_ratios,
     finished,
+    finished_details,
+    fixed_ratio_variants,
     format_value,
     is_attention_off,
+    ratio_label,
     reference_value,
+    se_cost,
     short_name,
     summarize,
     variant_labels,
@@ -173,10 +186,18 @@ def _legend_below(fig: Figure, handles: Sequence[Any], ncol: int = 2) -> None:
 
 
 def ratio_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Path, metric: str = "top1_err") -> FigureFile:
-    """Error vs r: seeds as points, mean line with CI band, params on a second axis, baseline as a line."""
+    """Error vs r: seeds as points, mean line with CI band, params on a second axis, baseline as a line.
+
+    An adaptive variant's r is only its maximum width, so where fixed-ratio variants exist the adaptive ones
+    are left to the adaptive figures.
+    """
     key = "model.attention.reduction"
-    others = [k for k in an.factors if k not in (key, "model.attention.kind")]
     se = [v for v in an.order if v != an.baseline and not is_attention_off(an.configs.loc[v])]
+    fixed = [v for v in se if adaptive_kind(an.configs.loc[v]) == "none"]
+    left_out = bool(fixed) and len(fixed) < len(se)
+    skip = {key, "model.attention.kind"} | (ADAPTIVE_KEYS if left_out else set())
+    se = fixed or se
+    others = [k for k in an.factors if k not in skip]
     groups: dict[tuple[str, ...], list[str]] = {}
     for v in se:
         groups.setdefault(tuple(format_value(an.configs.at[v, k]) for k in others), []).append(v)
@@ -235,7 +256,8 @@ def ratio_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Path, metric:
         _legend_below(fig, handles)
         caption = (f"{_metric_label(metric)} vs the reduction ratio r: seeds (small points), mean (large points "
                    f"and line) and 95% CI (bars and band); parameters on the right axis (dotted)"
-                   + (f"; dashed: {an.baseline} baseline with its CI." if base is not None else "."))
+                   + (f"; dashed: {an.baseline} baseline with its CI." if base is not None else ".")
+                   + (" Fixed ratios only: the adaptive variants are in the adaptive figures." if left_out else ""))
         return save(fig, out_dir, "ratio", caption)
 
 
@@ -407,12 +429,9 @@ def curves_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Path) -> Fig
 
 def excitation_rows(an: Analysis, variant: str) -> tuple[int | None, list[dict[str, Any]]]:
     """The saved excitation of one run of a variant (the lowest finished seed that saved it)."""
-    runs = finished(an.sweep.runs)
-    runs = runs[runs["variant"] == variant].sort_values("seed") if "seed" in runs.columns else runs
-    for _, row in runs.iterrows():
-        detail = an.sweep.details.get(str(row.get("run_key")), {})
+    for seed, detail in finished_details(an, variant):
         if detail.get("excitation"):
-            return int(row["seed"]), list(detail["excitation"])
+            return seed, list(detail["excitation"])
     return None, []
 
 
@@ -476,6 +495,220 @@ def excitation_figure(an: Analysis, variant: str, out_dir: Path) -> FigureFile |
 
 
 # --------------------------------------------------------------------------------------------------
+# adaptive SE against the fixed ratios
+
+#: one marker per adaptive variant (fixed ratios are circles, the baseline a dashed line)
+ADAPTIVE_MARKERS = ("D", "^", "v", "P", "X", "s", "p", "h")
+
+
+def is_adaptive_figure(figure: FigureFile) -> bool:
+    """The figures of the adaptive comparison (the report shows them in their own section)."""
+    return figure.slug.startswith("adaptive_")
+
+
+def adaptive_pareto_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Path,
+                           metric: str = "top1_err") -> FigureFile | None:
+    """Error vs SE params (log) and vs MACs: does learning the widths beat choosing one r at the same cost?
+
+    The fixed-ratio variants are joined as a curve (mean ± CI, labelled r), each adaptive variant is its own
+    marker labelled with its cost weight, the baseline a dashed line; seeds are faint points.
+    """
+    comps = [c for c in adaptive_comparisons(an, metric) if c.top1.n > 0]
+    if not comps:
+        return None
+    done = finished(an.sweep.runs)
+    done = done.assign(se_cost=se_cost(done))
+    panels = [("se_cost", "SE params")]
+    if "macs" in done.columns and done["macs"].notna().any():
+        panels.append(("macs", "MACs"))
+    with paper_style():
+        fig = new_figure(PAGE_IN if len(panels) > 1 else COLUMN_IN, 3.0)
+        handles: list[Any] = []
+        for i, (col, name) in enumerate(panels):
+            ax = fig.add_subplot(1, len(panels), i + 1)
+            drawn = _adaptive_panel(ax, an, comps, done, col, colors, metric)
+            handles = handles or drawn
+            _, unit = _scale(done[col].dropna().tolist(), "count")
+            ax.set_xlabel(f"{name} ({unit})" if unit else name)
+            ax.set_ylabel(_metric_label(metric))
+        handles.append(Line2D([], [], ls="", marker="o", ms=3, color="0.5", alpha=0.5, label="seeds"))
+        _legend_below(fig, handles, ncol=3 if len(panels) > 1 else 2)
+        caption = (f"{_metric_label(metric)} against SE parameters (log scale)"
+                   + (" and against MACs" if len(panels) > 1 else "")
+                   + ": the fixed-ratio variants (circles, labelled r, joined) and the adaptive variants (other "
+                     "markers, labelled with their cost weight w), mean ± 95% CI, seeds as faint points"
+                   + (f"; dashed: {an.baseline} baseline" if an.baseline is not None else "")
+                   + ". A dynamic variant is placed at its expected SE params (se_budget × allocated) and at its "
+                     "allocated MACs.")
+        return save(fig, out_dir, "adaptive_pareto", caption)
+
+
+def _adaptive_panel(ax: Axes, an: Analysis, comps: Sequence[AdaptiveComparison], done: pd.DataFrame, col: str,
+                    colors: Mapping[str, Any], metric: str) -> list[Any]:
+    """One cost axis of :func:`adaptive_pareto_figure`; returns its legend handles."""
+    scale, _ = _scale(done[col].dropna().tolist(), "count")
+    labels = adaptive_labels(an)
+    handles: list[Any] = []
+
+    def draw(variant: str, s: Summary, marker: str, ms: float, ecolor: Any) -> float:
+        """Seeds faint, mean ± CI as an error bar; returns the mean cost (the x of the point)."""
+        part = done.loc[done["variant"] == variant, [col, metric]].dropna()
+        x = float(part[col].mean()) / scale
+        ax.scatter(part[col] / scale, part[metric], s=8, marker=marker, color=colors[variant], alpha=0.35, lw=0,
+                   zorder=3)
+        lo, hi = _clip(metric, [s.ci_lo], [s.ci_hi])
+        err = [[s.mean - lo[0]], [hi[0] - s.mean]] if s.n >= 2 else None
+        ax.errorbar([x], [s.mean], yerr=err, fmt=marker, ms=ms, color=colors[variant], ecolor=ecolor, mec="black",
+                    mew=0.5, elinewidth=1.0, capsize=2, zorder=5)
+        return x
+
+    ticks: list[float] = []
+    for gi, curve in enumerate(dict.fromkeys(c.fixed for c in comps if c.fixed)):
+        line_color = "black" if gi == 0 else sns.color_palette("dark", 8)[gi % 8]
+        means = [summarize(_finished_values(an, w, metric), an.confidence) for w in curve]
+        xs = [draw(w, s, "o", 4.5, line_color) for w, s in zip(curve, means, strict=True)]
+        order = np.argsort(xs)
+        (ln,) = ax.plot(np.asarray(xs)[order], np.asarray([s.mean for s in means])[order], color=line_color, lw=1.1,
+                        zorder=2, label="fixed r: mean ± 95% CI")
+        handles += [ln] if gi == 0 else []
+        for w, x, s in zip(curve, xs, means, strict=True):
+            ax.annotate(ratio_label(an, w), (x, s.mean), xytext=(3, -9), textcoords="offset points",
+                        fontsize=FONT_PT - 1, color="0.25")
+        ticks += xs
+    every = adaptive_variants(an)  # markers by the full list, so a partial sweep keeps each variant's marker
+    for c in comps:
+        marker = ADAPTIVE_MARKERS[every.index(c.variant) % len(ADAPTIVE_MARKERS)]
+        x = draw(c.variant, c.top1, marker, 6, colors[c.variant])
+        ax.annotate(f"w={format_value(c.cost_weight)}", (x, c.top1.mean), xytext=(4, 4), textcoords="offset points",
+                    fontsize=FONT_PT - 1, color=colors[c.variant])
+        handles.append(Line2D([], [], ls="", marker=marker, ms=5, color=colors[c.variant], mec="black", mew=0.5,
+                              label=f"{labels[c.variant]} (n={c.top1.n})"))
+    base = _baseline_line(ax, an, metric, an.baseline or "baseline")
+    handles += [base] if base is not None else []
+    if col == "se_cost":
+        ax.set_xscale("log")
+        ticks = sorted(set(ticks))
+        if ticks:
+            ax.xaxis.set_major_locator(FixedLocator(ticks))
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.set_xticklabels([f"{t:.3g}" for t in ticks])
+    else:
+        _plain_axis(ax)
+    return handles
+
+
+def _stage_marks(ax: Axes, positions: Sequence[int], stages: Sequence[Any]) -> None:
+    """Dotted lines between stages along a block axis and the stage numbers above it."""
+    spans: dict[Any, list[int]] = {}
+    for p, s in zip(positions, stages, strict=True):
+        spans.setdefault(s, []).append(int(p))
+    for i, (stage, ps) in enumerate(spans.items()):
+        if i > 0:
+            ax.axvline(min(ps) - 0.5, color="0.45", lw=0.7, ls="--", zorder=1)
+        if stage is not None and not pd.isna(stage):
+            ax.text((min(ps) + max(ps)) / 2, 1.01, f"stage {int(stage)}", transform=ax.get_xaxis_transform(),
+                    ha="center", va="bottom", fontsize=FONT_PT - 1, color="0.3")
+
+
+def _log2_axis(ax: Axes, values: Sequence[float], levels: Sequence[float]) -> None:
+    """A log₂ ratio axis with ticks at the fixed ratios and the powers of two spanning them and ``values``."""
+    finite = [float(v) for v in [*values, *levels] if np.isfinite(v) and v > 0]
+    if not finite:
+        return
+    ax.set_yscale("log", base=2)
+    lo, hi = math.floor(math.log2(min(finite))), math.ceil(math.log2(max(finite)))
+    ticks = sorted({2.0 ** k for k in range(lo, hi + 1)} | {float(x) for x in levels if x > 0})
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.set_yticklabels([format_value(t) for t in ticks])
+
+
+def _fixed_levels(an: Analysis, variants: Sequence[str]) -> list[float]:
+    """The reduction ratios of the fixed-ratio variants the given adaptive variants are compared with."""
+    fixed = {w for v in variants for w in fixed_ratio_variants(an, v)}
+    return sorted({float(an.configs.at[w, "model.attention.reduction"]) for w in fixed})
+
+
+def adaptive_ratio_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Path) -> FigureFile | None:
+    """Learned ratio per SE block along the depth: where an adaptive SE spends its width, and whether seeds
+    agree (each seed a thin line, the mean a thick one; fixed ratios as dotted reference levels)."""
+    frames = {v: block_ratios(an, v) for v in adaptive_variants(an)}
+    frames = {v: f[f["ratio"] > 0] for v, f in frames.items() if not f.dropna(subset=["ratio"]).empty}
+    if not frames:
+        return None
+    labels = adaptive_labels(an)
+    levels = _fixed_levels(an, list(frames))
+    blocks = int(max(f["position"].max() for f in frames.values())) + 1
+    with paper_style():
+        fig = new_figure(PAGE_IN if blocks > 12 else COLUMN_IN, 2.9)
+        ax = fig.add_subplot()
+        handles = []
+        for v, frame in frames.items():
+            ls = "--" if adaptive_kind(an.configs.loc[v]) == "dynamic" else "-"
+            for _, g in frame.groupby("seed"):
+                ax.plot(g["position"], g["ratio"], color=colors[v], lw=0.6, alpha=0.45, ls=ls, zorder=2)
+            mean = frame.groupby("position")["ratio"].mean()
+            (ln,) = ax.plot(mean.index, mean.to_numpy(), color=colors[v], lw=1.6, ls=ls, marker="o", ms=2.5, zorder=3,
+                            label=f"{labels[v]} (n={frame['seed'].nunique()})")
+            handles.append(ln)
+        for r in levels:
+            ax.axhline(r, color="0.6", lw=0.6, ls=":", zorder=1)
+        first = next(iter(frames.values())).drop_duplicates("position").sort_values("position")
+        _stage_marks(ax, list(first["position"]), list(first["stage"]))
+        _log2_axis(ax, [x for f in frames.values() for x in f["ratio"]], levels)
+        ax.set_xticks(range(blocks))
+        ax.set_xlim(-0.5, blocks - 0.5)
+        ax.set_xlabel("SE block (input → output)")
+        ax.set_ylabel("learned r = C / width")
+        _legend_below(fig, handles, ncol=2)
+        caption = ("Learned reduction ratio per SE block along the network (C / effective width; a dynamic variant, "
+                   "dashed: the mean per-image ratio on the test set, last epoch): each seed a thin line, the mean "
+                   "a thick one; dashed verticals separate the stages; dotted horizontals: the sweep's fixed ratios.")
+        return save(fig, out_dir, "adaptive_ratios", caption)
+
+
+def adaptive_trajectory_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Path) -> FigureFile | None:
+    """Mean learned ratio per stage over the epochs: how fast the widths settle and whether they still move
+    when training stops."""
+    logs = {v: adaptive_log(an, v).dropna(subset=["epoch", "stage", "ratio"]) for v in adaptive_variants(an)}
+    logs = {v: f[f["ratio"] > 0] for v, f in logs.items() if not f.empty}
+    if not logs:
+        return None
+    labels = adaptive_labels(an)
+    stages = sorted({int(s) for f in logs.values() for s in f["stage"]})
+    with paper_style():
+        fig = new_figure(PAGE_IN if len(stages) > 1 else COLUMN_IN, 2.4)
+        axes: list[Axes] = []
+        for i in range(len(stages)):
+            axes.append(fig.add_subplot(1, len(stages), i + 1, sharey=axes[0] if axes else None))
+        handles = []
+        for v, frame in logs.items():
+            ls = "--" if adaptive_kind(an.configs.loc[v]) == "dynamic" else "-"
+            per_seed = frame.groupby(["stage", "seed", "epoch"])["ratio"].mean().reset_index()
+            for ax, stage in zip(axes, stages, strict=True):
+                part = per_seed[per_seed["stage"] == stage]
+                for _, g in part.groupby("seed"):
+                    ax.plot(g["epoch"], g["ratio"], color=colors[v], lw=0.6, alpha=0.45, ls=ls)
+                mean = part.groupby("epoch")["ratio"].mean()
+                ax.plot(mean.index, mean.to_numpy(), color=colors[v], lw=1.4, ls=ls)
+            handles.append(Line2D([], [], color=colors[v], lw=1.4, ls=ls,
+                                  label=f"{labels[v]} (n={frame['seed'].nunique()})"))
+        _log2_axis(axes[0], [x for f in logs.values() for x in f["ratio"]], _fixed_levels(an, list(logs)))
+        for i, (ax, stage) in enumerate(zip(axes, stages, strict=True)):
+            ax.set_title(f"stage {stage}", fontsize=FONT_PT)
+            ax.set_xlabel("epoch")
+            if i == 0:
+                ax.set_ylabel("mean learned r")
+            else:
+                ax.tick_params(labelleft=False)
+        _legend_below(fig, handles, ncol=min(3, len(handles)))
+        caption = ("Learned reduction ratio per epoch, averaged over each stage's SE blocks (C / effective width; "
+                   "dynamic, dashed: the mean per-image ratio on the test set): each seed a thin line, the mean a "
+                   "thick one.")
+        return save(fig, out_dir, "adaptive_trajectories", caption)
+
+
+# --------------------------------------------------------------------------------------------------
 # which figures a sweep gets
 
 
@@ -485,6 +718,7 @@ FIGURE_NAMES: dict[str, tuple[str, ...]] = {
     "pareto": ("pareto", "cost", "accuracy_cost", "params", "macs", "latency", "infer_ms"),
     "curves": ("curves", "learning_curves", "learning"),
     "excitation": ("excitation", "excitations", "fig6", "activations"),
+    "adaptive": ("adaptive", "learned", "learnable", "dynamic", "widths", "equal_cost", "cost_weight"),
 }
 
 
@@ -510,8 +744,9 @@ def make_figures(an: Analysis, out_dir: Path) -> tuple[list[FigureFile], list[st
     colors = variant_colors(an.order, an.baseline)
     out: list[FigureFile | None] = []
     known: set[str] = set()
+    adaptive = adaptive_variants(an)
     factor_keys = [k for k in an.factors if k not in ("model.attention.kind", "model.attention.reduction")
-                   and k.startswith("model.")]
+                   and k.startswith("model.") and not (adaptive and k in ADAPTIVE_KEYS)]
     if finished(an.sweep.runs).empty:
         return [], ["no run has finished yet: no figures"]
     if "model.attention.reduction" in an.factors and _has_se(an):
@@ -531,6 +766,11 @@ def make_figures(an: Analysis, out_dir: Path) -> tuple[list[FigureFile], list[st
             if _varies(an, cost) and _wanted(requested, ("pareto", "cost", "accuracy_cost", cost,
                                                          "latency" if cost == "infer_ms" else cost)):
                 out.append(pareto_figure(an, cost, colors, out_dir))
+    if adaptive:
+        known |= set(FIGURE_NAMES["adaptive"])
+        if _wanted(requested, FIGURE_NAMES["adaptive"]):
+            out += [adaptive_pareto_figure(an, colors, out_dir), adaptive_ratio_figure(an, colors, out_dir),
+                    adaptive_trajectory_figure(an, colors, out_dir)]
     known |= set(FIGURE_NAMES["curves"])
     if _wanted(requested, FIGURE_NAMES["curves"]):
         out.append(curves_figure(an, colors, out_dir))

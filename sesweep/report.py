@@ -25,19 +25,27 @@ from pathlib import Path
 
 import pandas as pd
 
-from sesweep.figures import DPI, FigureFile, make_figures
+from sesweep.figures import DPI, FigureFile, is_adaptive_figure, make_figures
 from sesweep.stats import (
+    ADAPTIVE_KEY,
+    INTERPOLATED,
+    OUTSIDE_RANGE,
+    TOO_FEW_FIXED,
+    AdaptiveComparison,
     Analysis,
     Contrast,
     SweepDataError,
+    adaptive_comparisons,
     analyze,
     contrasts,
     finished,
+    format_value,
     load_sweep,
+    ratio_label,
     recipe_mismatch,
     variant_labels,
 )
-from sesweep.tables import Table, build_tables, text_columns, to_markdown
+from sesweep.tables import ADAPTIVE, Table, build_tables, count_column, text_columns, to_markdown
 
 #: with this many matched pairs or fewer, the exact sign-flip test cannot reach p < 0.05 (2/2ⁿ ≥ 0.0625)
 SIGN_FLIP_POWERLESS = 5
@@ -150,6 +158,9 @@ def summary_items(an: Analysis, expected: int | None, notes: Sequence[str]) -> l
                      f"({ranked.at[worst, 'top1_err_mean']:.2f}%, n={int(ranked.at[worst, 'n'])}).")
     found = contrasts(an, "top1_err") if "top1_err" in runs.columns else []
     items += [describe_contrast(c, an.alpha) for c in found]
+    adaptive, paired = adaptive_items(an)
+    items += adaptive
+    found += paired
     tested = [c for c in found if c.comparison.n >= 2]
     if tested:
         items.append(f"{len(tested)} paired comparisons were tested at α={an.alpha:g} without correction for "
@@ -168,6 +179,45 @@ def summary_items(an: Analysis, expected: int | None, notes: Sequence[str]) -> l
                      f"not matched, and only runs with the same recipe are paired.")
     items += list(an.sweep.warnings) + list(notes)
     return items
+
+
+def adaptive_items(an: Analysis) -> tuple[list[str], list[Contrast]]:
+    """Per adaptive variant: its error and SE params against the fixed-r curve at equal SE params, then its
+    paired comparison with the fixed ratio nearest in SE params (the only one with an interval, so the only
+    one that may be called significant). Also returns those paired contrasts."""
+    items, paired = [], []
+    for c in adaptive_comparisons(an):
+        items.append(equal_cost_sentence(c))
+        if c.paired is not None and c.nearest is not None:
+            label = (f"{c.variant} vs {ratio_label(an, c.nearest)} (the fixed ratio nearest in SE params, "
+                     f"{_count(c.nearest_cost)})")
+            contrast = Contrast(ADAPTIVE_KEY, label, c.paired)
+            items.append(describe_contrast(contrast, an.alpha))
+            paired.append(contrast)
+    return items, paired
+
+
+def _count(value: float) -> str:
+    return count_column([value])[0]
+
+
+def equal_cost_sentence(c: AdaptiveComparison) -> str:
+    """"learned-w1 (learnable, cost weight 1) reaches 7.90% … at 6.000k SE params; the fixed-r curve at equal
+    SE params gives 8.57%, …" — or why there is no fixed-r value at that cost."""
+    who = f"{c.variant} ({c.kind}, cost weight {format_value(c.cost_weight)})"
+    if c.top1.n == 0:
+        return f"{who}: no finished run yet."
+    head = (f"{who} reaches {c.top1.mean:.2f}% top-1 error (n={c.top1.n}) at {_count(c.se_params)} "
+            f"{'expected ' if c.expected_cost else ''}SE params")
+    if c.note == INTERPOLATED:
+        return (f"{head}; the fixed-r curve at equal SE params gives {c.fixed_at_cost:.2f}%, a difference of "
+                f"{_signed(c.d_curve)} points (of means, interpolated in log SE params).")
+    if c.note == OUTSIDE_RANGE:
+        lo, hi = count_column([c.fixed_costs[0], c.fixed_costs[-1]])
+        return f"{head}, outside the fixed-r range ({lo}–{hi} SE params): not extrapolated, no fixed-r value."
+    if c.note == TOO_FEW_FIXED:
+        return f"{head}; fewer than 2 fixed-r variants finished, so there is no fixed-r curve at equal cost."
+    return f"{head}."
 
 
 def _coverage(an: Analysis, expected: int | None) -> str:
@@ -268,7 +318,11 @@ def build_sections(an: Analysis, tables: Sequence[Table], figures: Sequence[Figu
     head = Section("", [Para(str(spec.get("description") or "").strip())] if spec.get("description") else [], 0)
     sections = [head, Section("Summary", [Bullets(tuple(summary_items(an, expected, notes)))]),
                 runs_section(an, expected)]
-    sections.append(Section("Tables", [TableBlock(t.caption, t.shown) for t in tables]))
+    sections.append(Section("Tables", [TableBlock(t.caption, t.shown) for t in tables if t.choice is not ADAPTIVE]))
+    adaptive = adaptive_section(tables, figures)
+    if adaptive is not None:
+        sections.append(adaptive)
+    figures = [f for f in figures if not is_adaptive_figure(f)]
     if figures:
         sections.append(Section("Figures", [FigureBlock(f, _width_in(f)) for f in figures]))
     sections.append(environment_section(an))
@@ -277,6 +331,19 @@ def build_sections(an: Analysis, tables: Sequence[Table], figures: Sequence[Figu
     sections.append(Section(f"Sweep spec{where}", [Code(spec_text.rstrip(), "yaml")]))
     sections.append(Section("Statistics", [Para(METHOD)]))
     return title, sections
+
+
+ADAPTIVE_INTRO = ("Adaptive SE learns each block's width (learnable) or picks it per input (dynamic) under a cost "
+                  "weight w. Each adaptive variant is compared with the sweep's fixed-ratio SE variants at equal "
+                  "SE parameters: the fixed-r curve interpolated at its cost (a difference of means), and the fixed "
+                  "ratio nearest in SE params, paired by seed (with a CI and a test).")
+
+
+def adaptive_section(tables: Sequence[Table], figures: Sequence[FigureFile]) -> Section | None:
+    """The adaptive comparison's table and figures in one section; None for a sweep without adaptive variants."""
+    blocks: list[Block] = [TableBlock(t.caption, t.shown) for t in tables if t.choice is ADAPTIVE]
+    blocks += [FigureBlock(f, _width_in(f)) for f in figures if is_adaptive_figure(f)]
+    return Section("Adaptive SE vs the fixed ratio of equal cost", [Para(ADAPTIVE_INTRO), *blocks]) if blocks else None
 
 
 def _width_in(figure: FigureFile) -> float:

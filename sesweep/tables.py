@@ -13,6 +13,7 @@ rows formatted for reading.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from collections.abc import Sequence
@@ -23,15 +24,21 @@ from typing import Any
 import pandas as pd
 
 from sesweep.stats import (
+    ADAPTIVE_KEY,
+    ADAPTIVE_KEYS,
+    INTERPOLATED,
     PAIRED_METRICS,
     Analysis,
     SweepDataError,
+    adaptive_comparisons,
+    adaptive_variants,
     analyze,
     contrast_frame,
     contrasts,
     format_value,
     is_attention_off,
     load_sweep,
+    ratio_label,
     short_name,
 )
 
@@ -58,26 +65,32 @@ PAPER_TABLES: dict[str, tuple[int, str, str]] = {
 ALIASES: dict[str, tuple[str, ...]] = {
     "ratio": ("reduction", "r"), "squeeze": ("pool",), "excitation": ("gate",), "stages": ("stage",),
     "integration": ("placement",), "overall": ("all", "variants", "summary"),
+    "adaptive": ("learned", "learnable", "dynamic", "cost_weight", "equal_cost"),
 }
 OVERALL = TableChoice("overall", None, "all variants")
+#: adaptive SE against the fixed-ratio curve; replaces factor tables of the adaptive knobs (they are its columns)
+ADAPTIVE = TableChoice("adaptive", ADAPTIVE_KEY, "adaptive SE against the fixed ratio of equal cost")
 
 
-def choose_tables(factors: Sequence[str], requested: Sequence[Any] | None = None,
+def choose_tables(factors: Sequence[str], requested: Sequence[Any] | None = None, *, adaptive: bool = False,
                   ) -> tuple[list[TableChoice], list[str]]:
     """The tables for a sweep's factors (paper tables first), filtered by the spec's ``tables:`` list.
 
-    Returns the choices and notes on requested tables that this sweep cannot produce.
+    ``adaptive``: the sweep has adaptive-SE variants, so it gets the :data:`ADAPTIVE` table (before the
+    overall one). Returns the choices and notes on requested tables that this sweep cannot produce.
     """
     choices = []
     for key in sorted(factors, key=lambda k: (PAPER_TABLES.get(k, (99,))[0], k)):
-        if key == "model.attention.kind":
-            continue  # the baseline row in every table
+        if key == "model.attention.kind" or (adaptive and key in ADAPTIVE_KEYS):
+            continue  # the baseline row in every table; the adaptive knobs are columns of the adaptive table
         if key in PAPER_TABLES:
             number, slug, title = PAPER_TABLES[key]
             choices.append(TableChoice(f"table{number}_{slug}", key, f"Table {number} layout: {title}", number))
         else:
             slug = key.replace("model.", "").replace("attention.", "").replace(".", "_")
             choices.append(TableChoice(f"factor_{slug}", key, f"{short_name(key)}"))
+    if adaptive:
+        choices.append(ADAPTIVE)
     choices.append(OVERALL)
     if not requested:
         return choices, []
@@ -103,8 +116,8 @@ def _names(choice: TableChoice) -> set[str]:
 # numeric tables (what CSV holds)
 
 
-def _stat_columns(an: Analysis, variant: str) -> dict[str, Any]:
-    """The numbers every table row carries for one variant."""
+def _stat_columns(an: Analysis, variant: str, paired: bool = True) -> dict[str, Any]:
+    """The numbers every table row carries for one variant (``paired``: with the Δ vs the baseline)."""
     row = an.table.loc[variant]
     out: dict[str, Any] = {"variant": variant, "n": int(row["n"])}
     if "n_expected" in row.index:
@@ -117,7 +130,7 @@ def _stat_columns(an: Analysis, variant: str) -> dict[str, Any]:
     for m in ("params", "macs"):
         if f"{m}_mean" in row.index:
             out[m] = row[f"{m}_mean"]
-    if "d_top1_err_mean" in row.index:
+    if paired and "d_top1_err_mean" in row.index:
         out |= {"d_top1_err": row["d_top1_err_mean"], "d_top1_err_ci_lo": row["d_top1_err_ci_lo"],
                 "d_top1_err_ci_hi": row["d_top1_err_ci_hi"], "n_pairs": int(row["d_top1_err_n"]),
                 "p_t": row["d_top1_err_p_t"], "p_perm": row["d_top1_err_p_perm"]}
@@ -160,6 +173,36 @@ def overall_table(an: Analysis) -> pd.DataFrame:
     if "rank" in frame.columns:
         frame = frame.sort_values("rank", na_position="last", kind="stable")
     return frame.reset_index(drop=True)
+
+
+def adaptive_table(an: Analysis) -> pd.DataFrame:
+    """One row per adaptive variant against the fixed-ratio curve (:func:`sesweep.stats.adaptive_comparisons`).
+
+    ``se_params`` is a dynamic variant's expected count (``se_params_expected``); ``ratio_stage<K>`` the mean
+    learned ratio of stage K; ``fixed_top1_err`` the fixed-r curve at equal SE params, NaN with the reason in
+    ``fixed_note``; ``d_nearest*`` the paired difference to the fixed ratio nearest in SE params.
+    """
+    comps = adaptive_comparisons(an)
+    stages = sorted({s for c in comps for s in c.stage_ratios})
+    rows = []
+    for c in comps:
+        paired = c.paired
+        rows.append({
+            "adaptive": c.kind, "cost_weight": c.cost_weight, **_stat_columns(an, c.variant, paired=False),
+            "se_params": c.se_params, "se_params_expected": c.expected_cost,
+            **{f"ratio_stage{s}": c.stage_ratios.get(s, math.nan) for s in stages},
+            "fixed_r": ",".join(ratio_label(an, w).removeprefix("r=") for w in c.fixed),
+            "fixed_top1_err": c.fixed_at_cost, "fixed_note": c.note, "d_fixed_curve": c.d_curve,
+            "nearest": c.nearest if c.nearest else math.nan,
+            "nearest_r": an.configs.at[c.nearest, "model.attention.reduction"] if c.nearest else math.nan,
+            "nearest_se_params": c.nearest_cost,
+            "d_nearest": paired.delta.mean if paired else math.nan,
+            "d_nearest_ci_lo": paired.delta.ci_lo if paired else math.nan,
+            "d_nearest_ci_hi": paired.delta.ci_hi if paired else math.nan,
+            "n_pairs_nearest": paired.n if paired else 0,
+            "p_t_nearest": paired.p_t if paired else math.nan, "p_perm_nearest": paired.p_perm if paired else math.nan,
+        })
+    return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -252,12 +295,46 @@ def _excluded(row: pd.Series) -> str:
     return ", ".join(parts)
 
 
-def _delta(row: pd.Series) -> str:
-    if pd.isna(row["d_top1_err"]):
+def _delta(row: pd.Series, col: str = "d_top1_err", n_col: str = "n_pairs") -> str:
+    """"−0.70 [−1.20, −0.20]", or "−0.70 (n=1)" without an interval."""
+    if pd.isna(row[col]):
         return "—"
-    if pd.isna(row["d_top1_err_ci_lo"]):
-        return f"{_signed(row['d_top1_err'])} (n={int(row['n_pairs'])})"
-    return f"{_signed(row['d_top1_err'])} [{_signed(row['d_top1_err_ci_lo'])}, {_signed(row['d_top1_err_ci_hi'])}]"
+    if pd.isna(row[f"{col}_ci_lo"]):
+        return f"{_signed(row[col])} (n={int(row[n_col])})"
+    return f"{_signed(row[col])} [{_signed(row[f'{col}_ci_lo'])}, {_signed(row[f'{col}_ci_hi'])}]"
+
+
+#: marks an expected (dynamic) SE parameter count in the adaptive table
+EXPECTED_MARK = "†"
+
+
+def display_adaptive(frame: pd.DataFrame) -> pd.DataFrame:
+    """The adaptive table (:func:`adaptive_table`) as strings for reading."""
+    if frame.empty:
+        return pd.DataFrame(columns=["variant", "n"])
+    out = pd.DataFrame({"adaptive": frame["adaptive"], "cost weight": [format_value(w) for w in frame["cost_weight"]],
+                        "variant": frame["variant"]})
+    out["n"] = [_n_text(r) for _, r in frame.iterrows()]
+    out["top-1 err (%)"] = [mean_ci(a, b, c) for a, b, c in
+                            zip(frame["top1_err"], frame["top1_err_ci_lo"], frame["top1_err_ci_hi"], strict=True)]
+    costs = count_column(list(frame["se_params"]) + list(frame["nearest_se_params"]))  # one unit for both
+    own, nearest = costs[:len(frame)], costs[len(frame):]
+    out["SE params"] = [f"{c}{EXPECTED_MARK}" if expected and c != "—" else c
+                        for c, expected in zip(own, frame["se_params_expected"], strict=True)]
+    for col in (c for c in frame.columns if c.startswith("ratio_stage")):
+        out[f"learned r (stage {col.removeprefix('ratio_stage')})"] = [_num(x, 1) for x in frame[col]]
+    out["fixed-r top-1 at equal SE params"] = [_num(x) if note == INTERPOLATED else note
+                                               for x, note in zip(frame["fixed_top1_err"], frame["fixed_note"],
+                                                                  strict=True)]
+    out["Δ vs fixed-r curve"] = [_signed(x) for x in frame["d_fixed_curve"]]
+    out["nearest fixed r (SE params)"] = [
+        "—" if pd.isna(r) else f"r={format_value(r)} ({c})"
+        for r, c in zip(frame["nearest_r"], nearest, strict=True)]
+    out["Δ vs nearest [95% CI]"] = [_delta(r, "d_nearest", "n_pairs_nearest") for _, r in frame.iterrows()]
+    out["p (paired t)"] = [p_value(p) for p in frame["p_t_nearest"]]
+    if (frame["n_diverged"] > 0).any() or (frame["n_failed"] > 0).any():
+        out["excluded"] = [_excluded(r) for _, r in frame.iterrows()]
+    return out.reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -285,7 +362,8 @@ def text_columns(frame: pd.DataFrame) -> int:
 
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                   "±": r"$\pm$", "Δ": r"$\Delta$", "−": r"$-$", "—": "---", "–": "--", "<": r"$<$", ">": r"$>$"}
+                   "±": r"$\pm$", "Δ": r"$\Delta$", "−": r"$-$", "—": "---", "–": "--", "<": r"$<$", ">": r"$>$",
+                   "×": r"$\times$", EXPECTED_MARK: r"\textdagger{}"}
 
 
 def latex_escape(text: Any) -> str:
@@ -314,9 +392,13 @@ class Table:
 
 def build_tables(an: Analysis) -> tuple[list[Table], list[str]]:
     """Every table this sweep gets, plus notes on requested tables it cannot produce."""
-    choices, notes = choose_tables(an.factors, an.sweep.spec.get("tables"))
+    choices, notes = choose_tables(an.factors, an.sweep.spec.get("tables"), adaptive=bool(adaptive_variants(an)))
     tables = []
     for choice in choices:
+        if choice is ADAPTIVE:
+            numbers = adaptive_table(an)
+            tables.append(Table(choice, numbers, display_adaptive(numbers), adaptive_caption(an)))
+            continue
         numbers = overall_table(an) if choice.key is None else factor_table(an, choice.key)
         tables.append(Table(choice, numbers, display(numbers, an.baseline), caption(an, choice)))
     return tables, notes
@@ -329,6 +411,19 @@ def caption(an: Analysis, choice: TableChoice) -> str:
             if an.baseline is not None else "")
     return (f"{what}. Error in % on the test set, mean ± 95% CI half-width (Student t) over n finished seeds "
             f"(of expected); diverged and failed runs are excluded from the means and counted.{base}")
+
+
+def adaptive_caption(an: Analysis) -> str:
+    """How the adaptive table's columns are computed, so each number can be checked by hand."""
+    return (f"Sweep {an.sweep.name}: {ADAPTIVE.title}. Top-1 error in % on the test set, mean ± 95% CI half-width "
+            f"(Student t) over n finished seeds (of expected). SE params: mean over the seeds; a learnable variant "
+            f"counts its hardened net; {EXPECTED_MARK} dynamic: expected SE params = se_budget × the allocated "
+            f"SE params (the share of the maximum its per-input widths use on average). Learned r: C / effective "
+            f"width, averaged over a stage's blocks and the seeds (dynamic: the mean per-image ratio on the test "
+            f"set, last epoch). Fixed-r at equal SE params: the fixed-ratio variants' mean error linearly "
+            f"interpolated in log(SE params) at the adaptive variant's SE params, never extrapolated; Δ vs "
+            f"fixed-r curve: adaptive − that value. Nearest fixed r: the fixed ratio closest in log(SE params); "
+            f"Δ: paired difference adaptive − nearest over matched seeds [95% CI]; p: two-sided paired t-test.")
 
 
 def write_tables(an: Analysis, out_dir: Path) -> list[Path]:
@@ -371,7 +466,23 @@ def run_aggregate(target: str | Path, *, results_root: Path | None = None, out: 
         raise ValueError(f"--confidence must be in (0, 1), got {confidence}")
     sweep = load_sweep(target, results_root)
     an = analyze(sweep, confidence)
-    return write_tables(an, out if out is not None else sweep.results_dir / "tables")
+    paths = write_tables(an, out if out is not None else sweep.results_dir / "tables")
+    return [*paths, write_metrics(an, (out.parent if out is not None else sweep.results_dir) / "metrics.json")]
+
+
+#: what ``metrics.json`` holds per variant (DVC's ``dvc metrics show`` / ``dvc exp show`` read it)
+HEADLINE = ("top1_err_mean", "top1_err_ci_lo", "top1_err_ci_hi", "n", "d_top1_err_mean", "params_mean",
+            "se_params_mean", "macs_mean")
+
+
+def write_metrics(an: Analysis, path: Path) -> Path:
+    """The headline numbers as nested JSON ``{statistic: {variant: value}}``; missing values are null."""
+    table = an.table
+    doc = {col.removesuffix("_mean"): {str(v): (None if pd.isna(x) else float(x)) for v, x in table[col].items()}
+           for col in HEADLINE if col in table.columns}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    return path
 
 
 def cmd_aggregate(args: argparse.Namespace) -> int:

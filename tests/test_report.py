@@ -9,9 +9,14 @@ import math
 import re
 
 import pytest
-from test_stats import RATIO_VARIANTS, partial_ratio_outcome, write_sweep  # tests/ is on sys.path
+from test_stats import (  # tests/ is on sys.path
+    RATIO_VARIANTS,
+    partial_ratio_outcome,
+    write_adaptive_sweep,
+    write_sweep,
+)
 
-from sesweep import report, stats
+from sesweep import figures, report, stats
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +53,7 @@ def test_html_and_markdown_hold_the_tables_summary_and_spec(built):
         assert "Table 10 layout: reduction ratio r" in text
         assert "model.attention.reduction: 8" in text                       # the spec's YAML
         assert "torch: 2.5.1" in text and "device: cpu" in text and "code version" in text
+        assert "Adaptive SE" not in text and "fixed-r" not in text         # no adaptive variant: no section
     assert page.count("<table") == 4          # runs per variant, runs not finished, Table 10, overall
     assert "<th>top-1 err (%)</th>" in page and "<td>1/3</td>" in page
     assert "| r | variant | top-1 err (%) |" in md
@@ -100,3 +106,24 @@ def test_results_directory_target_finds_the_spec_and_runs_without_figures(built,
     assert "<img" not in page and "8 of 12 expected runs finished" in page
     assert "Sweep spec (experiments/ratio.yaml)" in page
     assert report.cmd_report(parser.parse_args(["results/none"])) == 2
+
+
+def test_adaptive_section_summary_and_figures(tmp_path):
+    spec = write_adaptive_sweep(tmp_path, extra_spec={"tables": ["ratio", "adaptive"], "figures": ["adaptive"]})
+    files = report.run_report(spec, results_root=tmp_path / "results", out=tmp_path / "r", expected=21)
+    assert [f.slug for f in files.figures] == ["adaptive_pareto", "adaptive_ratios", "adaptive_trajectories"]
+    md = files.markdown.read_text(encoding="utf-8")
+    page = files.html.read_text(encoding="utf-8")
+    section = md[md.index("## Adaptive SE vs the fixed ratio of equal cost"):md.index("## Environment")]
+    assert "| adaptive | cost weight | variant |" in section and "| dynamic | 1 | dynamic-w1 | 3/3 |" in section
+    assert all(f"figures/{f.png.name}" in section for f in files.figures)            # the figures are here …
+    assert "## Figures" not in md and md.count("adaptive SE against the fixed ratio of equal cost") == 1  # … only
+    assert page.count("<img") == 3 and "<h2>Adaptive SE vs the fixed ratio of equal cost</h2>" in page
+    for text in (md, page):
+        assert ("learned-w1 (learnable, cost weight 1) reaches 7.90% top-1 error (n=3) at 6.000k SE params; the "
+                "fixed-r curve at equal SE params gives 8.57%, a difference of −0.67 points") in text
+        assert "learned-w1 lowers top-1 error by 0.50 points vs r=4 (the fixed ratio nearest in SE params" in text
+        assert "learned-w4 (learnable, cost weight 4) reaches 9.50% top-1 error (n=3) at 1.500k SE params, " \
+               "outside the fixed-r range (2.00k–16.00k SE params)" in text
+        assert "dynamic-w1 (dynamic, cost weight 1) reaches 8.30% top-1 error (n=3) at 8.000k expected SE" in text
+    assert figures.is_adaptive_figure(files.figures[0])

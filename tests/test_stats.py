@@ -21,6 +21,7 @@ from sesweep import stats
 from sesweep.spec import flatten, run_key, run_spec
 
 MetricFn = Callable[[str, int], "dict[str, float] | str"]
+DetailFn = Callable[[str, int, "dict[str, Any]"], "dict[str, Any]"]
 
 # --------------------------------------------------------------------------------------------------
 # synthetic sweeps
@@ -50,11 +51,13 @@ def metrics_for(top1: float, top5: float, params: int, macs: int = 41_000_000, i
 
 def write_sweep(root: Path, name: str, variants: Mapping[str, Mapping[str, Any]], seeds: Sequence[int],
                 outcome: MetricFn, *, axes: Mapping[str, list[Any]] | None = None, baseline: str | None = "resnet",
-                epochs: int = 5, excitation: bool = True, extra_spec: Mapping[str, Any] | None = None) -> Path:
+                epochs: int = 5, excitation: bool = True, extra_spec: Mapping[str, Any] | None = None,
+                details: DetailFn | None = None) -> Path:
     """Write experiments/NAME.yaml and results/NAME/{runs.csv,curves.csv,runs/*.json}; returns the spec path.
 
     ``outcome(variant, seed)`` gives the metrics of a finished run, the status "diverged"/"failed", or
-    "missing" (the run is not in the results at all).
+    "missing" (the run is not in the results at all). ``details(variant, seed, row)`` gives extra keys of a
+    finished run's JSON (``hidden_widths``, ``adaptive``).
     """
     spec = {"name": name, "description": f"Synthetic {name} sweep for tests.", "model": {"arch": "resnet20"},
             "recipe": {"dataset": "digits", "epochs": epochs}, "seeds": list(seeds),
@@ -79,6 +82,8 @@ def write_sweep(root: Path, name: str, variants: Mapping[str, Mapping[str, Any]]
             detail = {"record": row, "curves": run_curves, "hidden_widths": []}
             if excitation and row["model.attention.kind"] == "se" and row["status"] == "finished":
                 detail["excitation"] = _excitation(seed)
+            if details is not None and row["status"] == "finished":
+                detail |= details(variant, seed, row)
             (out / "runs" / f"{row['run_key']}.json").write_text(json.dumps(detail, default=str))
     pd.DataFrame(rows).to_csv(out / "runs.csv", index=False)
     pd.DataFrame(curves).to_csv(out / "curves.csv", index=False)
@@ -123,6 +128,76 @@ def partial_ratio_outcome(variant: str, seed: int) -> dict[str, float] | str:
     params = {"resnet": 272_474, "se_r4": 284_000, "se_r8": 278_000, "se_r16": 275_000}[variant]
     noise = [0.0, 0.6, -0.3][seed] + 0.05 * ((seed * 7 + len(variant)) % 3)
     return metrics_for(base + noise, base / 4 + noise / 2, params, infer_ms=5.0 + params / 1e5)
+
+
+ADAPTIVE_VARIANTS: dict[str, dict[str, Any]] = {
+    "resnet": {"model.attention.kind": "none"},
+    **{f"se_r{r}": {"model.attention.reduction": r} for r in (2, 4, 8, 16)},
+    **{f"learned-w{w}": {"model.attention.adaptive": "learnable", "model.attention.reduction": 2,
+                         "model.attention.cost_weight": w} for w in (1, 4)},
+    "dynamic-w1": {"model.attention.adaptive": "dynamic", "model.attention.reduction": 2,
+                   "model.attention.cost_weight": 1},
+}
+#: SE params per seed: the fixed ratios halve it per doubling of r; learned-w1 sits between r=8 and r=4
+#: (mean 6000), learned-w4 below r=16 (outside the curve), dynamic-w1 allocates r=2's 16000 and uses half
+ADAPTIVE_SE_PARAMS = {"se_r2": 16_000, "se_r4": 8_000, "se_r8": 4_000, "se_r16": 2_000,
+                      "learned-w1": (5_800, 6_200, 6_000), "learned-w4": 1_500, "dynamic-w1": 16_000}
+#: top-1 error per seed: fixed r = 2 … 16 at 8.0 … 9.2 (+0, +0.3, −0.3); learned-w1 0.5, 0.4, 0.6 below r=4
+FIXED_TOP1 = {"se_r2": 8.0, "se_r4": 8.4, "se_r8": 8.8, "se_r16": 9.2}
+SEED_NOISE = (0.0, 0.3, -0.3)
+LEARNED_W1_GAIN = (-0.5, -0.4, -0.6)
+#: learned-w1's learned widths per stage and seed (C = 16, 32, 64 → ratios 4, 8, 4 at seed 0)
+LEARNED_WIDTHS = {2: (4.0, 3.2), 3: (4.0, 5.0), 4: (16.0, 16.0)}
+STAGE_CHANNELS = {2: 16, 3: 32, 4: 64}
+
+
+def adaptive_outcome(variant: str, seed: int) -> dict[str, float]:
+    """The adaptive sweep's metrics (see :data:`ADAPTIVE_SE_PARAMS` and :data:`FIXED_TOP1`)."""
+    se = ADAPTIVE_SE_PARAMS.get(variant, 0)
+    se = se[seed] if isinstance(se, tuple) else se
+    if variant == "learned-w1":
+        top1 = FIXED_TOP1["se_r4"] + SEED_NOISE[seed] + LEARNED_W1_GAIN[seed]
+    else:
+        top1 = {**FIXED_TOP1, "resnet": 10.0, "learned-w4": 9.5, "dynamic-w1": 8.3}[variant] + SEED_NOISE[seed]
+    out = metrics_for(top1, top1 / 4, 272_474 + se, macs=41_000_000 + 2 * se)
+    if variant.startswith("dynamic"):
+        out["se_budget"] = 0.5
+    elif variant.startswith("learned"):
+        out |= {"se_budget": 0.4, "soft_top1_err": top1 - 0.1}
+    return out
+
+
+def adaptive_details(variant: str, seed: int, row: Mapping[str, Any]) -> dict[str, Any]:
+    """hidden_widths and the per-epoch width log of an adaptive run, shaped as the trainer writes them."""
+    kind = row["model.attention.adaptive"]
+    if kind == "none":
+        return {}
+    blocks = [(stage, f"layer{stage - 1}.{i}.attn_branch") for stage in (2, 3, 4) for i in range(3)]
+    widths, log = [], []
+    for stage, block in blocks:
+        c = STAGE_CHANNELS[stage]
+        width = LEARNED_WIDTHS[stage][min(seed, 1)] if variant == "learned-w1" else c / 16
+        widths.append({"block": block, "channels": c, "reduction": c / width, "exact": width,
+                       "hidden": max(1, math.floor(width + 0.5)), "rounded": False, "raised": False})
+        for epoch in range(1, int(row["recipe.epochs"]) + 1):
+            w = c / 2 + (width - c / 2) * epoch / int(row["recipe.epochs"])
+            entry = {"epoch": epoch, "block": block, "module": block, "kind": kind, "channels": c,
+                     "max_hidden": c // 2, "effective_width": w, "effective_ratio": c / w}
+            if kind == "learnable":
+                entry["hardened_width"] = max(1, math.floor(w + 0.5))
+            else:
+                entry |= {"sample_ratio_mean": c / w * 1.1, "sample_ratio_std": 0.5, "sample_ratio_min": c / w,
+                          "sample_ratio_max": c / w * 1.5, "sample_ratio_n": 100}
+            log.append(entry)
+    if kind == "dynamic":  # a dynamic run's hidden_widths hold the allocated width
+        widths = [{**w, "reduction": 2, "exact": w["channels"] / 2, "hidden": w["channels"] // 2} for w in widths]
+    return {"hidden_widths": widths, "adaptive": log}
+
+
+def write_adaptive_sweep(root: Path, outcome: MetricFn = adaptive_outcome, **kw: Any) -> Path:
+    """The adaptive sweep (fixed r = 2 … 16, learned-w1/-w4, dynamic-w1, resnet) with its width logs."""
+    return write_sweep(root, "adaptive", ADAPTIVE_VARIANTS, [0, 1, 2], outcome, details=adaptive_details,
+                       excitation=False, **kw)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import shutil
 import subprocess
@@ -10,7 +11,15 @@ import subprocess
 import pandas as pd
 import pytest
 from PIL import Image
-from test_stats import RATIO_VARIANTS, metrics_for, partial_ratio_outcome, write_sweep  # tests/ is on sys.path
+from test_stats import (  # tests/ is on sys.path
+    RATIO_VARIANTS,
+    T975_DF2,
+    adaptive_outcome,
+    metrics_for,
+    partial_ratio_outcome,
+    write_adaptive_sweep,
+    write_sweep,
+)
 
 from sesweep import figures, stats, tables
 
@@ -193,3 +202,113 @@ def test_aggregate_command(ratio, tmp_path, capsys):
     assert (tmp_path / "t" / "table10_ratio.tex").is_file() and "wrote" in capsys.readouterr().out
     assert tables.cmd_aggregate(parser.parse_args([str(tmp_path / "missing")])) == 2
     assert "neither a sweep spec" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------
+# adaptive SE against the fixed ratio of equal cost
+
+
+@pytest.fixture(scope="module")
+def adaptive(tmp_path_factory):
+    """Fixed r = 2 … 16, learned-w1 (between r=8 and r=4), learned-w4 (below r=16), dynamic-w1 (at r=4)."""
+    root = tmp_path_factory.mktemp("adaptive")
+    spec = write_adaptive_sweep(root)
+    return stats.analyze(stats.load_sweep(spec, root / "results"))
+
+
+def test_interpolation_in_log_se_params_never_extrapolates():
+    costs, errors = [8_000, 2_000, 4_000], [8.4, 9.2, 8.8]                    # unsorted: sorted by cost
+    value, note = stats.interpolate_log_cost(costs, errors, 6_000)
+    assert note == stats.INTERPOLATED
+    assert value == pytest.approx(8.8 - 0.4 * math.log(1.5) / math.log(2))  # 8.566015
+    assert stats.interpolate_log_cost(costs, errors, 8_000) == (pytest.approx(8.4), stats.INTERPOLATED)
+    for at in (1_999, 8_001):
+        value, note = stats.interpolate_log_cost(costs, errors, at)
+        assert math.isnan(value) and note == stats.OUTSIDE_RANGE
+    assert stats.interpolate_log_cost([4_000], [8.8], 4_000)[1] == stats.TOO_FEW_FIXED
+    assert stats.interpolate_log_cost(costs, errors, math.nan)[1] == stats.NO_FINISHED_RUN
+    assert stats.block_stage("layer1.2.attn_branch") == 2 and stats.block_stage("fc") is None
+
+
+def test_adaptive_table_against_hand_computed_values(adaptive):
+    built, notes = tables.build_tables(adaptive)
+    assert [t.choice.slug for t in built] == ["table10_ratio", "adaptive", "overall"] and notes == []
+    t = {t.choice.slug: t for t in built}["adaptive"]
+    nums = t.numbers.set_index("variant")
+    assert list(nums.index) == ["learned-w1", "learned-w4", "dynamic-w1"]
+    w1 = nums.loc["learned-w1"]
+    assert w1["se_params"] == pytest.approx(6_000) and not w1["se_params_expected"]
+    assert w1["fixed_r"] == "16,8,4,2" and w1["fixed_note"] == stats.INTERPOLATED
+    at_cost = 8.8 + (8.4 - 8.8) * math.log(6_000 / 4_000) / math.log(8_000 / 4_000)
+    assert w1["fixed_top1_err"] == pytest.approx(at_cost) and w1["top1_err"] == pytest.approx(7.9)
+    assert w1["d_fixed_curve"] == pytest.approx(7.9 - at_cost)
+    # nearest in log SE params: 8000 (log ratio 0.288) beats 4000 (0.405); paired d = −0.5, −0.4, −0.6
+    assert (w1["nearest"], w1["nearest_r"], w1["nearest_se_params"]) == ("se_r4", 4, 8_000)
+    half = T975_DF2 * 0.1 / math.sqrt(3)
+    assert w1["d_nearest"] == pytest.approx(-0.5) and w1["n_pairs_nearest"] == 3
+    assert (w1["d_nearest_ci_lo"], w1["d_nearest_ci_hi"]) == (pytest.approx(-0.5 - half), pytest.approx(-0.5 + half))
+    assert w1["p_t_nearest"] == pytest.approx(stats.paired_t_p([-0.5, -0.4, -0.6]))
+    # learned widths 4, 3.2, 3.2 of C = 16 (stage 2), 4, 5, 5 of 32 (stage 3), 16 of 64 (stage 4)
+    assert w1[["ratio_stage2", "ratio_stage3", "ratio_stage4"]].tolist() == pytest.approx(
+        [(4 + 5 + 5) / 3, (8 + 6.4 + 6.4) / 3, 4.0])
+    w4 = nums.loc["learned-w4"]
+    assert w4["se_params"] == 1_500 and math.isnan(w4["fixed_top1_err"]) and w4["fixed_note"] == stats.OUTSIDE_RANGE
+    assert w4["nearest"] == "se_r16"
+    dyn = nums.loc["dynamic-w1"]   # expected SE params 0.5 × 16000: exactly r=4's; ratio from the width log
+    assert dyn["se_params"] == 8_000 and dyn["se_params_expected"] and dyn["fixed_top1_err"] == pytest.approx(8.4)
+    assert dyn["ratio_stage3"] == pytest.approx(16 * 1.1)
+    shown = t.shown.set_index("variant")
+    assert shown.loc["dynamic-w1", "SE params"] == "8.000k†" and shown.loc["learned-w1", "SE params"] == "6.000k"
+    assert shown.loc["learned-w4", "fixed-r top-1 at equal SE params"] == "outside the fixed-r range"
+    assert shown.loc["learned-w1", "fixed-r top-1 at equal SE params"] == f"{at_cost:.2f}"
+    assert shown.loc["learned-w1", "nearest fixed r (SE params)"] == "r=4 (8.000k)"
+    assert shown.loc["learned-w1", "p (paired t)"] == "0.013"
+    assert "se_budget × the allocated SE params" in t.caption
+
+
+def test_adaptive_table_files_and_name(adaptive, ratio, tmp_path):
+    tables.write_tables(adaptive, tmp_path)
+    t = next(t for t in tables.build_tables(adaptive)[0] if t.choice.slug == "adaptive")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "adaptive.csv"), t.numbers, check_dtype=False)
+    assert "| learnable | 1 | learned-w1 | 3/3 |" in (tmp_path / "adaptive.md").read_text()
+    check_latex((tmp_path / "adaptive.tex").read_text(), len(t.shown))
+    assert r"8.000k\textdagger{}" in (tmp_path / "adaptive.tex").read_text()
+    factors = adaptive.factors
+    assert "model.attention.cost_weight" in factors                   # a column here, not a table of its own
+    assert [c.slug for c in tables.choose_tables(factors, ["adaptive"], adaptive=True)[0]] == ["adaptive", "overall"]
+    assert tables.choose_tables(ratio.factors, ["adaptive"])[1] == [
+        "table 'adaptive' was requested but this sweep does not vary its factor"]
+    assert stats.adaptive_comparisons(ratio) == [] and figures.adaptive_ratio_figure(ratio, {}, tmp_path) is None
+
+
+def test_learned_ratio_per_block_figure(adaptive, tmp_path):
+    ratios = stats.block_ratios(adaptive, "learned-w1")
+    assert ratios["seed"].tolist() == [0] * 9 + [1] * 9 + [2] * 9
+    assert ratios["stage"].tolist()[:9] == [2, 2, 2, 3, 3, 3, 4, 4, 4] and ratios["position"].max() == 8
+    assert ratios["ratio"].tolist()[:9] == pytest.approx([4, 4, 4, 8, 8, 8, 4, 4, 4])
+    colors = figures.variant_colors(adaptive.order, adaptive.baseline)
+    fig = figures.adaptive_ratio_figure(adaptive, colors, tmp_path)   # make_figures: see tests/test_report.py
+    assert fig.slug == "adaptive_ratios" and figures.is_adaptive_figure(fig) and fig.png.stat().st_size > 10_000
+    with Image.open(fig.png) as im:
+        assert im.size[0] / im.info["dpi"][0] == pytest.approx(figures.COLUMN_IN, abs=0.02)
+    assert fig.pdf.read_bytes()[:5] == b"%PDF-"
+
+
+def test_partial_adaptive_sweep(tmp_path):
+    """One fixed ratio finished (no curve), learned-w1 failed everywhere, learned-w4 lost a seed."""
+    def outcome(variant: str, seed: int) -> dict[str, float] | str:
+        if variant in ("se_r2", "se_r8", "se_r16") or (variant == "learned-w4" and seed == 2):
+            return "missing"
+        return "failed" if variant == "learned-w1" else adaptive_outcome(variant, seed)
+
+    an = stats.analyze(stats.load_sweep(write_adaptive_sweep(tmp_path, outcome), tmp_path / "results"))
+    t = next(t for t in tables.build_tables(an)[0] if t.choice.slug == "adaptive")
+    nums = t.numbers.set_index("variant")
+    assert nums.loc["learned-w1", "n"] == 0 and nums.loc["learned-w1", "fixed_note"] == stats.NO_FINISHED_RUN
+    assert nums.loc["learned-w4", "n"] == 2 and nums.loc["learned-w4", "n_pairs_nearest"] == 2
+    assert nums.loc["learned-w4", "fixed_note"] == nums.loc["dynamic-w1", "fixed_note"] == stats.TOO_FEW_FIXED
+    assert nums.loc["dynamic-w1", "nearest"] == "se_r4"
+    shown = t.shown.set_index("variant")
+    assert shown.loc["learned-w1", "top-1 err (%)"] == "—" and shown.loc["learned-w1", "excluded"] == "3 failed"
+    assert shown.loc["learned-w4", "n"] == "2/3"
+    assert figures.adaptive_pareto_figure(an, figures.variant_colors(an.order, an.baseline), tmp_path) is not None
