@@ -581,16 +581,27 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def variant_labels(an: Analysis) -> dict[str, str]:
-    """Short readable labels ("r=8", "pool=max"); the variant's name where that is clearer or not unique."""
+def common_levels(an: Analysis) -> dict[str, str]:
+    """Per factor (but ``kind``), its most common level among the attention variants, formatted; the
+    reference that labels and paper tables hold the other factors at."""
     keys = [k for k in an.factors if k != "model.attention.kind"]
+    on = [v for v in an.order if not is_attention_off(an.configs.loc[v])]
+    return {k: an.configs.loc[on, k].map(format_value).mode().iloc[0] for k in keys} if on else {}
+
+
+def variant_labels(an: Analysis) -> dict[str, str]:
+    """Short readable labels ("r=8", "pool=max"): per variant, the factors where it differs from the most
+    common level (the first factor when none does); the variant's name where that is not unique."""
+    keys = [k for k in an.factors if k != "model.attention.kind"]
+    common = common_levels(an)
     labels = {}
     for v in an.order:
         row = an.configs.loc[v]
         if is_attention_off(row) or not keys:
             labels[v] = v
             continue
-        labels[v] = ", ".join(f"{short_name(k)}={format_value(row[k])}" for k in keys)
+        differ = [k for k in keys if format_value(row[k]) != common[k]] or keys[:1]
+        labels[v] = ", ".join(f"{short_name(k)}={format_value(row[k])}" for k in differ)
     if len(set(labels.values())) < len(labels):
         return {v: v for v in an.order}
     return labels

@@ -33,6 +33,7 @@ from sesweep.stats import (
     adaptive_comparisons,
     adaptive_variants,
     analyze,
+    common_levels,
     contrast_frame,
     contrasts,
     format_value,
@@ -140,19 +141,22 @@ def _stat_columns(an: Analysis, variant: str, paired: bool = True) -> dict[str, 
 def factor_table(an: Analysis, key: str) -> pd.DataFrame:
     """A paper-style table for one factor: its attention variants by level, then the baseline row.
 
-    Factor columns hold the raw config values (NaN on the baseline row), so the CSV round-trips.
+    As in the paper, the other factors are held at their most common level (:func:`common_levels`, named in
+    the caption): a gate variant does not appear in the ratio table. The factor column holds the raw config
+    values (NaN on the baseline row), so the CSV round-trips.
     """
     others = [k for k in an.factors if k not in (key, "model.attention.kind")]
+    common = common_levels(an)
     rows = []
     for v in an.order:
         config = an.configs.loc[v]
         if v == an.baseline or is_attention_off(config):
             continue
-        rows.append({short_name(key): config[key], **{short_name(k): config[k] for k in others},
-                     **_stat_columns(an, v)})
+        if any(format_value(config[k]) != common[k] for k in others):
+            continue
+        rows.append({short_name(key): config[key], **_stat_columns(an, v)})
     if an.baseline is not None:
-        rows.append({short_name(key): math.nan, **{short_name(k): math.nan for k in others},
-                     **_stat_columns(an, an.baseline)})
+        rows.append({short_name(key): math.nan, **_stat_columns(an, an.baseline)})
     return pd.DataFrame(rows)
 
 
@@ -407,6 +411,9 @@ def build_tables(an: Analysis) -> tuple[list[Table], list[str]]:
 def caption(an: Analysis, choice: TableChoice) -> str:
     """What a reader of the table needs to know: the statistic, n, the pairing and the test."""
     what = f"Sweep {an.sweep.name}: {choice.title if choice.key else 'all variants, best first'}"
+    held = [f"{short_name(k)}={v}" for k, v in common_levels(an).items() if k != choice.key]
+    if choice.key is not None and held:
+        what += f" (other factors held at {', '.join(held)})"
     base = (f" Δ: paired difference to {an.baseline} over matched seeds [95% CI]; p: two-sided paired t-test."
             if an.baseline is not None else "")
     return (f"{what}. Error in % on the test set, mean ± 95% CI half-width (Student t) over n finished seeds "

@@ -312,3 +312,21 @@ def test_partial_adaptive_sweep(tmp_path):
     assert shown.loc["learned-w1", "top-1 err (%)"] == "—" and shown.loc["learned-w1", "excluded"] == "3 failed"
     assert shown.loc["learned-w4", "n"] == "2/3"
     assert figures.adaptive_pareto_figure(an, figures.variant_colors(an.order, an.baseline), tmp_path) is not None
+
+
+def test_paper_tables_hold_the_other_factors_at_their_common_level(tmp_path):
+    """A smoke-like sweep: r axis at avg/sigmoid plus a gate and a pool variant at r=8 (the common r)."""
+    variants = {"resnet": {"model.attention.kind": "none"},
+                **{f"r={r}": {"model.attention.reduction": r} for r in (4, 8, 16)},
+                "tanh": {"model.attention.reduction": 8, "model.attention.gate": "tanh"},
+                "max_pool": {"model.attention.reduction": 8, "model.attention.pool": "max"}}
+    err = {name: 10.0 - 0.2 * i for i, name in enumerate(variants)}
+    spec = write_sweep(tmp_path, "mixed", variants, [0, 1],
+                       lambda v, s: metrics_for(err[v] + 0.1 * s, 2.0, 272_474 + 100 * len(v)), excitation=False)
+    an = stats.analyze(stats.load_sweep(spec, tmp_path / "results"))
+    built = {t.choice.slug: t for t in tables.build_tables(an)[0]}
+    ratio_rows = built["table10_ratio"].numbers
+    assert ratio_rows["r"].dropna().tolist() == [4, 8, 16] and len(ratio_rows) == 4  # + the baseline row
+    assert built["table12_excitation"].numbers["gate"].dropna().tolist() == ["sigmoid", "tanh"]
+    assert "other factors held at r=8, pool=avg" in built["table12_excitation"].caption
+    assert stats.variant_labels(an)["tanh"] == "gate=tanh" and stats.variant_labels(an)["r=4"] == "r=4"
