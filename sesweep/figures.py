@@ -25,7 +25,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, ScalarFormatter
 
 from sesweep.stats import (
     ADAPTIVE_KEYS,
@@ -169,10 +169,12 @@ def _scale(values: Sequence[float], kind: str) -> tuple[float, str]:
 
 
 def _plain_axis(ax: Axes) -> None:
+    """Plain numbers (no offset, no 1e6 factor), few enough ticks that long ones (40.5525) do not collide."""
     for axis in (ax.xaxis, ax.yaxis):
         fmt = ScalarFormatter(useOffset=False)
         fmt.set_scientific(False)
         axis.set_major_formatter(fmt)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
 
 
 def _legend_below(fig: Figure, handles: Sequence[Any], ncol: int = 2) -> None:
