@@ -151,8 +151,10 @@ def train(spec: RunSpec, *, data: DataSplits | None = None, progress: bool | Non
           on_epoch: Callable[[dict[str, float]], None] | None = None) -> RunResult:
     """Train and evaluate one run; returns its result (status ``finished`` or ``diverged``).
 
-    ``data`` lets a worker load the data set once for many runs; ``on_epoch`` receives each epoch's
-    curve row (for tracking); ``progress`` shows a bar per epoch (default: only on a terminal).
+    A learnable adaptive SE is hardened at the end: the metrics describe that plain-SE net (``soft_top1_err``
+    is the error before). ``data`` lets a worker load the data set once for many runs; ``on_epoch``
+    receives each epoch's curve row (for tracking); ``progress`` shows a bar per epoch (default: only on a
+    terminal).
     """
     recipe = spec.recipe
     device = resolve_device(recipe.device)
@@ -228,6 +230,7 @@ def train(spec: RunSpec, *, data: DataSplits | None = None, progress: bool | Non
             harden_model(model)
             final = evaluate(model, splits.test, splits, recipe, device, precision)
             cost = model_cost(model, splits.image_size, splits.channels)
+
     def test_batches(batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return eval_batches(splits.test, batch_size=batch_size, mean=splits.mean, std=splits.std, device=device,
                             channels_last=recipe.channels_last)
