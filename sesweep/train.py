@@ -92,12 +92,14 @@ def make_optimizer(model: nn.Module, recipe: RecipeSpec) -> torch.optim.SGD:
                            nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=recipe.weight_decay)
 
 
-def make_penalty(model: nn.Module, spec: RunSpec, macs: int) -> Callable[[], torch.Tensor] | None:
-    """The adaptive-SE cost term ``cost_weight × (SE cost / model cost)``, or ``None`` when there is none."""
+def make_penalty(model: nn.Module, spec: RunSpec, cost: dict[str, Any]) -> Callable[[], torch.Tensor] | None:
+    """The adaptive-SE cost term ``cost_weight × (SE cost / model cost)``, or ``None`` when there is none.
+
+    The model's total (``cost``, measured once) is passed in, so no step recounts the parameters."""
     att = spec.model.attention
     if not adaptive_modules(model) or att.cost_weight == 0:
         return None
-    total = macs / 1e6 if att.cost_unit == "macs" else None
+    total = cost[att.cost_unit] / 1e6
     return lambda: att.cost_weight * cost_term(model, att.cost_unit, total)
 
 
@@ -173,7 +175,7 @@ def train(spec: RunSpec, *, data: DataSplits | None = None, progress: bool | Non
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, total_steps, recipe, len(batches)))
     step = make_step(model, optimizer, scheduler, nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing),
-                     device, precision, make_penalty(model, spec, cost["macs"]))
+                     device, precision, make_penalty(model, spec, cost))
     adaptive = bool(adaptive_modules(model))
     unit = spec.model.attention.cost_unit
     show = sys.stderr.isatty() if progress is None else progress
