@@ -116,7 +116,9 @@ def format_record(record: dict[str, Any]) -> str:
                  f"epochs {m['epochs_done']}")
     lines.append(f"  train {m['train_seconds']:.1f}s at {m['train_img_per_s']:.0f} img/s   "
                  f"inference {m['infer_ms']:.1f} ms/batch of {m['infer_batch']}   "
-                 f"peak memory {m['peak_mem_mb']:.0f} MB   on {m['resolved_device']} {m['resolved_precision']}")
+                 + (f"peak memory {m['peak_mem_mb']:.0f} MB   " if m.get("peak_mem_mb") is not None else "")
+                 + (f"peak RSS {m['peak_rss_mb']:.0f} MB   " if m.get("peak_rss_mb") is not None else "")
+                 + f"on {m['resolved_device']} {m['resolved_precision']}")
     return "\n".join(lines)
 
 

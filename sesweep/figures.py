@@ -37,6 +37,7 @@ from sesweep.stats import (
     adaptive_labels,
     adaptive_log,
     adaptive_variants,
+    allocated_se_params,
     block_ratios,
     finished,
     finished_details,
@@ -45,7 +46,6 @@ from sesweep.stats import (
     is_attention_off,
     ratio_label,
     reference_value,
-    se_cost,
     short_name,
     summarize,
     variant_labels,
@@ -143,8 +143,9 @@ def _finished_values(an: Analysis, variant: str, metric: str) -> pd.Series:
 
 
 def _baseline_line(ax: Axes, an: Analysis, metric: str, label: str) -> Line2D | None:
-    """The baseline's mean as a dashed horizontal line with its CI as a light band."""
-    if an.baseline is None or metric not in an.sweep.runs.columns:
+    """The baseline's mean as a dashed horizontal line with its CI as a light band; none where the sweep has a
+    baseline per architecture or recipe (one line would stand for only one of them)."""
+    if an.baseline is None or len(an.baselines) > 1 or metric not in an.sweep.runs.columns:
         return None
     s = summarize(_finished_values(an, an.baseline, metric), an.confidence)
     if s.n == 0:
@@ -437,6 +438,23 @@ def excitation_rows(an: Analysis, variant: str) -> tuple[int | None, list[dict[s
     return None, []
 
 
+def probe_description(an: Analysis, variant: str, seed: int | None) -> str:
+    """Which test images the excitation was averaged over (the run's ``excitation_probe``), for the caption."""
+    detail = next((d for s, d in finished_details(an, variant) if s == seed), {})
+    probe = detail.get("excitation_probe") or {}
+    if not probe:
+        return ("Which test images were probed was not recorded (a run from before the stratified probe: "
+                "possibly the first images of a class-sorted test set).")
+    per_class = [int(n) for n in probe.get("per_class") or []]
+    if per_class and len(set(per_class)) == 1:
+        counts = f"; {per_class[0]} images of each of {len(per_class)} classes"
+    elif per_class:
+        counts = f"; images per class: {', '.join(map(str, per_class))}"
+    else:
+        counts = ""
+    return f"Probe: {probe.get('selection', '')}{counts}."
+
+
 def pick_blocks(blocks: Sequence[tuple[int, str]], limit: int = EXCITATION_BLOCKS) -> list[tuple[int, str]]:
     """Fig. 6's choice: the last block of each earlier stage and every block of the last stage (≤ limit)."""
     ordered = sorted(set(blocks), key=lambda b: (b[0], _block_index(b[1])))
@@ -492,7 +510,7 @@ def excitation_figure(an: Analysis, variant: str, out_dir: Path) -> FigureFile |
         _legend_below(fig, handles, ncol=len(handles))
         caption = (f"Excitation of {variant} (seed {seed}): the gate's output per channel, averaged over the test "
                    f"images of each class (SENet TPAMI Fig. 6 style), for the last block of each stage and the "
-                   f"blocks of the last stage.")
+                   f"blocks of the last stage. {probe_description(an, variant, seed)}")
         return save(fig, out_dir, f"excitation_{slugify(variant)}", caption)
 
 
@@ -519,7 +537,7 @@ def adaptive_pareto_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Pat
     if not comps:
         return None
     done = finished(an.sweep.runs)
-    done = done.assign(se_cost=se_cost(done))
+    done = done.assign(se_cost=allocated_se_params(done))
     panels = [("se_cost", "SE params")]
     if "macs" in done.columns and done["macs"].notna().any():
         panels.append(("macs", "MACs"))
@@ -540,9 +558,19 @@ def adaptive_pareto_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Pat
                    + ": the fixed-ratio variants (circles, labelled r, joined) and the adaptive variants (other "
                      "markers, labelled with their cost weight w), mean ± 95% CI, seeds as faint points"
                    + (f"; dashed: {an.baseline} baseline" if an.baseline is not None else "")
-                   + ". A dynamic variant is placed at its expected SE params (se_budget × allocated) and at its "
-                     "allocated MACs.")
+                   + ". Every variant is placed at what its net has and computes: a learnable one at its hardened "
+                     "net's, a dynamic one at its allocated SE params and MACs (its soft mask computes every "
+                     "allocated unit)" + _active_width_note(an, comps) + ".")
         return save(fig, out_dir, "adaptive_pareto", caption)
+
+
+def _active_width_note(an: Analysis, comps: Sequence[AdaptiveComparison]) -> str:
+    """The dynamic variants' expected active widths for the caption (a width, not a cost), or nothing."""
+    labels = adaptive_labels(an)
+    parts = [f"{labels[c.variant]} {100 * c.active_width:.0f}%" for c in comps
+             if c.kind == "dynamic" and np.isfinite(c.active_width)]
+    return ("; expected active width (mean per-image hidden width as a share of the allocated units, whole test "
+            "set; a width, not a cost): " + ", ".join(parts)) if parts else ""
 
 
 def _adaptive_panel(ax: Axes, an: Analysis, comps: Sequence[AdaptiveComparison], done: pd.DataFrame, col: str,

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
+import os
+import platform
+import shutil
+import socket
+import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -57,3 +65,128 @@ def synchronize(device: torch.device) -> None:
     """Wait for queued GPU work, so wall-clock timings measure the work and not its queueing."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+# -- where a run was timed, and whether it had the device to itself -------------------------------------------
+
+def host_name() -> str:
+    """This machine's host name (``host`` in every run record)."""
+    return socket.gethostname()
+
+
+def device_name(device: torch.device) -> str:
+    """``device_name`` in every run record: the GPU's name (``torch.cuda.get_device_name``), or the CPU's model
+    name from ``/proc/cpuinfo`` (``platform.processor()`` / ``machine()`` where there is none) and its
+    logical CPU count, e.g. ``Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz (2 CPUs)``."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.lower().startswith(("model name", "hardware", "cpu model")) and ":" in line:
+                model = line.split(":", 1)[1].strip()
+                break
+    model = model or platform.processor() or platform.machine() or "cpu"
+    return f"{model} ({os.cpu_count()} CPUs)"
+
+
+def device_id(device: torch.device) -> str:
+    """What identifies a device among the processes of one host: ``cpu`` (every CPU run shares the cores), or
+    the GPU's UUID (not its index, which ``CUDA_VISIBLE_DEVICES`` renumbers per process)."""
+    if device.type != "cuda":
+        return "cpu"
+    props = torch.cuda.get_device_properties(device)
+    uuid = getattr(props, "uuid", None)
+    return f"cuda-{uuid}" if uuid is not None else f"cuda-{getattr(props, 'pci_bus_id', device.index or 0)}"
+
+
+def registry_dir() -> Path:
+    """Where live trainers register: ``$SESWEEP_REGISTRY_DIR``, else ``<tempdir>/sesweep-trainers``."""
+    return Path(os.environ.get("SESWEEP_REGISTRY_DIR") or Path(tempfile.gettempdir()) / "sesweep-trainers")
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (``/proc/PID/stat`` field 22; "0" without /proc):
+    with the pid it names a process, even after its pid is reused."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "0"
+
+
+def _alive(entry: str) -> bool:
+    """Whether the process of a registry entry ``PID-START-N`` still runs (and is the same process)."""
+    try:
+        pid_s, start, _ = entry.split("-", 2)
+        pid = int(pid_s)
+    except ValueError:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, someone else's
+    return start == "0" or _start_time(pid) in (start, "0")
+
+
+_slots = itertools.count()
+
+
+@dataclass
+class DeviceSlot:
+    """This trainer's entry in the registry of one host and device (see :func:`device_slot`)."""
+
+    path: Path | None
+    others_at_start: frozenset[str] = frozenset()
+
+    def shared(self) -> tuple[bool | None, int | None]:
+        """``(timed_shared, concurrent_workers)`` so far: whether any other trainer on this host and device was
+        live at any time since this slot was taken, and how many distinct ones; ``(None, None)`` when the
+        registry could not be used."""
+        if self.path is None:
+            return None, None
+        try:
+            marks = {p.name for p in self.path.iterdir()}
+        except OSError:
+            marks = set()
+        others = set(self.others_at_start) | marks
+        return bool(others), len(others)
+
+
+@contextlib.contextmanager
+def device_slot(device: torch.device) -> Iterator[DeviceSlot]:
+    """Register this process as training on ``device`` for the duration of the ``with`` block.
+
+    The registry is a folder per host and device (:func:`registry_dir`) holding one folder per live trainer,
+    named ``PID-START-N`` (process id, process start time, a counter). On entry a trainer creates its folder,
+    then lists the others: entries of processes that no longer run are removed (stale), every live one is
+    remembered *and* marked (an empty file named after the newcomer inside the other's folder). Since each
+    trainer registers before it looks, of two overlapping trainers at least one sees the other and marks it,
+    so both learn that they overlapped, whichever started first. On exit the folder is removed. Any error of
+    the file system disables the registry: :meth:`DeviceSlot.shared` then answers ``(None, None)``.
+    """
+    root = registry_dir() / host_name() / device_id(device)
+    name = f"{os.getpid()}-{_start_time(os.getpid())}-{next(_slots)}"
+    mine = root / name
+    try:
+        mine.mkdir(parents=True)
+        others = set()
+        for entry in root.iterdir():
+            if entry.name == name:
+                continue
+            if not _alive(entry.name):
+                shutil.rmtree(entry, ignore_errors=True)
+                continue
+            others.add(entry.name)
+            with contextlib.suppress(OSError):
+                (entry / name).touch()
+        slot = DeviceSlot(mine, frozenset(others))
+    except OSError:
+        slot = DeviceSlot(None)
+    try:
+        yield slot
+    finally:
+        if slot.path is not None:
+            shutil.rmtree(slot.path, ignore_errors=True)

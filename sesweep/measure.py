@@ -10,10 +10,10 @@ published "GFLOPS" figures.
 from __future__ import annotations
 
 import copy
-import resource
+import hashlib
 import statistics
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -87,11 +87,101 @@ def latency_ms(model: nn.Module, x: torch.Tensor, precision: str, repeats: int =
     return statistics.median(times)
 
 
-def peak_memory_mb(device: torch.device) -> float:
-    """Peak memory: CUDA bytes allocated since the last reset, or the process's peak RSS on the CPU."""
+def reset_peak_memory(device: torch.device) -> bool:
+    """Start a run's memory measurement: reset the CUDA allocator's peak (on a CUDA device) and the process's
+    resident-set high-water mark (:func:`reset_peak_rss`). Returns whether the latter could be reset."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    return reset_peak_rss()
+
+
+def peak_memory_mb(device: torch.device) -> float | None:
+    """``peak_mem_mb``: the most CUDA memory allocated by tensors since :func:`reset_peak_memory` (MiB); ``None``
+    on the CPU, where no per-run allocator figure exists (the process's lifetime max RSS would include data
+    decoding and earlier runs of the same worker) — see :func:`peak_rss_mb` for what can be measured there."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # Linux reports KiB
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's resident-set high-water mark (Linux: write ``5`` to ``/proc/self/clear_refs``).
+
+    ``False`` where that is impossible (not Linux, kernel older than 4.0, no permission)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float | None:
+    """``VmHWM`` of ``/proc/self/status`` in MiB: the most resident memory of this whole process since the last
+    :func:`reset_peak_rss`. It includes whatever was already resident when it was reset — interpreter, torch
+    and its libraries, the decoded data set, earlier runs' memory the allocator kept — not just what the run
+    allocated. ``None`` where ``/proc`` is not there."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10  # kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+#: seed of the excitation probe's draw: a constant, so every variant and every run seed probes the same images
+PROBE_SEED = 0
+
+
+def balanced_quotas(counts: Sequence[int], n: int) -> list[int]:
+    """Per-class quotas as equal as ``counts`` allow, summing to ``min(n, sum(counts))``: a class with fewer
+    images than its share gives them all and the others share the rest (water filling); what does not divide
+    evenly goes one image each to the lowest class indices."""
+    quotas = [0] * len(counts)
+    left = min(n, sum(counts))
+    open_ = [k for k, c in enumerate(counts) if c > 0]
+    while left and open_:
+        share = left // len(open_)
+        if share == 0:  # fewer images left than classes: one each to the lowest indices
+            for k in open_[:left]:
+                quotas[k] += 1
+            break
+        for k in open_:
+            take = min(share, counts[k] - quotas[k])
+            quotas[k] += take
+            left -= take
+        open_ = [k for k in open_ if quotas[k] < counts[k]]
+    return quotas
+
+
+def excitation_probe(labels: torch.Tensor, images: int, max_classes: int = 10,
+                     seed: int = PROBE_SEED) -> tuple[torch.Tensor, dict[str, Any]]:
+    """The test images the excitation profile (SENet Fig. 6) is measured on, and a description of them.
+
+    Class-stratified over the classes the profile keeps (the first ``max_classes``): up to ``images`` images,
+    as equal per class as the test set allows (:func:`balanced_quotas`); within a class, the images come first
+    in one permutation of the test set drawn from ``seed`` — a constant (:data:`PROBE_SEED`), so every variant
+    and every run seed of a recipe probes the same images. Returned in ascending index order. The description
+    (``seed``, ``images``, ``per_class`` counts, ``indices``) goes into the run's detail, for the caption.
+    """
+    labels = labels.cpu()
+    classes = min(max_classes, int(labels.max()) + 1) if len(labels) else 0
+    counts = torch.bincount(labels, minlength=classes)[:classes].tolist()
+    quotas = balanced_quotas(counts, images)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    ranked = labels[order]
+    chosen = [order[ranked == k][:q] for k, q in enumerate(quotas) if q]
+    index = torch.sort(torch.cat(chosen)).values if chosen else torch.zeros(0, dtype=torch.long)
+    indices = index.tolist()
+    info = {"seed": seed, "images": len(indices), "per_class": quotas,
+            "selection": f"class-stratified: up to {images} test images, as equal per class as the test set "
+                         f"allows, over its first {classes} classes, drawn with the fixed seed {seed} (the same "
+                         f"images for every variant and run seed)",
+            "indices": indices,
+            "indices_sha256": hashlib.sha256(",".join(map(str, indices)).encode()).hexdigest()[:16]}
+    return index, info
 
 
 @torch.no_grad()

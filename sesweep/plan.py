@@ -1,16 +1,18 @@
 """A sweep file (``experiments/NAME.yaml``) → the manifest of its runs.
 
 A sweep is a base run spec (``model:``, ``recipe:``), the ``axes`` to vary (a cartesian product over dotted
-keys), extra named ``variants`` (dotted overrides of the base, not crossed with the axes) and the ``seeds``.
+keys), extra named ``variants`` (dotted overrides of the base, not crossed with the axes), the ``baseline``
+(a variant's name, or overrides such as ``{model.attention.kind: none}`` crossed with the axes, so a depth
+sweep gets one plain ResNet per depth) and the ``seeds``.
 :func:`load_plan` validates the whole file before anything runs — unknown keys, wrong types, impossible SE
 widths, empty or duplicated axis values, duplicated variant names (also as duplicated YAML keys, which
 PyYAML would silently collapse) — and every error is one :class:`~sesweep.spec.SpecError` line that names
 the file, the dotted key and what is allowed. Nothing is written here.
 
 Expansion order: every axes combination of the base (variant names such as ``r=4,pool=max``; the base
-alone, named ``base``, when there are no axes), then the named variants in file order; each variant × the
-seeds. Two variants that resolve to the same spec are one run: the first name is kept and the manifest
-says which name was dropped.
+alone, named ``base``, when there are no axes), then the named variants in file order, then the crossed
+baselines; each variant × the seeds. Two variants that resolve to the same spec are one run: the first
+name is kept and the manifest says which name was dropped.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ LABELS = {"reduction": "r"}
 DEFAULT_BASELINES = ("resnet", "baseline")
 #: the name of the base variant when a sweep has no axes
 BASE_NAME = "base"
+#: the name (prefix) of the baseline variants a ``baseline: {overrides}`` mapping crosses with the axes
+BASELINE_NAME = "baseline"
+#: keys under this prefix change the attention only: one baseline serves every value of such an axis
+ATTENTION_PREFIX = "model.attention."
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,8 @@ class Run:
     seed: int
     spec: RunSpec
     key: str
+    #: what data it reads (:func:`sesweep.data.data_identity`); None where the data are not on this machine
+    data_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,7 @@ class Variant:
     name: str
     overrides: dict[str, Any]   # dotted key → value, relative to the base
     spec: RunSpec               # resolved, seed 0
-    origin: str                 # "axes", "variants" or "base"
+    origin: str                 # "axes", "variants", "base" or "baseline" (crossed with the axes)
 
 
 @dataclass(frozen=True)
@@ -75,15 +83,23 @@ class Plan:
     axes: tuple[tuple[str, tuple[Any, ...]], ...]
     variants: tuple[Variant, ...]            # kept variants, expansion order
     runs: tuple[Run, ...]                    # variant-major, then seeds in file order
-    baseline: str | None
+    baselines: tuple[str, ...]               # the reference variants (one per backbone/recipe when crossed)
     duplicates: tuple[tuple[str, str], ...] = ()   # (dropped name, kept name)
     tables: tuple[str, ...] = ()
     figures: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    #: why the run keys cannot be resolved (data not on this machine; one SpecError line), else None: such
+    #: a plan can be listed, but not run; its keys are placeholders starting with UNRESOLVED
+    unresolved: str | None = None
 
     @property
     def keys(self) -> list[str]:
         return [r.key for r in self.runs]
+
+    @property
+    def baseline(self) -> str | None:
+        """The first baseline variant (the only one unless ``baseline:`` is crossed with the axes)."""
+        return self.baselines[0] if self.baselines else None
 
     def run_for(self, key: str) -> Run:
         for run in self.runs:
@@ -92,18 +108,25 @@ class Plan:
         raise KeyError(key)
 
     def with_data_root(self, root: str | None) -> Plan:
-        """The same plan reading its data from ``root`` (``--data-root``): run keys do not change, since
-        where the data lives is not part of what a run computes."""
+        """The same plan reading its data from ``root`` (``--data-root``): the data identity, and so the run
+        keys, are read again from there (the same data moved keep their keys; other data get other keys)."""
         if root is None:
             return self
 
         def moved(spec: RunSpec) -> RunSpec:
             return dataclasses.replace(spec, recipe=dataclasses.replace(spec.recipe, data_root=root))
 
+        specs = [moved(r.spec) for r in self.runs]
+        ids, unresolved = _data_ids(specs)
+        runs = tuple(dataclasses.replace(r, spec=s, key=_key(s, ids), data_id=ids[_data_config(s.recipe)])
+                     for r, s in zip(self.runs, specs, strict=True))
+        if len({r.key for r in runs}) < len(runs):
+            raise SpecError("--data-root", "variants of this sweep differ only in recipe.data_root, so one "
+                                           "--data-root for all of them would make them the same runs")
         return dataclasses.replace(
             self, base=moved(self.base),
             variants=tuple(dataclasses.replace(v, spec=moved(v.spec)) for v in self.variants),
-            runs=tuple(dataclasses.replace(r, spec=moved(r.spec)) for r in self.runs))
+            runs=runs, unresolved=unresolved)
 
     def queue_order(self) -> list[Run]:
         """Runs in the order workers take them: seed-major, so partial results cover every variant early."""
@@ -115,7 +138,8 @@ class Plan:
         """The JSON-ready manifest: what will run, under which keys, and what was merged."""
         return {
             "name": self.name, "description": self.description, "source": self.source,
-            "seeds": list(self.seeds), "baseline": self.baseline,
+            "seeds": list(self.seeds), "baseline": self.baseline, "baselines": list(self.baselines),
+            "base": flatten(self.base),
             "axes": {k: list(v) for k, v in self.axes},
             "variants": [{"name": v.name, "origin": v.origin, "overrides": v.overrides} for v in self.variants],
             "duplicates": [{"dropped": d, "kept": k} for d, k in self.duplicates],
@@ -132,13 +156,16 @@ class Plan:
             lines.append(f"  {self.description}")
         width = max(len(v.name) for v in self.variants)
         for v in self.variants:
-            mark = "  (baseline)" if v.name == self.baseline else ""
+            mark = "  (baseline)" if v.name in self.baselines else ""
             over = ", ".join(f"{k}={_fmt(val)}" for k, val in v.overrides.items()) or "(the base)"
             lines.append(f"  {v.name:<{width}}  {over}{mark}")
         lines.append(f"  seeds: {', '.join(map(str, self.seeds))}")
         for dropped, kept in self.duplicates:
             lines.append(f"  note: variant {dropped} is the same run as {kept}; kept {kept}")
         lines += [f"  note: {n}" for n in self.notes]
+        if self.unresolved:
+            lines.append(f"  note: run keys cannot be resolved ({self.unresolved}); the keys shown start with "
+                         f"{UNRESOLVED!r} and nothing can run until the data are found (--data-root DIR)")
         return "\n".join(lines)
 
 
@@ -230,25 +257,65 @@ def _parse(text: str, source: str) -> Plan:
     seeds = _seeds(data)
     axes = _axes(data, base, known)
     variants = _expand(data, base, axes, known)
+    crossed = _crossed_baselines(data, base, axes, known, {v.name for v in variants})
+    variants += crossed
     _check_models(variants)
 
     kept: list[Variant] = []
     by_key: dict[str, str] = {}
     duplicates: list[tuple[str, str]] = []
+    ids, unresolved = _data_ids([v.spec for v in variants])
     for v in variants:
-        key = run_key(v.spec)
+        key = _key(v.spec, ids)
         if key in by_key:
             duplicates.append((v.name, by_key[key]))
             continue
         by_key[key] = v.name
         kept.append(v)
-    runs = tuple(Run(v.name, s, dataclasses.replace(v.spec, seed=s), run_key(dataclasses.replace(v.spec, seed=s)))
-                 for v in kept for s in seeds)
-    baseline, notes = _baseline(data, [v.name for v in variants], dict(duplicates))
+    runs = tuple(Run(v.name, s, spec, _key(spec, ids), ids[_data_config(spec.recipe)])
+                 for v in kept for s in seeds for spec in [dataclasses.replace(v.spec, seed=s)])
+    baselines, notes = _baselines(data, variants, [v.name for v in crossed], dict(duplicates), axes)
     return Plan(name=name, description=description, source=source, spec_text=text, base=base, seeds=seeds,
                 axes=tuple((k, tuple(vals)) for k, vals in axes), variants=tuple(kept), runs=runs,
-                baseline=baseline, duplicates=tuple(duplicates), tables=_names_list(data, "tables"),
-                figures=_names_list(data, "figures"), notes=tuple(notes))
+                baselines=baselines, duplicates=tuple(duplicates), tables=_names_list(data, "tables"),
+                figures=_names_list(data, "figures"), notes=tuple(notes), unresolved=unresolved)
+
+
+#: the first character of a placeholder run key (a real key is 16 hex digits): the data are not here
+UNRESOLVED = "?"
+
+
+def _data_config(recipe: Any) -> tuple[str, str | None]:
+    """What :func:`sesweep.data.data_identity` reads of a recipe: the data set, and where an image folder is."""
+    return recipe.dataset, recipe.data_root if recipe.dataset == "imagefolder" else None
+
+
+def _data_ids(specs: Sequence[RunSpec]) -> tuple[dict[tuple[str, str | None], str | None], str | None]:
+    """The data identity of every distinct data config of ``specs`` (each read once), None where the data
+    are not on this machine; and the first such error as one line (None when every identity is known)."""
+    from sesweep.data import data_identity
+
+    ids: dict[tuple[str, str | None], str | None] = {}
+    unresolved = None
+    for spec in specs:
+        config = _data_config(spec.recipe)
+        if config in ids:
+            continue
+        try:
+            ids[config] = data_identity(spec.recipe)
+        except SpecError as exc:
+            ids[config] = None
+            unresolved = unresolved or str(exc)
+    return ids, unresolved
+
+
+def _key(spec: RunSpec, ids: Mapping[tuple[str, str | None], str | None]) -> str:
+    """The run key; where the data identity is unknown a placeholder (UNRESOLVED + 15 hex digits) that
+    keeps runs apart within the plan (it hashes data_root instead) but can never equal a real key."""
+    data_id = ids[_data_config(spec.recipe)]
+    if data_id is not None:
+        return run_key(spec, data_id)
+    return UNRESOLVED + run_key(spec, f"unresolved:{spec.recipe.data_root}")[1:]
 
 
 def _check_top_keys(data: Mapping[Any, Any]) -> None:
@@ -358,11 +425,10 @@ def _expand(data: Mapping[str, Any], base: RunSpec, axes: list[tuple[str, list[A
             known: Sequence[str]) -> list[Variant]:
     variants: list[Variant] = []
     if axes:
-        labels = [LABELS.get(k.rpartition(".")[2], k.rpartition(".")[2]) for k, _ in axes]
-        labels = [lab if labels.count(lab) == 1 else k for lab, (k, _) in zip(labels, axes, strict=True)]
+        labels = _axis_labels(axes)
         for combo in itertools.product(*(vals for _, vals in axes)):
             overrides = {k: v for (k, _), v in zip(axes, combo, strict=True)}
-            name = ",".join(f"{lab}={_fmt(v)}" for lab, v in zip(labels, combo, strict=True))
+            name = ",".join(f"{labels[k]}={_fmt(v)}" for k, v in overrides.items())
             variants.append(Variant(name, overrides, run_spec(overrides, base), "axes"))
     else:
         variants.append(Variant(BASE_NAME, {}, base, "base"))
@@ -397,6 +463,14 @@ def _expand(data: Mapping[str, Any], base: RunSpec, axes: list[tuple[str, list[A
     return variants
 
 
+def _axis_labels(axes: list[tuple[str, list[Any]]]) -> dict[str, str]:
+    """Axis key → its label in derived variant names: ``r`` for the ratio, else the last key segment (the
+    whole key where two axes would share a label)."""
+    short = {k: LABELS.get(k.rpartition(".")[2], k.rpartition(".")[2]) for k, _ in axes}
+    counts = list(short.values())
+    return {k: lab if counts.count(lab) == 1 else k for k, lab in short.items()}
+
+
 def _check_models(variants: list[Variant]) -> None:
     """Every distinct model must be buildable (SE widths, stages, …); errors name where the value came from."""
     checked: dict[Any, SpecError | None] = {}
@@ -413,7 +487,7 @@ def _check_models(variants: list[Variant]) -> None:
             continue
         key = exc.key
         if key in v.overrides:
-            key = f"axes.{key}" if v.origin == "axes" else f"variants.{v.name}.{key}"
+            key = {"axes": f"axes.{key}", "baseline": f"baseline.{key}"}.get(v.origin, f"variants.{v.name}.{key}")
         raise SpecError(key, f"{exc.message} (variant {v.name})")
 
 
@@ -451,18 +525,78 @@ def check_model(spec: RunSpec) -> None:
         build_model(model, classes, dataset_channels(spec.recipe), spec.seed)
 
 
-def _baseline(data: Mapping[str, Any], names: list[str], dropped: dict[str, str]) -> tuple[str | None, list[str]]:
+def _crossed_baselines(data: Mapping[str, Any], base: RunSpec, axes: list[tuple[str, list[Any]]],
+                       known: Sequence[str], taken: set[str]) -> list[Variant]:
+    """``baseline: {overrides}`` → one baseline variant per distinct run the overrides give across the axes.
+
+    Every axes combination gets the overrides; combinations that resolve to the same run (a plain ResNet
+    ignores the SE ratio) are one variant. The name is ``baseline`` plus the axis values that tell the
+    baselines apart (``baseline,arch=resnet32``), so each variant has a baseline of its own architecture.
+    """
+    raw = data.get("baseline")
+    if not isinstance(raw, Mapping):
+        return []
+    if not raw:
+        raise SpecError("baseline", "is an empty mapping; give the overrides that make the baseline, e.g. "
+                                    "{model.attention.kind: none}, or the name of a variant")
+    over = _flat_overrides(raw, "baseline", known)
+    try:
+        run_spec(over, base)
+    except SpecError as exc:
+        raise SpecError(f"baseline.{exc.key}" if exc.key else "baseline", exc.message) from None
+    combos = [dict(zip([k for k, _ in axes], combo, strict=True))
+              for combo in itertools.product(*(vals for _, vals in axes))] if axes else [{}]
+    by_key: dict[str, tuple[dict[str, Any], RunSpec]] = {}
+    for combo in combos:
+        spec = run_spec({**combo, **over}, base)
+        # within one plan the config tells runs apart; the data are read once, later (_data_ids)
+        by_key.setdefault(run_key(spec, data_id=str(spec.recipe.data_root)), (combo, spec))
+    distinct = list(by_key.values())
+    telling = [k for k, _ in axes if len({json.dumps(c[k], default=str) for c, _ in distinct}) > 1]
+    labels = _axis_labels(axes)
+    out = []
+    for combo, spec in distinct:
+        name = ",".join([BASELINE_NAME, *(f"{labels[k]}={_fmt(combo[k])}" for k in telling)])
+        if name in taken:
+            raise SpecError(f"variants.{name}", "is the name of the crossed baseline (from baseline:); rename "
+                                                "the variant")
+        out.append(Variant(name, {**{k: combo[k] for k in telling}, **over}, spec, "baseline"))
+    return out
+
+
+def _baselines(data: Mapping[str, Any], variants: list[Variant], crossed: list[str], dropped: dict[str, str],
+               axes: list[tuple[str, list[Any]]]) -> tuple[tuple[str, ...], list[str]]:
+    """The sweep's baseline variants: the crossed ones, the one named, or a variant called resnet/baseline.
+
+    A single named baseline cannot serve axes that change the backbone or the recipe (a depth sweep would
+    compare SE-ResNet-56 with ResNet-20): that is an error pointing to the crossed form."""
     notes: list[str] = []
-    if "baseline" in data and data["baseline"] is not None:
-        baseline = data["baseline"]
-        if not isinstance(baseline, str) or baseline not in names:
-            raise SpecError("baseline", f"{baseline!r} is not a variant of this sweep; allowed: {', '.join(names)}")
+    names = [v.name for v in variants]
+    raw = data.get("baseline")
+    if crossed:
+        chosen = list(crossed)
+    elif raw is not None:
+        if not isinstance(raw, str) or raw not in names:
+            raise SpecError("baseline", f"{raw!r} is not a variant of this sweep; allowed: {', '.join(names)}, "
+                                        "or a mapping of overrides crossed with the axes, e.g. "
+                                        "{model.attention.kind: none}")
+        chosen = [raw]
     else:
-        baseline = next((n for n in DEFAULT_BASELINES if n in names), None)
-    if baseline in dropped:
-        notes.append(f"baseline {baseline} is the same run as {dropped[baseline]}; using {dropped[baseline]}")
-        baseline = dropped[baseline]
-    return baseline, notes
+        chosen = [n for n in DEFAULT_BASELINES if n in names][:1]
+    if chosen and not crossed:
+        backbone = [k for k, _ in axes if not k.startswith(ATTENTION_PREFIX)]
+        if backbone:
+            raise SpecError("baseline", f"{chosen[0]!r} is one variant, but the axes vary {', '.join(backbone)}: "
+                                        "each of those needs a baseline of its own; write the baseline as overrides "
+                                        "crossed with the axes, e.g. baseline: {model.attention.kind: none}")
+    out: list[str] = []
+    for name in chosen:
+        if name in dropped:
+            notes.append(f"baseline {name} is the same run as {dropped[name]}; using {dropped[name]}")
+            name = dropped[name]
+        if name not in out:
+            out.append(name)
+    return tuple(out), notes
 
 
 def _names_list(data: Mapping[str, Any], key: str) -> tuple[str, ...]:

@@ -16,8 +16,8 @@ import argparse
 import base64
 import datetime as dt
 import html
+import math
 import platform
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from sesweep.figures import DPI, FigureFile, is_adaptive_figure, make_figures
+from sesweep.spec import RESULTS_VERSION
 from sesweep.stats import (
     ADAPTIVE_KEY,
     INTERPOLATED,
@@ -36,6 +37,7 @@ from sesweep.stats import (
     Contrast,
     SweepDataError,
     adaptive_comparisons,
+    adjust_family,
     analyze,
     contrasts,
     finished,
@@ -46,7 +48,10 @@ from sesweep.stats import (
     variant_labels,
 )
 from sesweep.tables import ADAPTIVE, Table, build_tables, count_column, text_columns, to_markdown
+from sesweep.tracking import code_version
 
+#: the Holm family of the adaptive variants' paired comparisons with their nearest fixed ratio
+ADAPTIVE_FAMILY = "adaptive vs nearest fixed r"
 #: with this many matched pairs or fewer, the exact sign-flip test cannot reach p < 0.05 (2/2ⁿ ≥ 0.0625)
 SIGN_FLIP_POWERLESS = 5
 
@@ -111,20 +116,30 @@ def _metric_words(metric: str) -> str:
 
 
 def describe_contrast(c: Contrast, alpha: float = 0.05) -> str:
-    """One sentence: the paired difference, its CI, the test and n — or why there is no test."""
+    """One sentence: the paired difference, its CI, the tests and n — or why there is no test.
+
+    "Significant" rests on the Holm-adjusted p of the contrast's family when it has one (the report's
+    contrasts always do), else on the raw paired t p."""
     comp = c.comparison
     what = _metric_words(comp.metric)
     unit = " points" if comp.metric.endswith("_err") else ""
     d = comp.delta
     if comp.n == 0:
-        return f"{c.label}: no matched seeds finished in both, so nothing to compare."
+        why = f" ({comp.note})" if comp.note.startswith("not matched") else ""
+        return f"{c.label}: no matched seeds finished in both{why}, so nothing to compare."
     if comp.n == 1:
         return (f"{c.label}: one matched seed only (Δ {what} {_signed(d.mean)}{unit}, seed {comp.seeds[0]}): "
                 f"n=1 is too small for a test.")
-    tests = f"paired t {_p(comp.p_t)}, sign-flip {_p(comp.p_perm)}, n={comp.n}"
-    caveat = " (identical difference on every seed)" if d.std == 0 else ""
-    caveat += "; n=2 gives the t-test one degree of freedom, treat as indicative" if comp.n == 2 else ""
-    if comp.p_t < alpha and d.mean != 0:
+    if math.isnan(comp.p_t):
+        return (f"{c.label}: Δ {what} {_signed(d.mean)}{unit} on every one of n={comp.n} seeds; p and CI n/a: with "
+                f"zero spread the paired t-test and its interval are undefined (sign-flip {_p(comp.p_perm)}).")
+    adjusted = comp.family_size > 0 and not math.isnan(comp.p_holm)
+    holm = (f", Holm-adjusted {_p(comp.p_holm)} over the {comp.family_size} comparisons of its family"
+            if adjusted and comp.family_size > 1 else "")
+    tests = f"paired t {_p(comp.p_t)}{holm}, sign-flip {_p(comp.p_perm)}, n={comp.n}"
+    caveat = "; n=2 gives the t-test one degree of freedom, treat as indicative" if comp.n == 2 else ""
+    p_decides = comp.p_holm if adjusted else comp.p_t
+    if p_decides < alpha and d.mean != 0:
         verb = "lowers" if d.mean < 0 else "raises"
         lo, hi = sorted((abs(d.ci_lo), abs(d.ci_hi))) if d.ci_lo * d.ci_hi > 0 else (d.ci_lo, d.ci_hi)
         subject, _, ref = c.label.partition(" vs ")
@@ -161,11 +176,11 @@ def summary_items(an: Analysis, expected: int | None, notes: Sequence[str]) -> l
     adaptive, paired = adaptive_items(an)
     items += adaptive
     found += paired
-    tested = [c for c in found if c.comparison.n >= 2]
-    if tested:
-        items.append(f"{len(tested)} paired comparisons were tested at α={an.alpha:g} without correction for "
-                     f"multiple comparisons: about one in {round(1 / an.alpha)} null differences is called "
-                     f"significant by chance.")
+    families = _family_sizes(found)
+    if families:
+        listed = ", ".join(f"{name} ({m})" for name, m in families.items())
+        items.append(f"Significance at α={an.alpha:g} rests on Holm–Bonferroni adjusted p-values, one family per "
+                     f"table of comparisons: {listed}; raw and adjusted p are in comparisons.csv.")
     if any(2 <= c.comparison.n <= SIGN_FLIP_POWERLESS for c in found):
         items.append(f"With n ≤ {SIGN_FLIP_POWERLESS} matched seeds the exact sign-flip test cannot reach "
                      f"p < 0.05 (its smallest p is 2/2ⁿ), so the paired t-test decides what is called significant; "
@@ -181,20 +196,27 @@ def summary_items(an: Analysis, expected: int | None, notes: Sequence[str]) -> l
     return items
 
 
+def _family_sizes(found: Sequence[Contrast]) -> dict[str, int]:
+    """Family name → number of tested comparisons, for the families that hold a test."""
+    return {c.comparison.family: c.comparison.family_size for c in found if c.comparison.family_size > 0}
+
+
 def adaptive_items(an: Analysis) -> tuple[list[str], list[Contrast]]:
     """Per adaptive variant: its error and SE params against the fixed-r curve at equal SE params, then its
     paired comparison with the fixed ratio nearest in SE params (the only one with an interval, so the only
     one that may be called significant). Also returns those paired contrasts."""
-    items, paired = [], []
+    slots: list[str | None] = []   # None: where a paired sentence goes, once its family is adjusted
+    paired: list[Contrast] = []
     for c in adaptive_comparisons(an):
-        items.append(equal_cost_sentence(c))
+        slots.append(equal_cost_sentence(c))
         if c.paired is not None and c.nearest is not None:
             label = (f"{c.variant} vs {ratio_label(an, c.nearest)} (the fixed ratio nearest in SE params, "
                      f"{_count(c.nearest_cost)})")
-            contrast = Contrast(ADAPTIVE_KEY, label, c.paired)
-            items.append(describe_contrast(contrast, an.alpha))
-            paired.append(contrast)
-    return items, paired
+            paired.append(Contrast(ADAPTIVE_KEY, label, c.paired))
+            slots.append(None)
+    paired = adjust_family(paired, ADAPTIVE_FAMILY)
+    described = iter([describe_contrast(c, an.alpha) for c in paired])
+    return [item if item is not None else next(described) for item in slots], paired
 
 
 def _count(value: float) -> str:
@@ -208,7 +230,10 @@ def equal_cost_sentence(c: AdaptiveComparison) -> str:
     if c.top1.n == 0:
         return f"{who}: no finished run yet."
     head = (f"{who} reaches {c.top1.mean:.2f}% top-1 error (n={c.top1.n}) at {_count(c.se_params)} "
-            f"{'expected ' if c.expected_cost else ''}SE params")
+            f"{'allocated ' if c.kind == 'dynamic' else ''}SE params")
+    if c.kind == "dynamic" and pd.notna(c.active_width):
+        head += (f" (its soft mask computes every allocated unit; expected active width "
+                 f"{100 * c.active_width:.0f}% of them per test image, a width, not a cost)")
     if c.note == INTERPOLATED:
         return (f"{head}; the fixed-r curve at equal SE params gives {c.fixed_at_cost:.2f}%, a difference of "
                 f"{_signed(c.d_curve)} points (of means, interpolated in log SE params).")
@@ -267,16 +292,6 @@ def runs_section(an: Analysis, expected: int | None) -> Section:
     return Section("Runs", blocks)
 
 
-def git_describe(where: Path | None = None) -> str:
-    """``git describe --always --dirty`` of the code, or "unknown" outside a git checkout."""
-    try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=where or Path.cwd(),
-                             capture_output=True, text=True, timeout=10, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
-
-
 def _value_counts(runs: pd.DataFrame, col: str) -> str:
     if col not in runs.columns:
         return "not recorded"
@@ -286,16 +301,20 @@ def _value_counts(runs: pd.DataFrame, col: str) -> str:
 
 def environment_section(an: Analysis) -> Section:
     runs = finished(an.sweep.runs)
-    code_dir = Path(__file__).resolve().parent
     items = [f"Python (runs): {_value_counts(runs, 'python_version')}" if "python_version" in runs.columns else
              f"Python (this report): {platform.python_version()}",
              f"torch: {_value_counts(runs, 'torch_version')}",
              f"device: {_value_counts(runs, 'resolved_device')}",
+             f"device model: {_value_counts(runs, 'device_name')}; host: {_value_counts(runs, 'host')}",
              f"precision: {_value_counts(runs, 'resolved_precision')}",
              f"inference batch (latency): {_value_counts(runs, 'infer_batch')}"]
     if "code_version" in runs.columns:
         items.append(f"code version (runs): {_value_counts(runs, 'code_version')}")
-    items.append(f"code version (this report): {git_describe(code_dir)}")
+    items.append(f"results version (runs): {_value_counts(runs, 'results_version')}; this code writes "
+                 f"{RESULTS_VERSION}")
+    if "data_id" in runs.columns:
+        items.append(f"data: {_value_counts(runs, 'data_id')}")
+    items.append(f"code version (this report): {code_version()}")
     items.append(f"report generated {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')} on "
                  f"{platform.platform(terse=True)}")
     return Section("Environment", [Bullets(tuple(items))])
@@ -304,10 +323,17 @@ def environment_section(an: Analysis) -> Section:
 METHOD = ("Each variant's numbers are the mean over its finished seeds ± the half-width of the 95% Student-t "
           "confidence interval (t quantile with n−1 degrees of freedom, from scipy); no interval for n=1. "
           "Runs that diverged or failed are counted and excluded. Δ is the paired difference to the reference "
-          "over matched seeds (same seed: same data order and the same initial weights for every shared layer), "
-          "with the t interval of the per-seed differences; p is the two-sided paired t-test. The exact "
-          "sign-flip permutation p-value (all 2ⁿ sign patterns) is in comparisons.csv. The rank orders variants "
-          "by mean top-1 error (1 = lowest).")
+          "over matched seeds: two runs pair only when they agree on the seed (same data order, the same initial "
+          "weights for every shared layer) and on every spec key the comparison does not vary — an SE net is "
+          "compared with the plain ResNet of its own architecture and recipe, never another. Its interval is the "
+          "t interval of the per-seed differences and p the two-sided paired t-test; where every seed gives the "
+          "same difference (errors move in steps of 1/N_test) the test and interval are undefined and shown as "
+          "n/a. Significance rests on Holm–Bonferroni adjusted p-values, one family per table (all variants vs "
+          "their baseline; each factor's levels vs its reference level; the adaptive variants vs their nearest "
+          "fixed ratio). Paper tables hold the other attention factors at the sweep's base value (else the "
+          "schema default), as their captions say. The exact sign-flip permutation p-value (all 2ⁿ sign "
+          "patterns) and the raw and adjusted p are in comparisons.csv. The rank orders variants by mean top-1 "
+          "error (1 = lowest).")
 
 
 def build_sections(an: Analysis, tables: Sequence[Table], figures: Sequence[FigureFile], expected: int | None,
@@ -336,7 +362,9 @@ def build_sections(an: Analysis, tables: Sequence[Table], figures: Sequence[Figu
 ADAPTIVE_INTRO = ("Adaptive SE learns each block's width (learnable) or picks it per input (dynamic) under a cost "
                   "weight w. Each adaptive variant is compared with the sweep's fixed-ratio SE variants at equal "
                   "SE parameters: the fixed-r curve interpolated at its cost (a difference of means), and the fixed "
-                  "ratio nearest in SE params, paired by seed (with a CI and a test).")
+                  "ratio nearest in SE params, paired by seed (with a CI and a test). Every variant is placed at "
+                  "the SE params its net has: a dynamic variant's soft mask saves no computation, so it sits at "
+                  "its allocated SE params, with its expected active width in a column of its own.")
 
 
 def adaptive_section(tables: Sequence[Table], figures: Sequence[FigureFile]) -> Section | None:

@@ -350,11 +350,32 @@ def inert_keys(spec: RunSpec) -> frozenset[str]:
     return frozenset()
 
 
-def run_key(spec: RunSpec) -> str:
-    """A stable 16-hex-digit hash of the canonical resolved config: the same run never trains twice.
+#: What a run computes, beyond its config: part of every run key, so records of another version are never
+#: adopted. BUMP IT whenever training or measurement semantics change (what a run trains on, how it trains,
+#: what it measures or how), so every run is trained again; a change that computes the same numbers needs
+#: no bump. Changelog:
+#:   1  everything recorded before issue 9 (records without a ``results_version`` field)
+#:   2  issue 9: run keys identify the data (:func:`sesweep.data.data_identity`) and records carry
+#:      ``results_version``, ``code_version`` and ``data_id``; the other fixes of issue 9 (stratified
+#:      excitation probe, the dynamic SE's budget over the whole test set, per-run measurements) change
+#:      what runs compute
+RESULTS_VERSION = 2
 
-    Where the data lives and knobs that the variant does not use (:func:`inert_keys`) are left out."""
+
+def run_key(spec: RunSpec, data_id: str | None = None) -> str:
+    """A stable 16-hex-digit hash of what a run computes: the same run never trains twice.
+
+    Covers the canonical resolved config minus where the data live (:data:`LOCATION_KEYS`) and knobs the
+    variant does not use (:func:`inert_keys`), plus the identity of the data it reads (``data_id``; default:
+    :func:`sesweep.data.data_identity` of its recipe, which reads an image folder's listing and raises
+    :class:`SpecError` when it is not there) and :data:`RESULTS_VERSION`."""
+    if data_id is None:
+        from sesweep.data import data_identity
+
+        data_id = data_identity(spec.recipe)
     skip = LOCATION_KEYS | inert_keys(spec)
-    flat = {k: v for k, v in flatten(spec).items() if k not in skip}
+    flat: dict[str, Any] = {k: v for k, v in flatten(spec).items() if k not in skip}
+    flat["data_id"] = data_id  # not a spec key (those are dotted or `seed`): no collision
+    flat["results_version"] = RESULTS_VERSION
     canonical = json.dumps(flat, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]

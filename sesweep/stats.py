@@ -23,6 +23,7 @@ never extrapolated, and the paired difference to the fixed ratio nearest in SE p
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -47,7 +48,8 @@ METRICS: tuple[str, ...] = ("top1_err", "top5_err", "test_loss", "train_loss", "
 #: runs.csv columns that identify a run or describe where it ran: never aggregated as metrics
 ID_COLUMNS = frozenset({"run_key", "sweep", "variant", "seed", "status", "reason", "resolved_device",
                         "resolved_precision", "torch_version", "infer_batch", "python_version", "code_version",
-                        "attempt", "worker", "hostname"})
+                        "attempt", "worker", "hostname", "results_version", "data_id", "host", "device_name",
+                        "timed_shared", "concurrent_workers"})
 #: metrics compared against the reference with paired differences
 PAIRED_METRICS: tuple[str, ...] = ("top1_err", "top5_err", "test_loss")
 #: metrics where larger is better (everything else: smaller is better)
@@ -260,17 +262,19 @@ def summarize(values: Iterable[float], confidence: float = 0.95) -> Summary:
 
 
 def paired_t_p(diffs: Sequence[float]) -> float:
-    """Two-sided p-value of the paired t-test on per-seed differences (NaN below two pairs).
+    """Two-sided p-value of the paired t-test on per-seed differences.
 
-    Zero spread is handled explicitly: all differences 0 → p = 1; all equal and non-zero → p = 0.
+    NaN where the test gives no p-value: below two pairs, and with zero spread (all differences equal, which
+    happens because errors move in steps of 1/N_test): t = mean / 0 is undefined, so the test says nothing
+    — :func:`no_test_reason` says why.
     """
     d = np.asarray(diffs, dtype=float)
     n = len(d)
     if n < 2:
         return math.nan
+    if zero_spread(d):
+        return math.nan
     mean, sd = float(d.mean()), float(d.std(ddof=1))
-    if sd == 0.0:
-        return 1.0 if mean == 0.0 else 0.0
     t = mean / (sd / math.sqrt(n))
     return float(2.0 * sps.t.sf(abs(t), n - 1))
 
@@ -291,9 +295,30 @@ def sign_flip_p(diffs: Sequence[float]) -> float:
     return float(np.mean(means >= observed - 1e-12 * max(1.0, observed)))
 
 
+def zero_spread(diffs: Sequence[float]) -> bool:
+    """All differences equal up to float rounding (8.3 − 8.0 and 7.3 − 7.0 differ in the 16th digit)."""
+    d = np.asarray(diffs, dtype=float)
+    return len(d) >= 2 and float(d.max() - d.min()) <= 1e-9 * max(1.0, float(np.abs(d).max()))
+
+
+def no_test_reason(diffs: Sequence[float]) -> str:
+    """Why the paired t-test gives no p-value and no interval for these differences ("" when it does)."""
+    d = [float(x) for x in diffs]
+    if len(d) < 2:
+        return "no matched pairs" if not d else "one matched pair: no test"
+    if zero_spread(d):
+        return (f"n/a: the difference is {d[0]:+.4g} on all {len(d)} seeds (zero spread), so the t-test and its "
+                "interval are undefined")
+    return ""
+
+
 @dataclass(frozen=True)
 class Comparison:
-    """A paired comparison of one metric: variant minus reference, per matched seed."""
+    """A paired comparison of one metric: variant minus reference, per matched seed.
+
+    ``note`` says why there is no pair or no test (unmatched configs, zero spread); ``p_holm`` is the
+    Holm–Bonferroni adjusted p within the comparison's family (:func:`adjust_family`), NaN until adjusted.
+    """
 
     variant: str
     reference: str
@@ -303,6 +328,10 @@ class Comparison:
     delta: Summary
     p_t: float
     p_perm: float
+    note: str = ""
+    p_holm: float = math.nan
+    family: str = ""
+    family_size: int = 0
 
     @property
     def n(self) -> int:
@@ -312,7 +341,28 @@ class Comparison:
         return {"variant": self.variant, "reference": self.reference, "metric": self.metric, "n_pairs": self.n,
                 "seeds": ",".join(map(str, self.seeds)), "delta_mean": self.delta.mean,
                 "delta_std": self.delta.std, "delta_ci_lo": self.delta.ci_lo, "delta_ci_hi": self.delta.ci_hi,
-                "p_t": self.p_t, "p_perm": self.p_perm}
+                "p_t": self.p_t, "p_holm": self.p_holm, "family": self.family, "family_size": self.family_size,
+                "p_perm": self.p_perm, "note": self.note}
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values (step-down, monotone, capped at 1), in the input order.
+
+    NaN entries are not tests: they stay NaN and do not count towards the family size."""
+    ps = [float(p) for p in pvalues]
+    tested = sorted((p, i) for i, p in enumerate(ps) if not math.isnan(p))
+    m = len(tested)
+    out = [math.nan] * len(ps)
+    running = 0.0
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out
+
+
+def family_size(pvalues: Sequence[float]) -> int:
+    """How many of ``pvalues`` are tests (not NaN): the m of a Holm family."""
+    return sum(not math.isnan(float(p)) for p in pvalues)
 
 
 def finished(runs: pd.DataFrame) -> pd.DataFrame:
@@ -320,26 +370,53 @@ def finished(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs["status"] == "finished"]
 
 
-def pairing_keys(runs: pd.DataFrame) -> list[str]:
-    """Columns two runs must share to be a matched pair: the seed and every recipe key."""
+ATTENTION_PREFIX = "model.attention."
+
+
+def pairing_keys(runs: pd.DataFrame, vary: Iterable[str] | None = None) -> list[str]:
+    """Columns two runs must share to be a matched pair: the seed and every spec key the contrast does not
+    vary. ``vary`` defaults to the attention keys (an SE variant against its plain ResNet or another SE
+    variant): the architecture, the class count and the whole recipe must then agree."""
+    varied = set(vary) if vary is not None else {c for c in runs.columns if c.startswith(ATTENTION_PREFIX)}
     keys = ["seed"] if "seed" in runs.columns else []
-    return keys + [c for c in runs.columns if c.startswith("recipe.") and c not in NON_FACTOR_KEYS]
+    return keys + [c for c in spec_columns(runs) if c not in varied and c not in NON_FACTOR_KEYS]
 
 
-def compare(runs: pd.DataFrame, variant: str, reference: str, metric: str, confidence: float = 0.95) -> Comparison:
-    """Paired difference ``variant − reference`` of ``metric`` over the seeds both finished."""
+def compare(runs: pd.DataFrame, variant: str, reference: str, metric: str, confidence: float = 0.95,
+            vary: Iterable[str] | None = None) -> Comparison:
+    """Paired difference ``variant − reference`` of ``metric`` over the seeds both finished, pairing runs that
+    agree on every key the contrast does not vary (:func:`pairing_keys`); runs of another architecture or
+    recipe are never pairs, and ``note`` names the key that kept them apart. Zero spread gives no interval
+    and no t-test (:func:`no_test_reason`)."""
     done = finished(runs)
-    keys = pairing_keys(runs)
+    keys = pairing_keys(runs, vary)
+    empty = summarize([])
     if metric not in runs.columns or not keys:
-        return Comparison(variant, reference, metric, (), (), summarize([]), math.nan, math.nan)
+        return Comparison(variant, reference, metric, (), (), empty, math.nan, math.nan, "metric not recorded")
     a = done[done["variant"] == variant][[*keys, metric]]
     b = done[done["variant"] == reference][[*keys, metric]]
     merged = a.merge(b, on=keys, suffixes=("_v", "_r")).dropna(subset=[f"{metric}_v", f"{metric}_r"])
     merged = merged.sort_values(keys[0])
     diffs = (merged[f"{metric}_v"] - merged[f"{metric}_r"]).to_numpy(dtype=float)
     seeds = tuple(int(s) for s in merged["seed"]) if "seed" in merged.columns else ()
-    return Comparison(variant, reference, metric, seeds, tuple(float(d) for d in diffs),
-                      summarize(diffs, confidence), paired_t_p(diffs), sign_flip_p(diffs))
+    note = no_test_reason(diffs) if len(diffs) else _unmatched_reason(runs, variant, reference, keys)
+    delta = summarize(diffs, confidence)
+    if zero_spread(diffs):  # a zero-width "interval" the data cannot support
+        delta = Summary(delta.mean, delta.std, delta.n, math.nan, math.nan)
+    return Comparison(variant, reference, metric, seeds, tuple(float(d) for d in diffs), delta,
+                      paired_t_p(diffs), sign_flip_p(diffs), note)
+
+
+def _unmatched_reason(runs: pd.DataFrame, variant: str, reference: str, keys: Sequence[str]) -> str:
+    """Why two variants have no matched pair: the first spec key they disagree on, or no common seed."""
+    a, b = runs[runs["variant"] == variant], runs[runs["variant"] == reference]
+    if a.empty or b.empty:
+        return f"no run of {variant if a.empty else reference}"
+    for key in keys[1:]:
+        if not _same(a[key].iloc[0], b[key].iloc[0]):
+            return (f"not matched: {key} is {format_value(a[key].iloc[0])} for {variant} but "
+                    f"{format_value(b[key].iloc[0])} for {reference}")
+    return "no seed finished in both"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -384,13 +461,46 @@ DEFAULT_BASELINES = ("resnet", "baseline")
 def find_baseline(spec: Mapping[str, Any], configs: pd.DataFrame) -> str | None:
     """The spec's ``baseline``; else a variant called resnet/baseline; else the one variant without attention."""
     named = spec.get("baseline")
-    if named is not None and str(named) in configs.index:
-        return str(named)
+    if isinstance(named, str) and named in configs.index:
+        return named
     for name in DEFAULT_BASELINES:
         if name in configs.index:
             return name
     off = [v for v, row in configs.iterrows() if is_attention_off(row)]
     return str(off[0]) if len(off) == 1 else None
+
+
+def find_baselines(manifest: Mapping[str, Any], spec: Mapping[str, Any], configs: pd.DataFrame) -> list[str]:
+    """The baseline variants that have runs: the runner's manifest (``baselines``, one per backbone when the
+    sweep crosses its baseline with the axes), else :func:`find_baseline` on the spec."""
+    listed = manifest.get("baselines")
+    if not isinstance(listed, list):
+        listed = [manifest["baseline"]] if manifest.get("baseline") else []
+    found = [str(b) for b in listed if str(b) in configs.index]
+    if found or listed:
+        return found
+    one = find_baseline(spec, configs)
+    return [one] if one is not None else []
+
+
+def group_keys(configs: pd.DataFrame) -> list[str]:
+    """The factors that are not attention knobs (``model.arch``, recipe keys): a variant is only ever compared
+    with a baseline — and tables only ever pool rows — that agree on all of them."""
+    return [k for k in varied_keys(configs) if not k.startswith(ATTENTION_PREFIX)]
+
+
+def baseline_references(configs: pd.DataFrame, baselines: Sequence[str]) -> dict[str, str | None]:
+    """Variant → its baseline: the one baseline that agrees with it on every non-attention spec key (same
+    architecture, same recipe); None where no baseline does. Baselines map to themselves."""
+    keys = [k for k in configs.columns if not k.startswith(ATTENTION_PREFIX) and k not in NON_FACTOR_KEYS]
+    out: dict[str, str | None] = {}
+    for v, row in configs.iterrows():
+        if v in baselines:
+            out[str(v)] = str(v)
+            continue
+        match = [b for b in baselines if all(_same(configs.at[b, k], row[k]) for k in keys)]
+        out[str(v)] = match[0] if len(match) == 1 else None
+    return out
 
 
 def literal_order(key: str) -> list[Any] | None:
@@ -422,30 +532,69 @@ def sort_value(key: str, value: Any) -> tuple[int, float, str]:
         return (1, 0.0, str(value))
 
 
-def variant_order(configs: pd.DataFrame, baseline: str | None, keys: Sequence[str]) -> list[str]:
-    """Baseline first, then the variants ordered by their factor values (r = 2, 4, 8 …), then by name."""
-    others = [v for v in configs.index if v != baseline]
-    others.sort(key=lambda v: ([sort_value(k, configs.at[v, k]) for k in keys], str(v)))
-    return ([baseline] if baseline is not None else []) + [str(v) for v in others]
+def variant_order(configs: pd.DataFrame, baselines: str | Sequence[str] | None, keys: Sequence[str]) -> list[str]:
+    """Grouped by the non-attention factors (architecture, recipe): in each group its baseline first, then the
+    variants ordered by their factor values (r = 2, 4, 8 …), then by name."""
+    bases = [baselines] if isinstance(baselines, str) else list(baselines or [])
+    groups = [k for k in keys if not k.startswith(ATTENTION_PREFIX)]
+    rest = [k for k in keys if k not in groups]
+
+    def rank(v: Any) -> tuple[Any, ...]:
+        return ([sort_value(k, configs.at[v, k]) for k in groups], v not in bases,
+                [sort_value(k, configs.at[v, k]) for k in rest], str(v))
+
+    return [str(v) for v in sorted(configs.index, key=rank)]
 
 
-def reference_value(key: str, spec: Mapping[str, Any], levels: Sequence[Any]) -> Any:
-    """A factor's reference level: the sweep's base value, else the schema default, else the first level."""
-    base: Any = spec
+@dataclass(frozen=True)
+class Held:
+    """The level a factor is held at (paper tables) or compared against (factor contrasts), and why."""
+
+    value: Any
+    source: str          # "base" (the sweep's base value), "default" (the schema default) or "first level"
+
+
+def base_value(key: str, manifest: Mapping[str, Any], spec: Mapping[str, Any]) -> Any:
+    """The sweep's resolved base value of a key: the manifest's ``base`` (the runner resolves it), else the
+    spec's nested ``model:``/``recipe:`` sections; None when neither says."""
+    base = manifest.get("base")
+    if isinstance(base, Mapping) and key in base:
+        return base[key]
+    node: Any = spec
     for part in key.split("."):
-        base = base.get(part) if isinstance(base, Mapping) else None
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node
+
+
+def held_level(key: str, levels: Sequence[Any], manifest: Mapping[str, Any], spec: Mapping[str, Any]) -> Held:
+    """A factor's reference level: the sweep's base value, else the schema default, else the first level in
+    sort order — never a count of which level happens to have most variants."""
     default = flatten(RunSpec()).get(key)
-    for candidate in (base, default):
+    base = base_value(key, manifest, spec)
+    candidates = (("base", default if base is None else base), ("default", default))  # unset: the default
+    for source, candidate in candidates:
         if candidate is None:
             continue
         for level in levels:
             if _same(level, candidate):
-                return level
-    return levels[0] if levels else None
+                return Held(level, source)
+    return Held(levels[0] if levels else None, "first level")
+
+
+def reference_value(key: str, spec: Mapping[str, Any], levels: Sequence[Any],
+                    manifest: Mapping[str, Any] | None = None) -> Any:
+    """A factor's reference level (:func:`held_level`'s value)."""
+    return held_level(key, levels, manifest or {}, spec).value
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Config values compared across CSV round trips: 16 == 16.0 == "16", [2, 3] == "[2, 3]"."""
+    """Config values compared across CSV round trips: 16 == 16.0 == "16", [2, 3] == "[2, 3]", null == NaN."""
+    if _missing(a) or _missing(b):
+        return _missing(a) and _missing(b)
     try:
         return float(a) == float(b)
     except (TypeError, ValueError):
@@ -457,9 +606,10 @@ def _norm(v: Any) -> str:
 
 
 def factor_pairs(configs: pd.DataFrame, key: str, reference: Any, keys: Sequence[str],
-                 baseline: str | None) -> list[tuple[str, str]]:
+                 baseline: str | Sequence[str] | None) -> list[tuple[str, str]]:
     """(variant, reference variant) pairs differing in ``key`` only, the reference at level ``reference``."""
-    rows = {v: r for v, r in configs.iterrows() if v != baseline and not is_attention_off(r)}
+    bases = [baseline] if isinstance(baseline, str) else list(baseline or [])
+    rows = {v: r for v, r in configs.iterrows() if v not in bases and not is_attention_off(r)}
     others = [k for k in keys if k != key]
     pairs = []
     for v, row in rows.items():
@@ -505,28 +655,43 @@ def metric_columns(runs: pd.DataFrame) -> list[str]:
     return known + extra
 
 
-def aggregate(runs: pd.DataFrame, baseline: str | None = None, *, seeds: Sequence[int] | None = None,
-              confidence: float = 0.95) -> pd.DataFrame:
-    """One row per variant: counts, ``<metric>_{mean,std,n,ci_lo,ci_hi}``, paired deltas vs the baseline
-    (``d_<metric>_{mean,ci_lo,ci_hi,n,p_t,p_perm}``) and ``rank`` by mean top-1 error (1 = best)."""
+def aggregate(runs: pd.DataFrame, baseline: str | Mapping[str, str | None] | None = None, *,
+              seeds: Sequence[int] | None = None, confidence: float = 0.95) -> pd.DataFrame:
+    """One row per variant: counts, ``<metric>_{mean,std,n,ci_lo,ci_hi}``, paired deltas vs its baseline
+    (``d_<metric>_{mean,ci_lo,ci_hi,n,p_t,p_holm,p_perm,ref,note}``) and ``rank`` by mean top-1 error (1 = best).
+
+    ``baseline``: one variant, or per variant its own (:func:`baseline_references`). ``p_holm`` adjusts the
+    p-values of every variant against its baseline as one family (the overall table's Δ column)."""
     out = status_counts(runs, seeds)
     done = finished(runs)
+    refs = dict(baseline) if isinstance(baseline, Mapping) else dict.fromkeys(out.index, baseline)
     for metric in metric_columns(runs):
         values = {v: summarize(done.loc[done["variant"] == v, metric], confidence) for v in out.index}
         for stat in ("mean", "std", "n", "ci_lo", "ci_hi"):
             out[f"{metric}_{stat}"] = [getattr(values[v], stat) for v in out.index]
     for metric in (m for m in PAIRED_METRICS if m in runs.columns):
-        comps = {v: compare(runs, v, baseline, metric, confidence) if baseline is not None and v != baseline
-                 else None for v in out.index}
+        comps = {v: compare(runs, v, refs[v], metric, confidence) if refs.get(v) not in (None, v) else None
+                 for v in out.index}
         out[f"d_{metric}_mean"] = [c.delta.mean if c else math.nan for c in comps.values()]
         out[f"d_{metric}_ci_lo"] = [c.delta.ci_lo if c else math.nan for c in comps.values()]
         out[f"d_{metric}_ci_hi"] = [c.delta.ci_hi if c else math.nan for c in comps.values()]
         out[f"d_{metric}_n"] = [c.n if c else 0 for c in comps.values()]
         out[f"d_{metric}_p_t"] = [c.p_t if c else math.nan for c in comps.values()]
+        out[f"d_{metric}_p_holm"] = holm(list(out[f"d_{metric}_p_t"]))
         out[f"d_{metric}_p_perm"] = [c.p_perm if c else math.nan for c in comps.values()]
+        out[f"d_{metric}_ref"] = [c.reference if c else None for c in comps.values()]
+        out[f"d_{metric}_note"] = [c.note if c else _no_reference_note(v, refs) for v, c in comps.items()]
     if "top1_err_mean" in out.columns:
         out["rank"] = out["top1_err_mean"].rank(method="min", ascending=True).astype("Int64")
     return out
+
+
+def _no_reference_note(variant: str, refs: Mapping[str, str | None]) -> str:
+    if refs.get(variant) == variant:
+        return "baseline"
+    if not any(refs.values()):
+        return "no baseline"
+    return "no baseline with the same architecture and recipe"
 
 
 @dataclass(frozen=True)
@@ -536,22 +701,30 @@ class Analysis:
     sweep: Sweep
     configs: pd.DataFrame
     factors: list[str]
-    baseline: str | None
+    baseline: str | None         # the first baseline (the only one unless the sweep crosses it with the axes)
     order: list[str]
     table: pd.DataFrame          # :func:`aggregate`, rows in ``order``
     confidence: float = 0.95
     alpha: float = 0.05
+    baselines: tuple[str, ...] = ()
+    #: variant → its baseline (same architecture and recipe), None where the sweep has none
+    references: dict[str, str | None] = field(default_factory=dict)
+
+    def is_baseline(self, variant: str) -> bool:
+        return variant in self.baselines
 
 
 def analyze(sweep: Sweep, confidence: float = 0.95) -> Analysis:
-    """Aggregate a loaded sweep: baseline, factors, variant order and the per-variant statistics."""
+    """Aggregate a loaded sweep: baselines, factors, variant order and the per-variant statistics."""
     runs = sweep.runs
     configs = variant_configs(runs)
     factors = varied_keys(configs)
-    baseline = find_baseline(sweep.spec or {"baseline": sweep.manifest.get("baseline")}, configs)
-    order = variant_order(configs, baseline, factors)
-    table = aggregate(runs, baseline, seeds=sweep.seeds, confidence=confidence).reindex(order)
-    return Analysis(sweep, configs, factors, baseline, order, table, confidence, 1.0 - confidence)
+    baselines = find_baselines(sweep.manifest, sweep.spec, configs)
+    refs = baseline_references(configs, baselines)
+    order = variant_order(configs, baselines, factors)
+    table = aggregate(runs, refs, seeds=sweep.seeds, confidence=confidence).reindex(order)
+    return Analysis(sweep, configs, factors, baselines[0] if baselines else None, order, table, confidence,
+                    1.0 - confidence, tuple(baselines), refs)
 
 
 def recipe_mismatch(configs: pd.DataFrame) -> list[str]:
@@ -581,27 +754,35 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def held_levels(an: Analysis) -> dict[str, Held]:
+    """Per attention factor (but ``kind``): the level paper tables hold it at and labels leave unsaid — the
+    sweep's base value, else the schema default (:func:`held_level`). Non-attention factors (architecture,
+    recipe) are not held: tables group by them."""
+    keys = [k for k in an.factors if k.startswith(ATTENTION_PREFIX) and k != "model.attention.kind"]
+    return {k: held_level(k, factor_levels(an, k), an.sweep.manifest, an.sweep.spec) for k in keys}
+
+
 def common_levels(an: Analysis) -> dict[str, str]:
-    """Per factor (but ``kind``), its most common level among the attention variants, formatted; the
-    reference that labels and paper tables hold the other factors at."""
-    keys = [k for k in an.factors if k != "model.attention.kind"]
-    on = [v for v in an.order if not is_attention_off(an.configs.loc[v])]
-    return {k: an.configs.loc[on, k].map(format_value).mode().iloc[0] for k in keys} if on else {}
+    """Per held factor, its held level formatted (:func:`held_levels`)."""
+    return {k: format_value(h.value) for k, h in held_levels(an).items()}
 
 
 def variant_labels(an: Analysis) -> dict[str, str]:
-    """Short readable labels ("r=8", "pool=max"): per variant, the factors where it differs from the most
-    common level (the first factor when none does); the variant's name where that is not unique."""
-    keys = [k for k in an.factors if k != "model.attention.kind"]
-    common = common_levels(an)
+    """Short readable labels ("r=8", "pool=max", "arch=resnet32"): per variant, the attention factors where it
+    differs from the held level (the first factor when none does) and the non-attention factors; a
+    baseline is its name plus those; the variant's name where a label is not unique."""
+    held = common_levels(an)
+    keys = list(held)
+    groups = [k for k in an.factors if not k.startswith(ATTENTION_PREFIX)]
     labels = {}
     for v in an.order:
         row = an.configs.loc[v]
-        if is_attention_off(row) or not keys:
-            labels[v] = v
+        grouping = [f"{short_name(k)}={format_value(row[k])}" for k in groups]
+        if is_attention_off(row):
+            labels[v] = v if v in an.baselines or not grouping else ", ".join([v, *grouping])
             continue
-        differ = [k for k in keys if format_value(row[k]) != common[k]] or keys[:1]
-        labels[v] = ", ".join(f"{short_name(k)}={format_value(row[k])}" for k in differ)
+        differ = [k for k in keys if format_value(row[k]) != held[k]] or keys[:1]
+        labels[v] = ", ".join([*(f"{short_name(k)}={format_value(row[k])}" for k in differ), *grouping]) or v
     if len(set(labels.values())) < len(labels):
         return {v: v for v in an.order}
     return labels
@@ -616,41 +797,67 @@ class Contrast:
     comparison: Comparison
 
 
+#: the family of the contrasts of every variant against its baseline (the overall table's Δ column)
+BASELINE_FAMILY = "vs baseline"
+
+
 def contrasts(an: Analysis, metric: str = "top1_err") -> list[Contrast]:
-    """Every variant against the baseline, then, per factor, every level against the reference level."""
+    """Every variant against its baseline (same architecture and recipe), then, per factor, every level
+    against the reference level with everything else equal; Holm-adjusted within each family
+    (:data:`BASELINE_FAMILY`, then one family per factor)."""
     labels = variant_labels(an)
     out = []
-    if an.baseline is not None:
-        for v in an.order:
-            if v != an.baseline:
-                comp = compare(an.sweep.runs, v, an.baseline, metric, an.confidence)
-                out.append(Contrast(None, f"{labels[v]} vs {labels[an.baseline]}", comp))
+    for v in an.order:
+        ref = an.references.get(v)
+        if an.baselines and not an.is_baseline(v):
+            comp = compare(an.sweep.runs, v, ref, metric, an.confidence) if ref else Comparison(
+                v, "", metric, (), (), summarize([]), math.nan, math.nan,
+                "no baseline with the same architecture and recipe")
+            out.append(Contrast(None, f"{labels[v]} vs {labels[ref] if ref else 'baseline'}", comp))
     for key in an.factors:
-        if key == "model.attention.kind" or (an.baseline is not None and _only_baseline_differs(an, key)):
+        if key == "model.attention.kind" or (an.baselines and _only_baseline_differs(an, key)):
             continue
         levels = factor_levels(an, key)
-        ref = reference_value(key, an.sweep.spec, levels)
-        for v, w in factor_pairs(an.configs, key, ref, an.factors, an.baseline):
-            if w == an.baseline:
-                continue
-            comp = compare(an.sweep.runs, v, w, metric, an.confidence)
+        ref = held_level(key, levels, an.sweep.manifest, an.sweep.spec).value
+        for v, w in factor_pairs(an.configs, key, ref, an.factors, an.baselines):
+            comp = compare(an.sweep.runs, v, w, metric, an.confidence, vary={key})
             name = short_name(key)
             rest = [k for k in an.factors if k not in (key, "model.attention.kind")]
             where = ", ".join(f"{short_name(k)}={format_value(an.configs.at[v, k])}" for k in rest)
             label = f"{name}={format_value(an.configs.at[v, key])} vs {name}={format_value(ref)}"
             out.append(Contrast(key, f"{label} ({where})" if where else label, comp))
+    return adjust_family(out)
+
+
+def family_of(c: Contrast) -> str:
+    """The Holm family of a contrast: all contrasts against the baseline, or one factor's level contrasts."""
+    return BASELINE_FAMILY if c.factor is None else f"{short_name(c.factor)} levels"
+
+
+def adjust_family(items: Sequence[Contrast], family: str | None = None) -> list[Contrast]:
+    """The contrasts with Holm–Bonferroni adjusted p-values, one family per :func:`family_of` (or all in
+    ``family``); a contrast without a p-value stays unadjusted and does not count."""
+    names = [family or family_of(c) for c in items]
+    out = list(items)
+    for name in dict.fromkeys(names):
+        idx = [i for i, n in enumerate(names) if n == name]
+        ps = [items[i].comparison.p_t for i in idx]
+        size = family_size(ps)
+        for i, p in zip(idx, holm(ps), strict=True):
+            comp = dataclasses.replace(items[i].comparison, p_holm=p, family=name, family_size=size)
+            out[i] = dataclasses.replace(items[i], comparison=comp)
     return out
 
 
 def _only_baseline_differs(an: Analysis, key: str) -> bool:
-    """A non-attention key that only the baseline changes is already covered by the baseline contrasts."""
-    others = an.configs.drop(index=an.baseline)
-    return not key.startswith("model.attention.") and others[key].astype(str).nunique() <= 1
+    """A non-attention key that only the baselines change is already covered by the baseline contrasts."""
+    others = an.configs.drop(index=list(an.baselines))
+    return not key.startswith(ATTENTION_PREFIX) and others[key].astype(str).nunique() <= 1
 
 
 def factor_levels(an: Analysis, key: str) -> list[Any]:
     """The distinct values of a factor among the attention variants, in sort order."""
-    keep = [v != an.baseline and not is_attention_off(r) for v, r in an.configs.iterrows()]
+    keep = [not an.is_baseline(str(v)) and not is_attention_off(r) for v, r in an.configs.iterrows()]
     rows = an.configs.loc[np.array(keep, dtype=bool)]
     seen: list[Any] = []
     for value in rows[key] if key in rows.columns else []:
@@ -660,7 +867,7 @@ def factor_levels(an: Analysis, key: str) -> list[Any]:
 
 
 def contrast_frame(items: Sequence[Contrast]) -> pd.DataFrame:
-    """The contrasts as a table (comparisons.csv)."""
+    """The contrasts as a table (comparisons.csv): raw ``p_t`` and Holm-adjusted ``p_holm`` within ``family``."""
     return pd.DataFrame([{"factor": c.factor or "baseline", "label": c.label, **c.comparison.as_row()}
                          for c in items])
 
@@ -701,16 +908,12 @@ def fixed_ratio_variants(an: Analysis, variant: str) -> list[str]:
             and adaptive_kind(an.configs.loc[w]) == "none" and all(_same(an.configs.at[w, k], row[k]) for k in keys)]
 
 
-def se_cost(runs: pd.DataFrame) -> pd.Series:
-    """SE parameters each run pays for: ``se_params``, except a dynamic run's expected count
-    ``se_budget × se_params`` (its per-input widths use that share of the allocated maximum on average)."""
-    cost = pd.to_numeric(runs["se_params"], errors="coerce") if "se_params" in runs.columns else \
-        pd.Series(math.nan, index=runs.index)
-    if ADAPTIVE_KEY in runs.columns and "se_budget" in runs.columns:
-        budget = pd.to_numeric(runs["se_budget"], errors="coerce")
-        dynamic = (runs[ADAPTIVE_KEY].astype(str) == "dynamic") & budget.notna()
-        cost = cost.where(~dynamic, cost * budget)
-    return cost
+def allocated_se_params(runs: pd.DataFrame) -> pd.Series:
+    """The SE parameters each run's net really has (``se_params``): a learnable run's hardened net, a dynamic
+    run's allocated width (its soft mask computes every allocated unit, so nothing is scaled by its budget)."""
+    if "se_params" not in runs.columns:
+        return pd.Series(math.nan, index=runs.index)
+    return pd.to_numeric(runs["se_params"], errors="coerce")
 
 
 def interpolate_log_cost(costs: Sequence[float], errors: Sequence[float], at: float) -> tuple[float, str]:
@@ -809,7 +1012,7 @@ class AdaptiveComparison:
     kind: str                        # learnable | dynamic
     cost_weight: Any
     top1: Summary                    # top-1 error over the finished seeds
-    se_params: float                 # mean over finished seeds (dynamic: expected, see :func:`se_cost`)
+    se_params: float                 # mean over finished seeds of the SE params the net has (dynamic: allocated)
     stage_ratios: dict[int, float]   # stage → mean learned ratio over its blocks and the seeds
     fixed: tuple[str, ...]           # the fixed-ratio variants with a finished run, by SE params
     fixed_costs: tuple[float, ...]
@@ -818,11 +1021,9 @@ class AdaptiveComparison:
     note: str                        # INTERPOLATED, OUTSIDE_RANGE, TOO_FEW_FIXED or NO_FINISHED_RUN
     nearest: str | None              # the fixed-ratio variant nearest in log(SE params)
     paired: Comparison | None        # variant − nearest, matched by seed
-
-    @property
-    def expected_cost(self) -> bool:
-        """Whether ``se_params`` is an expected count (dynamic) rather than the parameters of one net."""
-        return self.kind == "dynamic"
+    #: dynamic only: mean share of the allocated hidden units active per test image (``se_active_width``,
+    #: mean over seeds) — a width, not a cost; NaN for learnable variants or runs that did not record it
+    active_width: float = math.nan
 
     @property
     def nearest_cost(self) -> float:
@@ -840,7 +1041,9 @@ def adaptive_comparisons(an: Analysis, metric: str = "top1_err") -> list[Adaptiv
     if metric not in an.sweep.runs.columns:
         return []
     done = finished(an.sweep.runs)
-    cost = se_cost(done)
+    cost = allocated_se_params(done)
+    active = pd.to_numeric(done["se_active_width"], errors="coerce") if "se_active_width" in done.columns else \
+        pd.Series(math.nan, index=done.index)
     out = []
     for v in adaptive_variants(an):
         mine = done["variant"] == v
@@ -855,11 +1058,14 @@ def adaptive_comparisons(an: Analysis, metric: str = "top1_err") -> list[Adaptiv
             if fixed and np.isfinite(at) and at > 0 else None
         ratios = block_ratios(an, v).dropna(subset=["stage", "ratio"])
         stages = {int(s): float(g.mean()) for s, g in ratios.groupby("stage")["ratio"]}
+        kind = adaptive_kind(an.configs.loc[v])
+        width = active[mine].dropna()
         out.append(AdaptiveComparison(
-            v, adaptive_kind(an.configs.loc[v]), an.configs.loc[v].get("model.attention.cost_weight", math.nan),
+            v, kind, an.configs.loc[v].get("model.attention.cost_weight", math.nan),
             top1, at, stages, tuple(w for w, _, _ in fixed), tuple(c for _, c, _ in fixed),
             tuple(e for _, _, e in fixed), value, note, nearest,
-            compare(an.sweep.runs, v, nearest, metric, an.confidence) if nearest else None))
+            compare(an.sweep.runs, v, nearest, metric, an.confidence) if nearest else None,
+            float(width.mean()) if kind == "dynamic" and len(width) else math.nan))
     return out
 
 

@@ -52,6 +52,7 @@ import threading
 import time
 import traceback
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,8 +61,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sesweep.plan import Plan, Run, load_plan
-from sesweep.spec import SpecError, flatten, schema_keys
+from sesweep.plan import UNRESOLVED, Plan, Run, load_plan
+from sesweep.spec import RESULTS_VERSION, SpecError, flatten, schema_keys
 
 log = logging.getLogger("sesweep.sweep")
 
@@ -527,6 +528,14 @@ def _execute(plan: Plan, cfg: SweepConfig, study: optuna.Study, lock: SweepLock,
         _fail(study, trial_id, "failed", reason, traceback.format_exc())
         return "failed"
     payload = _with_identity(result_payload(result), plan, run)
+    payload["record"].update(provenance(run))
+    if payload["record"]["run_key"] != run.key:  # its data identity changed after the sweep was loaded
+        reason = (f"recipe.data_root: the data changed while the sweep ran (run key {payload['record']['run_key']} "
+                  f"now, {run.key} when the sweep was loaded); run the sweep again")
+        if tracked is not None:
+            tracked.fail("failed", reason)
+        _fail(study, trial_id, "failed", reason)
+        return "failed"
     write_run_json(plan, cfg.results_dir, payload)
     extra = {"wall_seconds": time.perf_counter() - started}
     if tracked is not None:
@@ -565,6 +574,14 @@ def result_payload(result: Any) -> dict[str, Any]:
         if f.name not in _NOT_DETAIL:
             payload[f.name] = getattr(result, f.name)
     return payload
+
+
+def provenance(run: Run) -> dict[str, Any]:
+    """What computed a run, recorded beside its result: ``results_version`` (part of its key), ``code_version``
+    (:func:`sesweep.tracking.code_version`) and ``data_id`` (:func:`sesweep.data.data_identity`)."""
+    from sesweep.tracking import code_version
+
+    return {"results_version": RESULTS_VERSION, "code_version": code_version(), "data_id": run.data_id}
 
 
 def _with_identity(payload: dict[str, Any], plan: Plan, run: Run) -> dict[str, Any]:
@@ -608,15 +625,23 @@ def read_run_json(path: Path) -> dict[str, Any] | None:
 
 
 def find_result(key: str, plan: Plan, results_dir: str | Path) -> tuple[Path, dict[str, Any]] | None:
-    """A finished result for ``key`` already on disk: this sweep's runs/ first, then any other sweep's."""
+    """A finished result for ``key`` already on disk: this sweep's runs/ first, then any other sweep's.
+
+    Only a record of this results version and of the same data is taken (the key covers both; this is a
+    second check, for records written by older code or by hand); none for a key that is not resolved."""
+    run = next((r for r in plan.runs if r.key == key), None)
+    if run is None or run.data_id is None or key.startswith(UNRESOLVED):
+        return None
     root = Path(results_dir)
     candidates = [run_json_path(plan, results_dir, key)]
     if root.is_dir():
         candidates += sorted(p for p in root.glob(f"*/runs/{key}.json") if p != candidates[0])
     for path in candidates:
         payload = read_run_json(path) if path.is_file() else None
-        if payload and payload["record"].get("run_key") == key and payload["record"].get("status") in DONE_STATUSES:
-            return path, payload
+        record = payload["record"] if payload else {}
+        if (record.get("run_key") == key and record.get("status") in DONE_STATUSES
+                and record.get("results_version") == RESULTS_VERSION and record.get("data_id") == run.data_id):
+            return path, payload  # type: ignore[return-value]
     return None
 
 
@@ -641,6 +666,8 @@ def _csv_text(rows: list[dict[str, Any]], first: Sequence[str]) -> str:
 
 
 RUN_COLUMNS = ("run_key", "sweep", "variant", "seed", "status", "reason")
+#: what computed each run (:func:`provenance`): runs.csv's columns after RUN_COLUMNS
+PROVENANCE_COLUMNS = ("results_version", "data_id", "code_version")
 CURVE_COLUMNS = ("run_key", "sweep", "variant", "seed", "epoch")
 
 
@@ -672,7 +699,8 @@ def write_tables(plan: Plan, results_dir: str | Path, study: optuna.Study | None
         ident = {"run_key": run.key, "sweep": plan.name, "variant": run.variant, "seed": run.seed}
         if payload is None or payload["record"].get("status") not in DONE_STATUSES:
             if run.key in failed:
-                runs_rows.append({**ident, "status": "failed", "reason": failed[run.key], **flatten(run.spec)})
+                runs_rows.append({**ident, "status": "failed", "reason": failed[run.key],
+                                  "results_version": RESULTS_VERSION, "data_id": run.data_id, **flatten(run.spec)})
             continue
         record = payload["record"]
         row = {**ident, "status": record.get("status"), "reason": record.get("reason", "")}
@@ -682,7 +710,8 @@ def write_tables(plan: Plan, results_dir: str | Path, study: optuna.Study | None
         runs_rows.append(row)
         for curve in payload.get("curves", []):
             curve_rows.append({**ident, **curve})
-    first = list(dict.fromkeys([*RUN_COLUMNS, *spec_keys, *METRICS]))  # `seed` is both identity and spec key
+    # `seed` is both identity and spec key
+    first = list(dict.fromkeys([*RUN_COLUMNS, *PROVENANCE_COLUMNS, *spec_keys, *METRICS]))
     with _local_lock(out / ".tables.lock"):
         runs_path, curves_path = out / "runs.csv", out / "curves.csv"
         _atomic_write(runs_path, _csv_text(runs_rows, first))
@@ -727,6 +756,10 @@ class SweepStatus:
     pending: int
     eta_seconds: float | None
     rows: list[dict[str, Any]]
+    #: run JSONs under results/NAME/runs/ recorded by another results version: [{results_version, runs}]
+    older_results: list[dict[str, int]] = field(default_factory=list)
+    #: why the run keys cannot be resolved (the plan's data are not on this machine), else None
+    unresolved: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -737,10 +770,27 @@ class SweepStatus:
         return (f"sweep {self.name}: {self.done}/{self.total} done ({self.finished} finished, {self.diverged} "
                 f"diverged), {self.running} running, {self.failed} failed, {self.pending} pending{eta}")
 
+    def notes(self) -> list[str]:
+        """Lines about results that are not counted above: unresolved keys, records of other results versions."""
+        lines = []
+        if self.unresolved:
+            lines.append(f"run keys cannot be resolved ({self.unresolved}): results on disk or in the study "
+                         "cannot be matched, so every run shows as pending")
+        for old in self.older_results:
+            v, n = old["results_version"], old["runs"]
+            runs = f"{n} run{'s' if n != 1 else ''}"
+            if v < RESULTS_VERSION:
+                lines.append(f"{runs} recorded by results version {v} (older than {RESULTS_VERSION}): not reused, "
+                             "will be trained again")
+            else:
+                lines.append(f"{runs} recorded by results version {v} (newer than this code's {RESULTS_VERSION}): "
+                             "not reused")
+        return lines
+
     def table(self) -> str:
-        lines = [self.summary()]
+        lines = [self.summary(), *self.notes()]
         if not self.rows:
-            return lines[0]
+            return "\n".join(lines)
         cols = ("variant", "seed", "run_key", "state", "attempts", "seconds", "top1_err", "note")
         cells = [[_show(r.get(c)) for c in cols] for r in self.rows]
         widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
@@ -809,16 +859,37 @@ def status_from_trials(plan: Plan, trials: Sequence[FrozenTrial], max_retries: i
 
 def sweep_status(plan: Plan, storage: str | None = None, results_dir: str | Path = DEFAULT_RESULTS,
                  max_retries: int = 1) -> SweepStatus:
-    """Where a sweep stands (read-only: a sweep that never ran is all pending, and nothing is created)."""
+    """Where a sweep stands (read-only: a sweep that never ran is all pending, and nothing is created), with
+    the run JSONs of other results versions and, for a plan without its data, why keys are unresolved."""
     url = storage or default_storage(plan, results_dir)
     if storage is None and not (sweep_dir(plan, results_dir) / "optuna.db").is_file():
-        return status_from_trials(plan, [], max_retries)
+        return _with_notes(status_from_trials(plan, [], max_retries), plan, results_dir)
     st = open_storage(url)
     try:
         study = optuna.load_study(study_name=plan.name, storage=st)
     except KeyError:
-        return status_from_trials(plan, [], max_retries)
-    return status_from_trials(plan, study.get_trials(deepcopy=False), max_retries, _retry_from(study))
+        return _with_notes(status_from_trials(plan, [], max_retries), plan, results_dir)
+    status = status_from_trials(plan, study.get_trials(deepcopy=False), max_retries, _retry_from(study))
+    return _with_notes(status, plan, results_dir)
+
+
+def older_results(plan: Plan, results_dir: str | Path = DEFAULT_RESULTS) -> list[dict[str, int]]:
+    """How many run JSONs under ``results/NAME/runs/`` another results version recorded (no
+    ``results_version`` field: version 1), per version: ``[{"results_version": 1, "runs": 3}]``."""
+    counts: Counter[int] = Counter()
+    folder = sweep_dir(plan, results_dir) / "runs"
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        payload = read_run_json(path)
+        if payload is None:
+            continue
+        version = payload["record"].get("results_version", 1)
+        if version != RESULTS_VERSION:
+            counts[int(version)] += 1
+    return [{"results_version": v, "runs": n} for v, n in sorted(counts.items())]
+
+
+def _with_notes(status: SweepStatus, plan: Plan, results_dir: str | Path) -> SweepStatus:
+    return dataclasses.replace(status, older_results=older_results(plan, results_dir), unresolved=plan.unresolved)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -857,6 +928,7 @@ def run_sweep(plan: Plan, storage: str | None = None, workers: int = 1, results_
                   threads, wait)
     if dry_run:
         return _dry_status(plan, results_dir)
+    _require_data(plan)
 
     write_manifest(plan, results_dir)
     st = open_storage(cfg.storage, cfg.heartbeat_interval, cfg.grace_period)
@@ -928,8 +1000,9 @@ def _dry_status(plan: Plan, results_dir: str | Path) -> SweepStatus:
         finished += state == "finished"
         rows.append({"variant": run.variant, "seed": run.seed, "run_key": run.key, "state": state,
                      "note": "" if found is None else f"result in {found[0]}"})
-    return SweepStatus(plan.name, len(plan.runs), done, finished, done - finished, 0, 0, len(plan.runs) - done,
-                       None, rows)
+    status = SweepStatus(plan.name, len(plan.runs), done, finished, done - finished, 0, 0, len(plan.runs) - done,
+                         None, rows)
+    return _with_notes(status, plan, results_dir)
 
 
 def _progress_bar(status: SweepStatus, progress: bool | None) -> Any:
@@ -1015,7 +1088,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads per worker (default: cores / workers)")
     parser.add_argument("--data-root", default=None, metavar="DIR",
-                        help="read the data from DIR instead of the spec's recipe.data_root (run keys unchanged)")
+                        help="read the data from DIR instead of the spec's recipe.data_root (run keys identify "
+                             "the data's content, not where they live: the same data moved keep their keys)")
     parser.add_argument("--tracking-uri", default=None,
                         help="MLflow tracking URI (default: sqlite:///RESULTS/NAME/mlflow.db)")
     parser.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
@@ -1035,6 +1109,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 def add_status_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep", metavar="FILE", help="sweep spec, e.g. experiments/smoke.yaml")
     _common_arguments(parser)
+    parser.add_argument("--data-root", default=None, metavar="DIR",
+                        help="read the data (their identity is part of every run key) from DIR instead of the "
+                             "spec's recipe.data_root")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -1047,9 +1124,18 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="times a failed run is run again before it is left failed (default 1)")
 
 
+def _require_data(plan: Plan) -> None:
+    """A plan whose data are not here cannot run: its keys, which identify the data, are unknown."""
+    if plan.unresolved:
+        raise SpecError("", f"{plan.unresolved}; run keys identify the data, so nothing runs without them "
+                            "(--data-root DIR reads them from DIR)")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run, resume or join a sweep: exit 0 when every run is done, 1 when some failed or are left, 2 on a bad spec."""
     plan = load_plan(args.sweep).with_data_root(args.data_root)
+    if not args.dry_run:
+        _require_data(plan)  # before anything is written or started
     if not args.quiet and not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         logging.getLogger("sesweep").setLevel(logging.INFO)
@@ -1067,6 +1153,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
     if args.dry_run:
         print(status.summary().replace(f"sweep {plan.name}: ", "already on disk: ", 1))
+        for line in status.notes():
+            print(line)
         return 0
     if not args.quiet:
         print(status.summary())
@@ -1092,11 +1180,12 @@ def manifest_table(plan: Plan) -> str:
             classes, size, note = 10, ARCHS[v.spec.model.arch].input_size, "*"
         model = build_model(v.spec.model, classes, 3, 0)
         costs[v.name] = model_cost(model, size, 3), note
-    lines = [f"  {'variant':<14}{'seed':>5}  {'run_key':<17}{'params':>12}{'se_params':>11}{'MACs':>10}"]
+    w = max(14, *(len(v.name) + 1 for v in plan.variants))
+    lines = [f"  {'variant':<{w}}{'seed':>5}  {'run_key':<17}{'params':>12}{'se_params':>11}{'MACs':>10}"]
     for run in plan.runs:
         cost, note = costs[run.variant]
-        lines.append(f"  {run.variant:<14}{run.seed:>5}  {run.key:<17}{cost['params']:>12,}{cost['se_params']:>11,}"
-                     f"{cost['macs'] / 1e6:>9.2f}M{note}")
+        lines.append(f"  {run.variant:<{w}}{run.seed:>5}  {run.key:<17}{cost['params']:>12,}"
+                     f"{cost['se_params']:>11,}{cost['macs'] / 1e6:>9.2f}M{note}")
     if any(note for _, note in costs.values()):
         lines.append("  * data not on this machine: cost at the architecture's design input size and 10 classes")
     return "\n".join(lines)
@@ -1104,7 +1193,7 @@ def manifest_table(plan: Plan) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Counts of done / running / failed / pending runs, the ETA, and a per-run table."""
-    plan = load_plan(args.sweep)
+    plan = load_plan(args.sweep).with_data_root(args.data_root)
     status = sweep_status(plan, storage=args.storage, results_dir=args.results, max_retries=args.max_retries)
     print(json.dumps(status.to_dict(), indent=1, default=str) if args.json else status.table())
     return 0

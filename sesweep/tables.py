@@ -23,9 +23,11 @@ from typing import Any
 
 import pandas as pd
 
+from sesweep.speed import SPEED_METRICS, speed_stats
 from sesweep.stats import (
     ADAPTIVE_KEY,
     ADAPTIVE_KEYS,
+    ATTENTION_PREFIX,
     INTERPOLATED,
     PAIRED_METRICS,
     Analysis,
@@ -37,6 +39,8 @@ from sesweep.stats import (
     contrast_frame,
     contrasts,
     format_value,
+    held_levels,
+    holm,
     is_attention_off,
     load_sweep,
     ratio_label,
@@ -134,40 +138,93 @@ def _stat_columns(an: Analysis, variant: str, paired: bool = True) -> dict[str, 
     if paired and "d_top1_err_mean" in row.index:
         out |= {"d_top1_err": row["d_top1_err_mean"], "d_top1_err_ci_lo": row["d_top1_err_ci_lo"],
                 "d_top1_err_ci_hi": row["d_top1_err_ci_hi"], "n_pairs": int(row["d_top1_err_n"]),
-                "p_t": row["d_top1_err_p_t"], "p_perm": row["d_top1_err_p_perm"]}
+                "reference": row.get("d_top1_err_ref"), "p_t": row["d_top1_err_p_t"], "p_holm": math.nan,
+                "p_perm": row["d_top1_err_p_perm"], "delta_note": row.get("d_top1_err_note") or None}
     return out
 
 
-def factor_table(an: Analysis, key: str) -> pd.DataFrame:
-    """A paper-style table for one factor: its attention variants by level, then the baseline row.
+def _with_holm(frame: pd.DataFrame) -> pd.DataFrame:
+    """``p_holm``: the table's paired t p-values Holm-adjusted as one family (one family per table)."""
+    if "p_t" in frame.columns:
+        frame["p_holm"] = holm(list(frame["p_t"]))
+    return frame
 
-    As in the paper, the other factors are held at their most common level (:func:`common_levels`, named in
-    the caption): a gate variant does not appear in the ratio table. The factor column holds the raw config
-    values (NaN on the baseline row), so the CSV round-trips.
+
+def group_levels(an: Analysis) -> list[str]:
+    """The non-attention factors (architecture, recipe keys): tables group rows by them, never pool them."""
+    return [k for k in an.factors if not k.startswith(ATTENTION_PREFIX)]
+
+
+def factor_table(an: Analysis, key: str) -> pd.DataFrame:
+    """A paper-style table for one factor: its attention variants by level, then the baseline row — once per
+    architecture (and recipe) when the sweep varies those, each row's Δ against the baseline of its group.
+
+    As in the paper, the other attention factors are held at the sweep's base value (:func:`held_levels`,
+    named in the caption): a gate variant does not appear in the ratio table. The factor column holds the
+    raw config values (NaN on a baseline row), so the CSV round-trips; ``p_holm`` adjusts the table's
+    p-values as one family.
     """
-    others = [k for k in an.factors if k not in (key, "model.attention.kind")]
-    common = common_levels(an)
+    groups = group_levels(an)
+    shown = [k for k in groups if k != key]
+    held = {k: v for k, v in common_levels(an).items() if k != key}
     rows = []
+    for group in _groups(an, groups):
+        for v in group:
+            config = an.configs.loc[v]
+            if an.is_baseline(v) or is_attention_off(config) or any(format_value(config[k]) != held[k] for k in held):
+                continue
+            rows.append({short_name(key): config[key], **_group_columns(an, v, shown), **_stat_columns(an, v)})
+        rows += [{short_name(key): math.nan if key.startswith(ATTENTION_PREFIX) else an.configs.at[b, key],
+                  **_group_columns(an, b, shown), **_stat_columns(an, b)} for b in group if an.is_baseline(b)]
+    return _with_holm(pd.DataFrame(rows))
+
+
+def _groups(an: Analysis, keys: Sequence[str]) -> list[list[str]]:
+    """The variants in sweep order, split where the non-attention factors ``keys`` change (the order groups
+    by them, :func:`sesweep.stats.variant_order`)."""
+    out: list[list[str]] = []
+    last: tuple[str, ...] | None = None
     for v in an.order:
-        config = an.configs.loc[v]
-        if v == an.baseline or is_attention_off(config):
-            continue
-        if any(format_value(config[k]) != common[k] for k in others):
-            continue
-        rows.append({short_name(key): config[key], **_stat_columns(an, v)})
-    if an.baseline is not None:
-        rows.append({short_name(key): math.nan, **_stat_columns(an, an.baseline)})
-    return pd.DataFrame(rows)
+        here = tuple(format_value(an.configs.at[v, k]) for k in keys)
+        if here != last:
+            out.append([])
+            last = here
+        out[-1].append(v)
+    return out
+
+
+def _group_columns(an: Analysis, variant: str, keys: Sequence[str]) -> dict[str, Any]:
+    return {short_name(k): an.configs.at[variant, k] for k in keys}
+
+
+def variant_speeds(an: Analysis) -> dict[str, dict[str, float]]:
+    """Per variant: mean ``infer_ms`` and ``train_img_per_s`` over its runs not timed while another worker shared
+    the device (:func:`sesweep.speed.speed_stats`) — only when every run ran on one host and device; otherwise
+    empty (speeds of different machines are never averaged: the speed table shows them per device)."""
+    stats_ = speed_stats(an.sweep.runs).table
+    if stats_.empty or len(stats_[["host", "device_name"]].drop_duplicates()) != 1:
+        return {}
+    return {str(r["variant"]): {m: r[f"{m}_mean"] for m in SPEED_METRICS} for _, r in stats_.iterrows()}
+
+
+def speed_table(an: Analysis) -> pd.DataFrame:
+    """Speed per variant and host/device, runs timed while the device was shared left out and counted."""
+    table = speed_stats(an.sweep.runs).table
+    order = {v: i for i, v in enumerate(an.order)}
+    return table.sort_values(["host", "device_name", "variant"], key=lambda c: c.map(order) if c.name == "variant"
+                             else c, kind="stable").reset_index(drop=True)
 
 
 def overall_table(an: Analysis) -> pd.DataFrame:
-    """Every variant, best mean top-1 error first, with cost and speed columns and the rank."""
+    """Every variant, best mean top-1 error first, with cost and speed columns and the rank (speed only where
+    every run ran on one device, from the runs that had it to themselves: :func:`variant_speeds`)."""
     factors = [k for k in an.factors if k != "model.attention.kind"]
+    speeds = variant_speeds(an)
     rows = []
     for v in an.order:
         config = an.configs.loc[v]
         row = an.table.loc[v]
-        extra = {m: row[f"{m}_mean"] for m in ("infer_ms", "train_img_per_s") if f"{m}_mean" in row.index}
+        extra = speeds.get(v, {}) if speeds else {}
         off = is_attention_off(config)
         rows.append({**_stat_columns(an, v), "attention": config.get("model.attention.kind", math.nan),
                      **{short_name(k): math.nan if off and k.startswith("model.attention.") else config[k]
@@ -176,13 +233,15 @@ def overall_table(an: Analysis) -> pd.DataFrame:
     frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["variant", "n", "n_diverged", "n_failed"])
     if "rank" in frame.columns:
         frame = frame.sort_values("rank", na_position="last", kind="stable")
-    return frame.reset_index(drop=True)
+    return _with_holm(frame.reset_index(drop=True))
 
 
 def adaptive_table(an: Analysis) -> pd.DataFrame:
     """One row per adaptive variant against the fixed-ratio curve (:func:`sesweep.stats.adaptive_comparisons`).
 
-    ``se_params`` is a dynamic variant's expected count (``se_params_expected``); ``ratio_stage<K>`` the mean
+    ``se_params`` are the SE parameters the net has (a dynamic variant's allocated ones: its soft mask computes
+    every unit); ``se_active_width`` a dynamic variant's mean share of the allocated hidden units active per test
+    image (a width, not a cost; NaN for learnable variants); ``ratio_stage<K>`` the mean
     learned ratio of stage K; ``fixed_top1_err`` the fixed-r curve at equal SE params, NaN with the reason in
     ``fixed_note``; ``d_nearest*`` the paired difference to the fixed ratio nearest in SE params.
     """
@@ -193,7 +252,7 @@ def adaptive_table(an: Analysis) -> pd.DataFrame:
         paired = c.paired
         rows.append({
             "adaptive": c.kind, "cost_weight": c.cost_weight, **_stat_columns(an, c.variant, paired=False),
-            "se_params": c.se_params, "se_params_expected": c.expected_cost,
+            "se_params": c.se_params, "se_active_width": c.active_width,
             **{f"ratio_stage{s}": c.stage_ratios.get(s, math.nan) for s in stages},
             "fixed_r": ",".join(ratio_label(an, w).removeprefix("r=") for w in c.fixed),
             "fixed_top1_err": c.fixed_at_cost, "fixed_note": c.note, "d_fixed_curve": c.d_curve,
@@ -236,6 +295,13 @@ def p_value(p: Any) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def _p_cell(p: Any, n_pairs: Any, note: Any) -> str:
+    """A p-value, or "n/a" where there were pairs but the t-test has no p (zero spread, one pair)."""
+    if p is not None and not pd.isna(p):
+        return p_value(p)
+    return "n/a" if isinstance(note, str) and note and not pd.isna(n_pairs) and n_pairs > 0 else "—"
+
+
 def count_column(values: Sequence[Any]) -> list[str]:
     """Parameters or MACs the way papers print them, one unit per column (272.5k, 28.09M, 4.089G).
 
@@ -252,12 +318,12 @@ def count_column(values: Sequence[Any]) -> list[str]:
     return ["—" if v is None or pd.isna(v) else f"{float(v) / scale:.{digits}f}{unit}" for v in values]
 
 
-def display(frame: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
+def display(frame: pd.DataFrame, baseline: str | Sequence[str] | None) -> pd.DataFrame:
     """A numeric table (:func:`factor_table`, :func:`overall_table`) as strings for reading."""
     numeric = {"variant", "n", "n_expected", "n_diverged", "n_failed", "top1_err", "top1_err_std", "top1_err_ci_lo",
                "top1_err_ci_hi", "top5_err", "top5_err_std", "top5_err_ci_lo", "top5_err_ci_hi", "params", "macs",
-               "d_top1_err", "d_top1_err_ci_lo", "d_top1_err_ci_hi", "n_pairs", "p_t", "p_perm", "infer_ms",
-               "train_img_per_s", "rank", "attention"}
+               "d_top1_err", "d_top1_err_ci_lo", "d_top1_err_ci_hi", "n_pairs", "p_t", "p_holm", "p_perm", "infer_ms",
+               "train_img_per_s", "rank", "attention", "reference", "delta_note"}
     if frame.empty:
         return pd.DataFrame(columns=["variant", "n"])
     factor_cols = [c for c in frame.columns if c not in numeric]
@@ -282,11 +348,15 @@ def display(frame: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     out["n"] = [_n_text(r) for _, r in frame.iterrows()]
     if (frame["n_diverged"] > 0).any() or (frame["n_failed"] > 0).any():
         out["excluded"] = [_excluded(r) for _, r in frame.iterrows()]
-    if "d_top1_err" in frame.columns and baseline is not None:
-        is_base = frame["variant"] == baseline
-        out[f"Δ top-1 vs {baseline}"] = ["(baseline)" if b else _delta(r) for b, (_, r) in
-                                         zip(is_base, frame.iterrows(), strict=True)]
-        out["p (paired t)"] = ["" if b else p_value(p) for b, p in zip(is_base, frame["p_t"], strict=True)]
+    bases = [baseline] if isinstance(baseline, str) else list(baseline or [])
+    if "d_top1_err" in frame.columns and bases:
+        is_base = frame["variant"].isin(bases)
+        header = f"Δ top-1 vs {bases[0]}" if len(bases) == 1 else "Δ top-1 vs baseline (same arch)"
+        out[header] = ["(baseline)" if b else _delta(r) for b, (_, r) in zip(is_base, frame.iterrows(), strict=True)]
+        out["p (paired t)"] = ["" if b else _p_cell(r["p_t"], r["n_pairs"], r.get("delta_note"))
+                               for b, (_, r) in zip(is_base, frame.iterrows(), strict=True)]
+        out["p (Holm)"] = ["" if b else _p_cell(r["p_holm"], r["n_pairs"], r.get("delta_note"))
+                           for b, (_, r) in zip(is_base, frame.iterrows(), strict=True)]
     return out.reset_index(drop=True)
 
 
@@ -300,16 +370,17 @@ def _excluded(row: pd.Series) -> str:
 
 
 def _delta(row: pd.Series, col: str = "d_top1_err", n_col: str = "n_pairs") -> str:
-    """"−0.70 [−1.20, −0.20]", or "−0.70 (n=1)" without an interval."""
+    """"−0.70 [−1.20, −0.20]", or "−0.70 (n=1)" / "−0.70 (n=3, same on every seed)" without an interval."""
     if pd.isna(row[col]):
         return "—"
     if pd.isna(row[f"{col}_ci_lo"]):
-        return f"{_signed(row[col])} (n={int(row[n_col])})"
+        same = ", same on every seed" if int(row[n_col]) >= 2 else ""
+        return f"{_signed(row[col])} (n={int(row[n_col])}{same})"
     return f"{_signed(row[col])} [{_signed(row[f'{col}_ci_lo'])}, {_signed(row[f'{col}_ci_hi'])}]"
 
 
-#: marks an expected (dynamic) SE parameter count in the adaptive table
-EXPECTED_MARK = "†"
+#: the dynamic SE's expected active width in the adaptive table, labelled so it is never read as a cost
+ACTIVE_WIDTH_COLUMN = "active width (dynamic: mean % of allocated hidden units; not a cost)"
 
 
 def display_adaptive(frame: pd.DataFrame) -> pd.DataFrame:
@@ -323,8 +394,8 @@ def display_adaptive(frame: pd.DataFrame) -> pd.DataFrame:
                             zip(frame["top1_err"], frame["top1_err_ci_lo"], frame["top1_err_ci_hi"], strict=True)]
     costs = count_column(list(frame["se_params"]) + list(frame["nearest_se_params"]))  # one unit for both
     own, nearest = costs[:len(frame)], costs[len(frame):]
-    out["SE params"] = [f"{c}{EXPECTED_MARK}" if expected and c != "—" else c
-                        for c, expected in zip(own, frame["se_params_expected"], strict=True)]
+    out["SE params"] = own
+    out[ACTIVE_WIDTH_COLUMN] = ["—" if pd.isna(x) else f"{100 * x:.0f}%" for x in frame["se_active_width"]]
     for col in (c for c in frame.columns if c.startswith("ratio_stage")):
         out[f"learned r (stage {col.removeprefix('ratio_stage')})"] = [_num(x, 1) for x in frame[col]]
     out["fixed-r top-1 at equal SE params"] = [_num(x) if note == INTERPOLATED else note
@@ -367,7 +438,7 @@ def text_columns(frame: pd.DataFrame) -> int:
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                    "±": r"$\pm$", "Δ": r"$\Delta$", "−": r"$-$", "—": "---", "–": "--", "<": r"$<$", ">": r"$>$",
-                   "×": r"$\times$", EXPECTED_MARK: r"\textdagger{}"}
+                   "×": r"$\times$", "†": r"\textdagger{}"}
 
 
 def latex_escape(text: Any) -> str:
@@ -404,28 +475,69 @@ def build_tables(an: Analysis) -> tuple[list[Table], list[str]]:
             tables.append(Table(choice, numbers, display_adaptive(numbers), adaptive_caption(an)))
             continue
         numbers = overall_table(an) if choice.key is None else factor_table(an, choice.key)
-        tables.append(Table(choice, numbers, display(numbers, an.baseline), caption(an, choice)))
+        tables.append(Table(choice, numbers, display(numbers, an.baselines), caption(an, choice)))
+    speeds = speed_stats(an.sweep.runs)
+    if not variant_speeds(an) and not speeds.table.empty:  # several devices: speed only per device
+        numbers = speed_table(an)
+        tables.append(Table(SPEED, numbers, display_speed(numbers), f"Sweep {an.sweep.name}: {SPEED.title}. "
+                            f"Means over the runs not timed while another worker shared the device. {speeds.caveat}"))
     return tables, notes
 
 
+#: speed per host and device, produced when the runs of a sweep ran on more than one
+SPEED = TableChoice("speed", None, "speed per host and device (never averaged across them)")
+
+
+def display_speed(frame: pd.DataFrame) -> pd.DataFrame:
+    """The speed table (:func:`speed_table`) as strings for reading."""
+    out = pd.DataFrame({"variant": frame["variant"], "host": frame["host"], "device": frame["device_name"]})
+    out["runs used"] = [f"{int(n)} of {int(t)}" for n, t in zip(frame["n"], frame["n_runs"], strict=True)]
+    out["shared (excluded)"] = [str(int(x)) for x in frame["n_shared"]]
+    out["infer (ms)"] = [_num(x, 2) for x in frame["infer_ms_mean"]]
+    out["train (img/s)"] = [_num(x, 0) for x in frame["train_img_per_s_mean"]]
+    return out
+
+
 def caption(an: Analysis, choice: TableChoice) -> str:
-    """What a reader of the table needs to know: the statistic, n, the pairing and the test."""
+    """What a reader of the table needs to know: the statistic, n, what is held, the pairing and the test."""
     what = f"Sweep {an.sweep.name}: {choice.title if choice.key else 'all variants, best first'}"
-    held = [f"{short_name(k)}={v}" for k, v in common_levels(an).items() if k != choice.key]
+    held = [(k, h) for k, h in held_levels(an).items() if k != choice.key]
     if choice.key is not None and held:
-        what += f" (other factors held at {', '.join(held)})"
-    base = (f" Δ: paired difference to {an.baseline} over matched seeds [95% CI]; p: two-sided paired t-test."
-            if an.baseline is not None else "")
+        why = {"base": "the sweep's base value", "default": "the schema default, as the base value was not run",
+               "first level": "the first level, as neither the base value nor the default was run"}
+        levels = {source: ", ".join(f"{short_name(k)}={format_value(h.value)}" for k, h in held if h.source == source)
+                  for source in why}
+        parts = [f"at {why[source]} ({text})" for source, text in levels.items() if text]
+        what += f" (other factors held {'; '.join(parts)})"
+    groups = group_levels(an)
+    if groups:
+        what += f"; rows grouped by {', '.join(short_name(k) for k in groups)}"
+    if len(an.baselines) > 1:
+        ref = f"the baseline of the same {', '.join(short_name(k) for k in groups) or 'configuration'}"
+    else:
+        ref = an.baseline
+    base = (f" Δ: paired difference to {ref} over matched seeds [95% CI]; p: two-sided paired t-test, raw and "
+            f"Holm–Bonferroni adjusted over this table's comparisons; n/a: the same difference on every seed "
+            f"(zero spread), where the t-test and its interval are undefined." if an.baselines else "")
+    speed = ""
+    if choice.key is None and variant_speeds(an):
+        speed = (" Speed (infer, train): means over the runs that did not share their device with another "
+                 f"worker. {speed_stats(an.sweep.runs).caveat}")
+    elif choice.key is None:
+        speed = " Speed: the runs ran on several devices, so speed is shown per device in its own table."
     return (f"{what}. Error in % on the test set, mean ± 95% CI half-width (Student t) over n finished seeds "
-            f"(of expected); diverged and failed runs are excluded from the means and counted.{base}")
+            f"(of expected); diverged and failed runs are excluded from the means and counted.{base}{speed}")
 
 
 def adaptive_caption(an: Analysis) -> str:
     """How the adaptive table's columns are computed, so each number can be checked by hand."""
     return (f"Sweep {an.sweep.name}: {ADAPTIVE.title}. Top-1 error in % on the test set, mean ± 95% CI half-width "
             f"(Student t) over n finished seeds (of expected). SE params: mean over the seeds; a learnable variant "
-            f"counts its hardened net; {EXPECTED_MARK} dynamic: expected SE params = se_budget × the allocated "
-            f"SE params (the share of the maximum its per-input widths use on average). Learned r: C / effective "
+            f"counts its hardened net, a dynamic one its allocated SE (its soft mask computes every allocated "
+            f"unit; MACs and latency likewise are the allocated net's), and its top-1 error is the soft mask's "
+            f"(runs.csv: truncated_top1_err for the net truncated per image). Active width: a dynamic variant's "
+            f"mean per-image hidden width over the whole test set as a share of the allocated hidden units, "
+            f"averaged over the seeds — a width, not a cost (— for learnable variants). Learned r: C / effective "
             f"width, averaged over a stage's blocks and the seeds (dynamic: the mean per-image ratio on the test "
             f"set, last epoch). Fixed-r at equal SE params: the fixed-ratio variants' mean error linearly "
             f"interpolated in log(SE params) at the adaptive variant's SE params, never extrapolated; Δ vs "

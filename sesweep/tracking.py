@@ -2,7 +2,8 @@
 
 Params are the resolved spec keys under their dotted names; metrics are the per-epoch curves (step = epoch,
 logged from :func:`sesweep.train.train`'s ``on_epoch`` hook, one batch per epoch) and the final metrics;
-tags say ``run_key``, ``sweep``, ``variant``, ``seed``, ``status`` and the code version. The default store
+tags say ``run_key``, ``sweep``, ``variant``, ``seed``, ``status``, ``code_version``, ``results_version`` and
+``data_id`` (of the code and data that computed the result, also for an adopted one). The default store
 is ``sqlite:///results/<name>/mlflow.db``; a server's URI works the same way.
 
 Tracking is a side channel: every MLflow call is guarded, a failure is warned about and recorded
@@ -11,6 +12,7 @@ Tracking is a side channel: every MLflow call is guarded, a failure is warned ab
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -38,23 +40,35 @@ def default_tracking_uri(name: str, results_dir: str | Path = "results") -> str:
 
 @functools.cache
 def code_version() -> str:
-    """``git describe --always --dirty`` of the package's checkout, else the installed package version."""
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=here, capture_output=True, text=True,
-                             timeout=10, check=False)
-        if out.returncode == 0 and out.stdout.strip():
-            return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    try:
+    """The code that computed a run: ``<package version>[+g<commit>[.dirty]]``, e.g. ``0.1.0+g895d768a1b2c.dirty``.
+
+    The one source of truth for every record's ``code_version`` and every MLflow run's tag. The commit (12 hex
+    digits) and the ``.dirty`` flag (tracked files differ from the commit) come from git when the package runs
+    from its own checkout; installed without git, or from a wheel, it is the package version alone.
+    """
+    from sesweep import __version__
+
+    package = __version__
+    with contextlib.suppress(Exception):
         from importlib.metadata import version
 
-        return version("sesweep")
-    except Exception:
-        from sesweep import __version__
+        package = version("sesweep")
+    here = Path(__file__).resolve().parent
 
-        return __version__
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "--no-optional-locks", *args], cwd=here, capture_output=True, text=True,
+                                 timeout=10, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    top = git("rev-parse", "--show-toplevel")
+    commit = git("rev-parse", "--short=12", "HEAD") if top else None
+    if not top or not commit or Path(top).resolve() != here.parent:  # not sesweep's own checkout
+        return package
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return f"{package}+g{commit}{'.dirty' if dirty else ''}"
 
 
 def _param_value(value: Any) -> str:
@@ -154,6 +168,9 @@ class Tracker:
         tracked = self.start(run, sweep=sweep)
         if tracked.run_id is not None:
             tracked.set_tag("adopted", "true")
+            for tag in ("code_version", "results_version", "data_id"):  # what computed it, not this worker
+                if payload["record"].get(tag) is not None:
+                    tracked.set_tag(tag, str(payload["record"][tag]))
             for row in payload.get("curves", []):
                 tracked.on_epoch(row)
             tracked.finish(payload)
@@ -164,8 +181,11 @@ class Tracker:
                                                                  f"attributes.status = '{status}'", max_results=10))
 
     def _tags(self, run: Run, sweep: str, status: str) -> dict[str, str]:
+        from sesweep.spec import RESULTS_VERSION
+
         return {"run_key": run.key, "sweep": sweep, "variant": run.variant, "seed": str(run.seed),
-                "status": status, "code_version": code_version()}
+                "status": status, "code_version": code_version(), "results_version": str(RESULTS_VERSION),
+                "data_id": run.data_id or ""}
 
 
 class TrackedRun:

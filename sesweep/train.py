@@ -8,7 +8,6 @@ the parameter name), and it never raises on a diverging run: a NaN/inf loss ends
 
 from __future__ import annotations
 
-import itertools
 import math
 import sys
 import time
@@ -21,11 +20,30 @@ from torch import nn
 from tqdm import tqdm
 
 from sesweep.data import DataSplits, ImageSet, TrainBatches, eval_batches, load_data
-from sesweep.hardware import autocast, resolve_device, resolve_precision, synchronize
-from sesweep.measure import excitation_profile, latency_ms, model_cost, peak_memory_mb
+from sesweep.hardware import (
+    DeviceSlot,
+    autocast,
+    device_name,
+    device_slot,
+    host_name,
+    resolve_device,
+    resolve_precision,
+    synchronize,
+)
+from sesweep.measure import (
+    excitation_probe,
+    excitation_profile,
+    latency_ms,
+    model_cost,
+    peak_memory_mb,
+    peak_rss_mb,
+    reset_peak_memory,
+)
 from sesweep.models import build_model
 from sesweep.models.adaptive import (
+    DynamicSE,
     LearnableSE,
+    active_width_fraction,
     adaptive_modules,
     adaptive_parameters,
     adaptive_state,
@@ -34,13 +52,14 @@ from sesweep.models.adaptive import (
     dynamic_width_stats,
     harden_model,
     record_dynamic_widths,
+    truncated,
 )
 from sesweep.spec import RecipeSpec, RunSpec, flatten, run_key
 
 #: metric columns every run record has (errors in percent, as in the SENet paper)
 METRICS = ("top1_err", "top5_err", "test_loss", "train_loss", "params", "se_params", "macs", "train_seconds",
-           "train_img_per_s", "infer_ms", "peak_mem_mb", "epochs_done", "diverged_epoch", "se_budget",
-           "soft_top1_err")
+           "train_img_per_s", "infer_ms", "peak_mem_mb", "peak_rss_mb", "epochs_done", "diverged_epoch", "se_budget",
+           "soft_top1_err", "se_active_width", "truncated_top1_err")
 
 EXCITATION_IMAGES, EXCITATION_BATCH = 1024, 256
 
@@ -59,6 +78,8 @@ class RunResult:
     excitation: list[dict[str, Any]] = field(default_factory=list)
     #: adaptive SE only: per epoch and block, the effective width and ratio (and per-sample stats if dynamic)
     adaptive: list[dict[str, Any]] = field(default_factory=list)
+    #: which test images the excitation profile saw: seed, images, per-class counts, indices (for the caption)
+    excitation_probe: dict[str, Any] = field(default_factory=dict)
 
     @property
     def run_key(self) -> str:
@@ -157,7 +178,17 @@ def train(spec: RunSpec, *, data: DataSplits | None = None, progress: bool | Non
     is the error before). ``data`` lets a worker load the data set once for many runs; ``on_epoch``
     receives each epoch's curve row (for tracking); ``progress`` shows a bar per epoch (default: only on a
     terminal).
+
+    The run holds a slot in this host's registry of live trainers of its device (:func:`device_slot`) from
+    start to end, so its record says whether its timings were shared (``timed_shared``).
     """
+    with device_slot(resolve_device(spec.recipe.device)) as slot:
+        return _train(spec, slot, data=data, progress=progress, on_epoch=on_epoch)
+
+
+def _train(spec: RunSpec, slot: DeviceSlot, *, data: DataSplits | None, progress: bool | None,
+           on_epoch: Callable[[dict[str, float]], None] | None) -> RunResult:
+    """The body of :func:`train`, run while this process holds its slot in the device registry."""
     recipe = spec.recipe
     device = resolve_device(recipe.device)
     precision = resolve_precision(recipe.precision, device)
@@ -179,14 +210,14 @@ def train(spec: RunSpec, *, data: DataSplits | None = None, progress: bool | Non
     adaptive = bool(adaptive_modules(model))
     unit = spec.model.attention.cost_unit
     show = sys.stderr.isatty() if progress is None else progress
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    rss_reset = reset_peak_memory(device)  # per run: CUDA allocator peak and the process's RSS high-water mark
 
     curves: list[dict[str, float]] = []
     adaptive_log: list[dict[str, Any]] = []
     status, reason = "finished", ""
     train_seconds, images_seen, train_loss = 0.0, 0, float("nan")
     diverged_epoch: int | None = None
+    test_widths: dict[str, list[torch.Tensor]] = {}  # dynamic SE: per-sample widths of the last evaluation
     for epoch in range(recipe.epochs):
         model.train()
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -209,10 +240,13 @@ def train(spec: RunSpec, *, data: DataSplits | None = None, progress: bool | Non
             break
         with record_dynamic_widths(model) as widths:
             scores = evaluate(model, splits.test, splits, recipe, device, precision)
+        test_widths = widths
         row = {"epoch": epoch + 1, "train_loss": train_loss, "lr": scheduler.get_last_lr()[0], **scores,
                "epoch_seconds": time.perf_counter() - start}
         if adaptive:
-            row["se_budget"] = budget_fraction(model, unit)
+            # over every test image (not the last batch); the cost unit's share, and the hidden units' share
+            row["se_budget"] = budget_fraction(model, unit, widths)
+            row["se_active_width"] = active_width_fraction(model, widths)
             adaptive_log += _adaptive_rows(model, epoch + 1, widths)
         curves.append(row)
         if on_epoch is not None:
@@ -223,9 +257,15 @@ def train(spec: RunSpec, *, data: DataSplits | None = None, progress: bool | Non
 
     final = curves[-1] if status == "finished" else {"test_loss": float("nan"), "top1_err": float("nan"),
                                                       "top5_err": float("nan")}
-    soft_top1_err, se_budget = None, None
+    soft_top1_err, se_budget, se_active_width, truncated_top1_err = None, None, None, None
     if adaptive:
-        se_budget = budget_fraction(model, unit)
+        se_budget = budget_fraction(model, unit, test_widths)
+        se_active_width = active_width_fraction(model, test_widths)
+        if status == "finished" and any(isinstance(m, DynamicSE) for _, m in adaptive_modules(model)):
+            # top1_err is the soft mask's (the function trained, every unit computed); this is the per-sample
+            # truncated net's, which skips the dropped units
+            with truncated(model):
+                truncated_top1_err = evaluate(model, splits.test, splits, recipe, device, precision)["top1_err"]
         if status == "finished" and any(isinstance(m, LearnableSE) for _, m in adaptive_modules(model)):
             # the record describes the deployable net: the hardened plain SE, re-evaluated and re-measured
             soft_top1_err = final["top1_err"]
@@ -244,18 +284,26 @@ def train(spec: RunSpec, *, data: DataSplits | None = None, progress: bool | Non
         "train_loss": train_loss, "params": cost["params"], "se_params": cost["se_params"], "macs": cost["macs"],
         "train_seconds": train_seconds, "train_img_per_s": images_seen / train_seconds if train_seconds else 0.0,
         "infer_ms": latency_ms(model, x_probe, precision) if finished else float("nan"),
-        "peak_mem_mb": peak_memory_mb(device),
+        "peak_mem_mb": peak_memory_mb(device), "peak_rss_mb": peak_rss_mb() if rss_reset else None,
         "epochs_done": len(curves) if finished else len(curves) - 1,
         "diverged_epoch": diverged_epoch,
         "se_budget": se_budget, "soft_top1_err": soft_top1_err,
+        "se_active_width": se_active_width, "truncated_top1_err": truncated_top1_err,
     }
-    # SENet Fig. 6: mean excitation per channel and class, on up to EXCITATION_IMAGES test images
-    probe = itertools.islice(test_batches(EXCITATION_BATCH), max(1, EXCITATION_IMAGES // EXCITATION_BATCH))
+    timed_shared, concurrent_workers = slot.shared()  # after the last timing (training, latency)
+    # SENet Fig. 6: mean excitation per channel and class, on a fixed class-stratified probe of the test set
+    # (the same images for every variant and seed: a constant probe seed, not the run's)
+    probe_index, probe_info = excitation_probe(splits.test.labels, EXCITATION_IMAGES)
+    probe_set = ImageSet(splits.test.images[probe_index], splits.test.labels[probe_index], splits.test.classes)
+    probe = eval_batches(probe_set, batch_size=EXCITATION_BATCH, mean=splits.mean, std=splits.std, device=device,
+                         channels_last=recipe.channels_last)
     excitation = excitation_profile(model, probe, precision) if finished else []
     environment = {"resolved_device": str(device), "resolved_precision": precision,
-                   "torch_version": torch.__version__, "infer_batch": int(x_probe.shape[0])}
+                   "torch_version": torch.__version__, "infer_batch": int(x_probe.shape[0]),
+                   "host": host_name(), "device_name": device_name(device), "timed_shared": timed_shared,
+                   "concurrent_workers": concurrent_workers}
     return RunResult(spec, status, metrics, curves, cost["hidden_widths"], reason, environment, excitation,
-                     adaptive_log)
+                     adaptive_log, excitation_probe=probe_info)
 
 
 def _adaptive_rows(model: nn.Module, epoch: int, widths: dict[str, list[torch.Tensor]]) -> list[dict[str, Any]]:

@@ -161,7 +161,7 @@ def adaptive_outcome(variant: str, seed: int) -> dict[str, float]:
         top1 = {**FIXED_TOP1, "resnet": 10.0, "learned-w4": 9.5, "dynamic-w1": 8.3}[variant] + SEED_NOISE[seed]
     out = metrics_for(top1, top1 / 4, 272_474 + se, macs=41_000_000 + 2 * se)
     if variant.startswith("dynamic"):
-        out["se_budget"] = 0.5
+        out |= {"se_budget": 0.5, "se_active_width": 0.5}  # half the allocated units active on average
     elif variant.startswith("learned"):
         out |= {"se_budget": 0.4, "soft_top1_err": top1 - 0.1}
     return out
@@ -313,8 +313,10 @@ def test_rank_by_mean_top1_error(tmp_path):
 
 def test_small_samples_and_degenerate_differences():
     assert stats.paired_t_p([0.3]) != stats.paired_t_p([0.3])  # NaN: one pair is no test
-    assert stats.paired_t_p([0.0, 0.0, 0.0]) == 1.0
-    assert stats.paired_t_p([0.2, 0.2]) == 0.0
+    # zero spread: the t statistic is undefined, so no p-value (never p = 0 or p = 1) and the reason is given
+    assert math.isnan(stats.paired_t_p([0.0, 0.0, 0.0])) and math.isnan(stats.paired_t_p([0.2, 0.2]))
+    assert "zero spread" in stats.no_test_reason([0.2, 0.2]) and stats.no_test_reason([0.1, 0.3]) == ""
+    assert math.isnan(stats.paired_t_p([8.3 - 8.0, 7.3 - 7.0]))  # equal up to float rounding is equal
     # n = 2, df = 1 (Cauchy): d = (1, 3), t = 2 / (√2 / √2) = 2, p = 1 − 2·atan(2)/π
     assert stats.paired_t_p([1.0, 3.0]) == pytest.approx(1 - 2 * math.atan(2.0) / math.pi)
     assert stats.sign_flip_p([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx(2 / 32)  # the smallest p at n = 5

@@ -210,7 +210,7 @@ def test_aggregate_command(ratio, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def adaptive(tmp_path_factory):
-    """Fixed r = 2 … 16, learned-w1 (between r=8 and r=4), learned-w4 (below r=16), dynamic-w1 (at r=4)."""
+    """Fixed r = 2 … 16, learned-w1 (between r=8 and r=4), learned-w4 (below r=16), dynamic-w1 (allocates r=2)."""
     root = tmp_path_factory.mktemp("adaptive")
     spec = write_adaptive_sweep(root)
     return stats.analyze(stats.load_sweep(spec, root / "results"))
@@ -237,7 +237,7 @@ def test_adaptive_table_against_hand_computed_values(adaptive):
     nums = t.numbers.set_index("variant")
     assert list(nums.index) == ["learned-w1", "learned-w4", "dynamic-w1"]
     w1 = nums.loc["learned-w1"]
-    assert w1["se_params"] == pytest.approx(6_000) and not w1["se_params_expected"]
+    assert w1["se_params"] == pytest.approx(6_000) and math.isnan(w1["se_active_width"])
     assert w1["fixed_r"] == "16,8,4,2" and w1["fixed_note"] == stats.INTERPOLATED
     at_cost = 8.8 + (8.4 - 8.8) * math.log(6_000 / 4_000) / math.log(8_000 / 4_000)
     assert w1["fixed_top1_err"] == pytest.approx(at_cost) and w1["top1_err"] == pytest.approx(7.9)
@@ -254,16 +254,19 @@ def test_adaptive_table_against_hand_computed_values(adaptive):
     w4 = nums.loc["learned-w4"]
     assert w4["se_params"] == 1_500 and math.isnan(w4["fixed_top1_err"]) and w4["fixed_note"] == stats.OUTSIDE_RANGE
     assert w4["nearest"] == "se_r16"
-    dyn = nums.loc["dynamic-w1"]   # expected SE params 0.5 × 16000: exactly r=4's; ratio from the width log
-    assert dyn["se_params"] == 8_000 and dyn["se_params_expected"] and dyn["fixed_top1_err"] == pytest.approx(8.4)
+    dyn = nums.loc["dynamic-w1"]   # allocated SE params 16000: exactly r=2's (never 0.5 × 16000); ratio from the log
+    assert dyn["se_params"] == 16_000 and dyn["fixed_top1_err"] == pytest.approx(8.0) and dyn["nearest"] == "se_r2"
+    assert dyn["se_active_width"] == pytest.approx(0.5) and "se_params_expected" not in nums.columns
     assert dyn["ratio_stage3"] == pytest.approx(16 * 1.1)
     shown = t.shown.set_index("variant")
-    assert shown.loc["dynamic-w1", "SE params"] == "8.000k†" and shown.loc["learned-w1", "SE params"] == "6.000k"
+    assert shown.loc["dynamic-w1", "SE params"] == "16.00k" and shown.loc["learned-w1", "SE params"] == "6.00k"
+    assert shown.loc["dynamic-w1", tables.ACTIVE_WIDTH_COLUMN] == "50%"
+    assert shown.loc["learned-w1", tables.ACTIVE_WIDTH_COLUMN] == "—" and "not a cost" in tables.ACTIVE_WIDTH_COLUMN
     assert shown.loc["learned-w4", "fixed-r top-1 at equal SE params"] == "outside the fixed-r range"
     assert shown.loc["learned-w1", "fixed-r top-1 at equal SE params"] == f"{at_cost:.2f}"
-    assert shown.loc["learned-w1", "nearest fixed r (SE params)"] == "r=4 (8.000k)"
+    assert shown.loc["learned-w1", "nearest fixed r (SE params)"] == "r=4 (8.00k)"  # one unit with 16.00k
     assert shown.loc["learned-w1", "p (paired t)"] == "0.013"
-    assert "se_budget × the allocated SE params" in t.caption
+    assert "a dynamic one its allocated SE" in t.caption and "se_budget ×" not in t.caption
 
 
 def test_adaptive_table_files_and_name(adaptive, ratio, tmp_path):
@@ -272,7 +275,8 @@ def test_adaptive_table_files_and_name(adaptive, ratio, tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "adaptive.csv"), t.numbers, check_dtype=False)
     assert "| learnable | 1 | learned-w1 | 3/3 |" in (tmp_path / "adaptive.md").read_text()
     check_latex((tmp_path / "adaptive.tex").read_text(), len(t.shown))
-    assert r"8.000k\textdagger{}" in (tmp_path / "adaptive.tex").read_text()
+    assert r"\textdagger{}" not in (tmp_path / "adaptive.tex").read_text()
+    assert r"50\%" in (tmp_path / "adaptive.tex").read_text()
     factors = adaptive.factors
     assert "model.attention.cost_weight" in factors                   # a column here, not a table of its own
     assert [c.slug for c in tables.choose_tables(factors, ["adaptive"], adaptive=True)[0]] == ["adaptive", "overall"]
@@ -314,19 +318,20 @@ def test_partial_adaptive_sweep(tmp_path):
     assert figures.adaptive_pareto_figure(an, figures.variant_colors(an.order, an.baseline), tmp_path) is not None
 
 
-def test_paper_tables_hold_the_other_factors_at_their_common_level(tmp_path):
-    """A smoke-like sweep: r axis at avg/sigmoid plus a gate and a pool variant at r=8 (the common r)."""
+def test_paper_tables_hold_the_other_factors_at_the_base_value(tmp_path):
+    """A smoke-like sweep: r axis at avg/sigmoid plus a gate and a pool variant at r=8 (the base r)."""
     variants = {"resnet": {"model.attention.kind": "none"},
                 **{f"r={r}": {"model.attention.reduction": r} for r in (4, 8, 16)},
                 "tanh": {"model.attention.reduction": 8, "model.attention.gate": "tanh"},
                 "max_pool": {"model.attention.reduction": 8, "model.attention.pool": "max"}}
     err = {name: 10.0 - 0.2 * i for i, name in enumerate(variants)}
     spec = write_sweep(tmp_path, "mixed", variants, [0, 1],
-                       lambda v, s: metrics_for(err[v] + 0.1 * s, 2.0, 272_474 + 100 * len(v)), excitation=False)
+                       lambda v, s: metrics_for(err[v] + 0.1 * s, 2.0, 272_474 + 100 * len(v)), excitation=False,
+                       extra_spec={"model": {"arch": "resnet20", "attention": {"reduction": 8}}})
     an = stats.analyze(stats.load_sweep(spec, tmp_path / "results"))
     built = {t.choice.slug: t for t in tables.build_tables(an)[0]}
     ratio_rows = built["table10_ratio"].numbers
     assert ratio_rows["r"].dropna().tolist() == [4, 8, 16] and len(ratio_rows) == 4  # + the baseline row
     assert built["table12_excitation"].numbers["gate"].dropna().tolist() == ["sigmoid", "tanh"]
-    assert "other factors held at r=8, pool=avg" in built["table12_excitation"].caption
+    assert "other factors held at the sweep's base value (r=8, pool=avg)" in built["table12_excitation"].caption
     assert stats.variant_labels(an)["tanh"] == "gate=tanh" and stats.variant_labels(an)["r=4"] == "r=4"

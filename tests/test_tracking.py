@@ -91,8 +91,13 @@ def test_a_lost_attempt_is_marked_killed_when_the_run_starts_again(make_sweep, t
     assert new.info.status == "FAILED" and new.data.tags["reason"] == "RuntimeError: boom"
 
 
-def test_code_version_is_git_describe_in_a_checkout():
-    out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
+def test_code_version_is_package_version_commit_and_dirty_flag_in_a_checkout():
+    from sesweep import __version__
+
+    out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     if out.returncode != 0:
         pytest.skip("not a git checkout")
-    assert code_version() == out.stdout.strip()
+    dirty = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    code_version.cache_clear()
+    assert code_version() == f"{__version__}+g{out.stdout.strip()}{'.dirty' if dirty else ''}"
