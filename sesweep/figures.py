@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, ScalarFormatter
 
+from sesweep.speed import speed_stats, variant_speeds
 from sesweep.stats import (
     ADAPTIVE_KEYS,
     AdaptiveComparison,
@@ -343,7 +344,9 @@ def pareto_figure(an: Analysis, cost: str, colors: Mapping[str, Any], out_dir: P
     """Error vs one cost (params, MACs, latency): mean ± CI per variant, baseline starred, front drawn."""
     labels = variant_labels(an)
     variants = [v for v in an.order if an.table.at[v, "n"] > 0]
-    xs = [float(an.table.at[v, f"{cost}_mean"]) for v in variants]
+    speeds = variant_speeds(an.sweep.runs) if cost == "infer_ms" else {}
+    xs = [float(speeds.get(v, {}).get(cost, math.nan)) if cost == "infer_ms" else float(an.table.at[v, f"{cost}_mean"])
+          for v in variants]
     ys = [float(an.table.at[v, f"{metric}_mean"]) for v in variants]
     scale, unit = _scale(xs, "ms" if cost == "infer_ms" else "count")
     with paper_style():
@@ -375,8 +378,9 @@ def pareto_figure(an: Analysis, cost: str, colors: Mapping[str, Any], out_dir: P
         _legend_below(fig, handles, ncol=2)
         caption = (f"Accuracy against cost: mean {_metric_label(metric)} ± 95% CI vs mean {name} per variant; "
                    f"star: baseline; line: the Pareto front (no variant is both cheaper and better). "
-                   + ("Latency: median eval-mode forward time of one batch on the run's device." if cost == "infer_ms"
-                      else ""))
+                   + (f"Latency: median eval-mode forward time of one batch, mean over the runs that did not share "
+                      f"their device with another worker (runs on several devices are not plotted). "
+                      f"{speed_stats(an.sweep.runs).caveat}" if cost == "infer_ms" else ""))
         return save(fig, out_dir, f"pareto_{cost}", caption.strip())
 
 
@@ -793,8 +797,10 @@ def make_figures(an: Analysis, out_dir: Path) -> tuple[list[FigureFile], list[st
     known |= set(FIGURE_NAMES["pareto"])
     if _wanted(requested, FIGURE_NAMES["pareto"]):
         for cost in ("params", "macs", "infer_ms"):
-            if _varies(an, cost) and _wanted(requested, ("pareto", "cost", "accuracy_cost", cost,
-                                                         "latency" if cost == "infer_ms" else cost)):
+            timed = cost != "infer_ms" or any(math.isfinite(s["infer_ms"])  # unshared timings on one device
+                                              for s in variant_speeds(an.sweep.runs).values())
+            if timed and _varies(an, cost) and _wanted(requested, ("pareto", "cost", "accuracy_cost", cost,
+                                                                   "latency" if cost == "infer_ms" else cost)):
                 out.append(pareto_figure(an, cost, colors, out_dir))
     if adaptive:
         known |= set(FIGURE_NAMES["adaptive"])

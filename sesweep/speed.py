@@ -84,6 +84,16 @@ def speed_stats(runs: pd.DataFrame, by: Sequence[str] = ("variant",),
     return SpeedStats(table, _caveat(frame, missing_where))
 
 
+def variant_speeds(runs: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per variant: mean ``infer_ms`` and ``train_img_per_s`` over its runs not timed while another worker shared
+    the device — only when every finished run ran on one host and device; otherwise empty (speeds of different
+    machines are never averaged; show :func:`speed_stats` per device instead)."""
+    table = speed_stats(runs).table
+    if table.empty or "variant" not in table.columns or len(table[["host", "device_name"]].drop_duplicates()) != 1:
+        return {}
+    return {str(r["variant"]): {m: r[f"{m}_mean"] for m in SPEED_METRICS} for _, r in table.iterrows()}
+
+
 def _caveat(frame: pd.DataFrame, missing: dict[str, int]) -> str:
     """One line: where the speeds come from and what was left out or is unknown."""
     if frame.empty:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from sesweep.speed import SPEED_METRICS, speed_stats
+from sesweep.speed import speed_stats, variant_speeds
 from sesweep.stats import (
     ADAPTIVE_KEY,
     ADAPTIVE_KEYS,
@@ -197,16 +197,6 @@ def _group_columns(an: Analysis, variant: str, keys: Sequence[str]) -> dict[str,
     return {short_name(k): an.configs.at[variant, k] for k in keys}
 
 
-def variant_speeds(an: Analysis) -> dict[str, dict[str, float]]:
-    """Per variant: mean ``infer_ms`` and ``train_img_per_s`` over its runs not timed while another worker shared
-    the device (:func:`sesweep.speed.speed_stats`) — only when every run ran on one host and device; otherwise
-    empty (speeds of different machines are never averaged: the speed table shows them per device)."""
-    stats_ = speed_stats(an.sweep.runs).table
-    if stats_.empty or len(stats_[["host", "device_name"]].drop_duplicates()) != 1:
-        return {}
-    return {str(r["variant"]): {m: r[f"{m}_mean"] for m in SPEED_METRICS} for _, r in stats_.iterrows()}
-
-
 def speed_table(an: Analysis) -> pd.DataFrame:
     """Speed per variant and host/device, runs timed while the device was shared left out and counted."""
     table = speed_stats(an.sweep.runs).table
@@ -217,9 +207,9 @@ def speed_table(an: Analysis) -> pd.DataFrame:
 
 def overall_table(an: Analysis) -> pd.DataFrame:
     """Every variant, best mean top-1 error first, with cost and speed columns and the rank (speed only where
-    every run ran on one device, from the runs that had it to themselves: :func:`variant_speeds`)."""
+    every run ran on one device, from the runs that had it to themselves: :func:`sesweep.speed.variant_speeds`)."""
     factors = [k for k in an.factors if k != "model.attention.kind"]
-    speeds = variant_speeds(an)
+    speeds = variant_speeds(an.sweep.runs)
     rows = []
     for v in an.order:
         config = an.configs.loc[v]
@@ -264,6 +254,7 @@ def adaptive_table(an: Analysis) -> pd.DataFrame:
             "d_nearest_ci_hi": paired.delta.ci_hi if paired else math.nan,
             "n_pairs_nearest": paired.n if paired else 0,
             "p_t_nearest": paired.p_t if paired else math.nan, "p_perm_nearest": paired.p_perm if paired else math.nan,
+            "note_nearest": (paired.note or None) if paired else None,
         })
     return pd.DataFrame(rows)
 
@@ -406,7 +397,11 @@ def display_adaptive(frame: pd.DataFrame) -> pd.DataFrame:
         "—" if pd.isna(r) else f"r={format_value(r)} ({c})"
         for r, c in zip(frame["nearest_r"], nearest, strict=True)]
     out["Δ vs nearest [95% CI]"] = [_delta(r, "d_nearest", "n_pairs_nearest") for _, r in frame.iterrows()]
-    out["p (paired t)"] = [p_value(p) for p in frame["p_t_nearest"]]
+    out["p (paired t)"] = [_p_cell(p, n, note) for p, n, note in
+                           zip(frame["p_t_nearest"], frame["n_pairs_nearest"], frame["note_nearest"], strict=True)]
+    out["p (Holm)"] = [_p_cell(p, n, note) for p, n, note in
+                       zip(holm(list(frame["p_t_nearest"])), frame["n_pairs_nearest"], frame["note_nearest"],
+                           strict=True)]
     if (frame["n_diverged"] > 0).any() or (frame["n_failed"] > 0).any():
         out["excluded"] = [_excluded(r) for _, r in frame.iterrows()]
     return out.reset_index(drop=True)
@@ -477,7 +472,7 @@ def build_tables(an: Analysis) -> tuple[list[Table], list[str]]:
         numbers = overall_table(an) if choice.key is None else factor_table(an, choice.key)
         tables.append(Table(choice, numbers, display(numbers, an.baselines), caption(an, choice)))
     speeds = speed_stats(an.sweep.runs)
-    if not variant_speeds(an) and not speeds.table.empty:  # several devices: speed only per device
+    if not variant_speeds(an.sweep.runs) and not speeds.table.empty:  # several devices: speed only per device
         numbers = speed_table(an)
         tables.append(Table(SPEED, numbers, display_speed(numbers), f"Sweep {an.sweep.name}: {SPEED.title}. "
                             f"Means over the runs not timed while another worker shared the device. {speeds.caveat}"))
@@ -520,7 +515,7 @@ def caption(an: Analysis, choice: TableChoice) -> str:
             f"Holm–Bonferroni adjusted over this table's comparisons; n/a: the same difference on every seed "
             f"(zero spread), where the t-test and its interval are undefined." if an.baselines else "")
     speed = ""
-    if choice.key is None and variant_speeds(an):
+    if choice.key is None and variant_speeds(an.sweep.runs):
         speed = (" Speed (infer, train): means over the runs that did not share their device with another "
                  f"worker. {speed_stats(an.sweep.runs).caveat}")
     elif choice.key is None:

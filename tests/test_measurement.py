@@ -3,6 +3,7 @@ timed and whether it shared its device, and speed statistics that never mix devi
 
 from __future__ import annotations
 
+import mmap
 import os
 import subprocess
 import sys
@@ -85,9 +86,11 @@ def test_peak_rss_is_reset_per_measurement():
 
     if not reset_peak_rss():
         pytest.skip("this kernel cannot reset the resident-set high-water mark")
-    big = torch.ones(64 * 2**20, dtype=torch.uint8)  # 64 MiB, touched
+    # an anonymous mapping, touched and unmapped: the allocator cannot keep it resident after it is closed
+    big = mmap.mmap(-1, 64 * 2**20)
+    big.write(b"\x01" * len(big))
     high = peak_rss_mb()
-    del big
+    big.close()
     assert reset_peak_rss()
     low = peak_rss_mb()
     assert low is not None and high is not None and low < high - 40
