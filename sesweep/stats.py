@@ -663,24 +663,26 @@ def aggregate(runs: pd.DataFrame, baseline: str | Mapping[str, str | None] | Non
     ``baseline``: one variant, or per variant its own (:func:`baseline_references`). ``p_holm`` adjusts the
     p-values of every variant against its baseline as one family (the overall table's Δ column)."""
     out = status_counts(runs, seeds)
+    cols: dict[str, Any] = {}  # built apart and joined once (a column at a time fragments the frame)
     done = finished(runs)
     refs = dict(baseline) if isinstance(baseline, Mapping) else dict.fromkeys(out.index, baseline)
     for metric in metric_columns(runs):
         values = {v: summarize(done.loc[done["variant"] == v, metric], confidence) for v in out.index}
         for stat in ("mean", "std", "n", "ci_lo", "ci_hi"):
-            out[f"{metric}_{stat}"] = [getattr(values[v], stat) for v in out.index]
+            cols[f"{metric}_{stat}"] = [getattr(values[v], stat) for v in out.index]
     for metric in (m for m in PAIRED_METRICS if m in runs.columns):
         comps = {v: compare(runs, v, refs[v], metric, confidence) if refs.get(v) not in (None, v) else None
                  for v in out.index}
-        out[f"d_{metric}_mean"] = [c.delta.mean if c else math.nan for c in comps.values()]
-        out[f"d_{metric}_ci_lo"] = [c.delta.ci_lo if c else math.nan for c in comps.values()]
-        out[f"d_{metric}_ci_hi"] = [c.delta.ci_hi if c else math.nan for c in comps.values()]
-        out[f"d_{metric}_n"] = [c.n if c else 0 for c in comps.values()]
-        out[f"d_{metric}_p_t"] = [c.p_t if c else math.nan for c in comps.values()]
-        out[f"d_{metric}_p_holm"] = holm(list(out[f"d_{metric}_p_t"]))
-        out[f"d_{metric}_p_perm"] = [c.p_perm if c else math.nan for c in comps.values()]
-        out[f"d_{metric}_ref"] = [c.reference if c else None for c in comps.values()]
-        out[f"d_{metric}_note"] = [c.note if c else _no_reference_note(v, refs) for v, c in comps.items()]
+        cols[f"d_{metric}_mean"] = [c.delta.mean if c else math.nan for c in comps.values()]
+        cols[f"d_{metric}_ci_lo"] = [c.delta.ci_lo if c else math.nan for c in comps.values()]
+        cols[f"d_{metric}_ci_hi"] = [c.delta.ci_hi if c else math.nan for c in comps.values()]
+        cols[f"d_{metric}_n"] = [c.n if c else 0 for c in comps.values()]
+        cols[f"d_{metric}_p_t"] = [c.p_t if c else math.nan for c in comps.values()]
+        cols[f"d_{metric}_p_holm"] = holm(list(cols[f"d_{metric}_p_t"]))
+        cols[f"d_{metric}_p_perm"] = [c.p_perm if c else math.nan for c in comps.values()]
+        cols[f"d_{metric}_ref"] = [c.reference if c else None for c in comps.values()]
+        cols[f"d_{metric}_note"] = [c.note if c else _no_reference_note(v, refs) for v, c in comps.items()]
+    out = pd.concat([out, pd.DataFrame(cols, index=out.index)], axis=1)
     if "top1_err_mean" in out.columns:
         out["rank"] = out["top1_err_mean"].rank(method="min", ascending=True).astype("Int64")
     return out
