@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -67,3 +68,19 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def count_trainings(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Counts in-process calls of sesweep.train.train per run key."""
+    import sesweep.train
+
+    calls: Counter[str] = Counter()
+    real = sesweep.train.train
+
+    def counting(spec, **kwargs):
+        calls[sesweep.train.run_key(spec)] += 1
+        return real(spec, **kwargs)
+
+    monkeypatch.setattr(sesweep.train, "train", counting)
+    return calls

@@ -39,22 +39,6 @@ def cache_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cache
 
 
-@pytest.fixture
-def count_trainings(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """Counts in-process calls of sesweep.train.train per run key."""
-    import sesweep.train
-
-    calls: Counter[str] = Counter()
-    real = sesweep.train.train
-
-    def counting(spec, **kwargs):
-        calls[sesweep.train.run_key(spec)] += 1
-        return real(spec, **kwargs)
-
-    monkeypatch.setattr(sesweep.train, "train", counting)
-    return calls
-
-
 def folder(root: Path, extra: bool = False) -> Path:
     """make_folder's tree (always the same content); ``extra`` adds one training image: other data."""
     make_folder(root)

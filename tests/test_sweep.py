@@ -40,22 +40,6 @@ FAST = {"heartbeat_interval": 1, "grace_period": 4, "progress": False, "threads"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture
-def count_trainings(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """Counts in-process calls of sesweep.train.train per run key."""
-    import sesweep.train
-
-    calls: Counter[str] = Counter()
-    real = sesweep.train.train
-
-    def counting(spec, **kwargs):
-        calls[sesweep.train.run_key(spec)] += 1
-        return real(spec, **kwargs)
-
-    monkeypatch.setattr(sesweep.train, "train", counting)
-    return calls
-
-
 def trials_of(plan: Plan, storage: str | None = None, results: Path | None = None) -> list[optuna.trial.FrozenTrial]:
     url = storage or sw.default_storage(plan, results)
     return optuna.load_study(study_name=plan.name, storage=sw.open_storage(url)).get_trials(deepcopy=False)
