@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -27,12 +28,12 @@ baseline: resnet
 """
 
 
-def dvc(repo: Path, *args: str) -> str:
+def dvc(repo: Path, *args: str, stdout_only: bool = False) -> str:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1",
            "SESWEEP_CACHE": str(repo / ".cache")}
     out = subprocess.run([str(BIN / "dvc"), *args], cwd=repo, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, f"dvc {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}"
-    return out.stdout + out.stderr
+    return out.stdout if stdout_only else out.stdout + out.stderr
 
 
 @pytest.fixture
@@ -48,19 +49,62 @@ def repo(tmp_path: Path) -> Path:
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     dvc(repo, "init", "-q")
     dvc(repo, "config", "core.analytics", "false")
+    shutil.copytree(ROOT / ".dvc" / "plots", repo / ".dvc" / "plots")
     return repo
 
 
+def _stages(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())["stages"]
+
+
+def test_the_other_experiments_pipeline_has_the_smoke_pipelines_stages_run_from_the_root():
+    """experiments/dvc.yaml repeats the root stages (DVC has no include): the two must not drift apart."""
+    root, others = _stages(ROOT / "dvc.yaml"), _stages(ROOT / "experiments" / "dvc.yaml")
+    assert set(root) == set(others) == {"run", "aggregate", "report"}
+    for name in root:
+        assert others[name]["do"].pop("wdir") == ".."
+        assert others[name]["do"] == root[name]["do"], name
+    specs = {p.stem for p in (ROOT / "experiments").glob("*.yaml") if p.name != "dvc.yaml"}
+    listed = yaml.safe_load((ROOT / "experiments" / "dvc.yaml").read_text())["vars"][0]["experiments"]
+    assert yaml.safe_load((ROOT / "dvc.yaml").read_text())["vars"][0]["experiments"] == ["smoke"]
+    assert sorted([*listed, "smoke"]) == sorted(specs), "every experiment spec is in one of the two pipelines"
+
+
 def test_dvc_repro_runs_the_smoke_pipeline_end_to_end_and_a_second_repro_does_nothing(repo: Path):
-    first = dvc(repo, "repro", "report@smoke")
+    first = dvc(repo, "repro")  # bare: the smoke experiment only
     for stage in ("run@smoke", "aggregate@smoke", "report@smoke"):
         assert f"Running stage '{stage}'" in first
+    assert first.count("Running stage") == 3, first
     results, report = repo / "results" / "smoke", repo / "reports" / "smoke"
     assert len(list((results / "runs").glob("*.json"))) == 2
     assert (results / "tables" / "overall.csv").is_file() and (report / "report.html").is_file()
     metrics = json.loads((results / "metrics.json").read_text())
     assert set(metrics["top1_err"]) == {"base", "resnet"}
     stamp = {p: p.stat().st_mtime_ns for p in [*results.rglob("*.csv"), report / "report.html"]}
+
+    # results and reports are versioned: cached outputs with their hashes in dvc.lock, the spec copy declared
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    outs = {o["path"]: o for stage in lock.values() for o in stage["outs"]}
+    for path in ("results/smoke/runs.csv", "results/smoke/runs", "results/smoke/sweep.yaml",
+                 "results/smoke/manifest.json", "results/smoke/tables", "reports/smoke"):
+        assert outs[path]["md5"], path
+    assert "Data and pipelines are up to date" in dvc(repo, "status", "dvc.yaml")
+    assert any((repo / ".dvc" / "cache").rglob("*")), "outputs are in DVC's cache"
+
+    # the curves plot draws one line per run, coloured by variant; the report's figures are image plots
+    shown = json.loads(dvc(repo, "plots", "show", "--json", "results/smoke/curves.csv", "reports/smoke/figures",
+                           stdout_only=True))
+    assert not shown.get("errors"), shown.get("errors")
+    curves_key = next(k for k in shown["data"] if k.endswith("results/smoke/curves.csv"))
+    curves = shown["data"][curves_key][0]["content"]["encoding"]
+    assert curves["color"]["field"] == "variant"
+    assert {"field": "run_key", "type": "nominal"} in curves["detail"]
+    images = [k for k in shown["data"] if "reports/smoke/figures/" in k]
+    assert images and all(k.endswith(".png") for k in images), images
+
+    # another experiment is one target away, run from the repository root
+    dry = dvc(repo, "repro", "--dry", "--single-item", "experiments/dvc.yaml:run@cifar10-ratio-cpu")
+    assert "sesweep run experiments/cifar10-ratio-cpu.yaml" in dry
 
     second = dvc(repo, "repro", "report@smoke")
     assert "Running stage" not in second
