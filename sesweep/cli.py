@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +22,28 @@ examples:
   sesweep info model.arch=resnet20 model.attention.kind=none
   sesweep train model.arch=resnet20 recipe.dataset=digits recipe.epochs=15
 """
+
+
+#: the help of every command's --json flag
+JSON_HELP = ("print the result as JSON on stdout, and nothing else there (progress, logs and notes go to "
+             "stderr); its keys are stable")
+
+
+def print_json(args: argparse.Namespace, doc: Any) -> None:
+    """A command's result as JSON on the real stdout (``main`` sends everything else a --json command or a
+    library prints to stderr meanwhile). NaN and infinities are null: standard JSON has neither."""
+    print(json.dumps(_finite(doc), indent=2, default=str, allow_nan=False),
+          file=getattr(args, "json_stdout", None) or sys.stdout)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _assignments(parser: argparse.ArgumentParser) -> None:
@@ -42,15 +66,25 @@ def cmd_info(args: argparse.Namespace) -> int:
     arch = ARCHS[spec.model.arch]
     classes = None if spec.model.num_classes != "auto" else dataset_num_classes(spec.recipe)
     channels = dataset_channels(spec.recipe) if args.in_channels is None else args.in_channels
-    size = args.input_size or arch.input_size
+    size = args.input_size or spec.recipe.image_size or arch.input_size
     model = build_model(spec.model, classes, channels, spec.seed)
+    att = spec.model.attention
+    if att.kind != "se" or att.adaptive != "learnable":
+        hardened = {}  # the overrides made it another kind of SE (or none): the learned widths do not apply
     if hardened:
         from sesweep.models.adaptive import harden_to_widths
 
-        harden_to_widths(model, hardened)
-    cost = {"arch": spec.model.arch, "attention": spec.model.attention.kind, **model_cost(model, size, channels)}
+        try:
+            harden_to_widths(model, hardened)
+        except ValueError as exc:
+            given = " ".join(args.assignments)
+            model_of = f"the model that {given} gives" if given else "its model"
+            raise SpecError("--run", f"the widths learned by {args.run} do not fit {model_of} ({exc}); leave out "
+                                     "the overrides that change the SE blocks") from None
+    cost = {"arch": spec.model.arch, "attention": att.kind, "hardened": bool(hardened),
+            **model_cost(model, size, channels)}
     if args.json:
-        print(json.dumps(cost, indent=2))
+        print_json(args, cost)
     else:
         origin = "learned, hardened" if hardened else f"requested r={spec.model.attention.reduction:g}"
         print(format_cost(cost, origin))
@@ -99,8 +133,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     spec = run_spec(parse_assignments(args.assignments))
     result = train(spec, progress=False if args.quiet else None)
     if args.json:
-        print(json.dumps({"record": result.record(), "curves": result.curves,
-                          "hidden_widths": result.hidden_widths}, indent=2, default=str))
+        print_json(args, {"record": result.record(), "curves": result.curves, "hidden_widths": result.hidden_widths})
     else:
         print(format_record(result.record()))
     return 0 if result.status == "finished" else 1
@@ -128,25 +161,32 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     spec = run_spec(parse_assignments(args.assignments))
     rows = bench(spec, args.kinds.split(","), args.precisions.split(","), args.steps, args.repeats)
-    print(json.dumps(rows, indent=2) if args.json else format_bench(rows))
+    if args.json:
+        print_json(args, rows)
+    else:
+        print(format_bench(rows))
     return 0
 
 
 def add_info_arguments(parser: argparse.ArgumentParser) -> None:
     _assignments(parser)
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--json", action="store_true",
+                        help=f"{JSON_HELP}: arch, attention, hardened, params, se_params, macs, input_size, "
+                             "hidden_widths")
     parser.add_argument("--input-size", type=int, default=None,
-                        help="square input size for MACs (default: 32 for CIFAR ResNets, 224 for ImageNet)")
+                        help="square input size for MACs (default: recipe.image_size, else the architecture's "
+                             "design size: 32 for CIFAR ResNets, 224 for ImageNet)")
     parser.add_argument("--in-channels", type=int, default=None, help="input channels (default: 3, RGB)")
     parser.add_argument("--run", metavar="RUN_JSON", default=None,
-                        help="the model of a finished run (results/NAME/runs/KEY.json); a learnable adaptive SE "
-                             "is shown hardened at the widths it learned")
+                        help="the model of a finished run (results/NAME/runs/KEY.json), at its image size; a "
+                             "learnable adaptive SE is shown hardened at the widths it learned (overrides that change "
+                             "its SE blocks are an error)")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = "exit status: 0 finished, 1 diverged, 2 bad spec"
     _assignments(parser)
-    parser.add_argument("--json", action="store_true", help="print the record, curves and widths as JSON")
+    parser.add_argument("--json", action="store_true", help=f"{JSON_HELP}: record, curves, hidden_widths")
     parser.add_argument("--quiet", action="store_true", help="no progress bars (also off when not a terminal)")
 
 
@@ -156,7 +196,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precisions", default="fp32,bf16", help="precisions to compare (default: fp32,bf16)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per repeat (default: 10)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats; the median is shown (default: 3)")
-    parser.add_argument("--json", action="store_true", help="print JSON rows")
+    parser.add_argument("--json", action="store_true", help=f"{JSON_HELP}: a list of rows, one per kind x precision")
 
 
 @dataclass(frozen=True)
@@ -217,6 +257,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     getattr(module, command.add_arguments)(parser)
     args = parser.parse_args(rest)
     try:
+        if getattr(args, "json", False):  # stdout holds the JSON alone: anything else printed goes to stderr
+            args.json_stdout = sys.stdout
+            with contextlib.redirect_stdout(sys.stderr):
+                return handler(args)
         return handler(args)
     except SpecError as exc:
         print(f"sesweep {name}: error: {exc}", file=sys.stderr)

@@ -3,14 +3,20 @@
 Every figure is drawn on a bare :class:`matplotlib.figure.Figure` with the Agg canvas (no pyplot, no
 global backend or style changes: the paper style is an ``rc_context`` around each figure), saved as PNG
 (200 dpi) and PDF. Widths are 3.5 in (one column) or 7 in (two columns) with 8 pt text, so a figure
-pasted into a paper at its natural size stays readable. Error bars and bands are the same Student-t 95%
-intervals as the tables; seeds are drawn as points wherever they fit, so n is visible.
+pasted into a paper at its natural size stays readable. Every seed is drawn (points, or thin curves) and the
+mean; a Student-t 95% interval (the tables') only where there are seeds enough for it (:data:`MIN_CI_N`,
+:data:`MIN_BAND_N`). Artists drawn for a variant carry its name as ``gid`` and its colour from
+:func:`variant_colors`. Each figure's layout is measured before it is saved (:mod:`sesweep.figure_layout`). A factor
+or ratio figure shows that factor's levels only, the other attention factors at their held levels
+(:func:`sesweep.stats.held_levels`), one panel per architecture/recipe group. The SENet Fig. 6 excitation figure
+is in :mod:`sesweep.excitation_figure`.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,9 +33,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, ScalarFormatter
 
+from sesweep.figure_layout import LayoutWarning, fit_tick_labels, layout_problems, legend_below
 from sesweep.speed import speed_stats, variant_speeds
 from sesweep.stats import (
     ADAPTIVE_KEYS,
+    ATTENTION_PREFIX,
     AdaptiveComparison,
     Analysis,
     Summary,
@@ -41,17 +49,17 @@ from sesweep.stats import (
     allocated_se_params,
     block_ratios,
     finished,
-    finished_details,
     fixed_ratio_variants,
     format_value,
+    held_levels,
     is_attention_off,
     ratio_label,
-    reference_value,
     short_name,
+    sort_value,
     summarize,
     variant_labels,
 )
-from sesweep.tables import PAPER_TABLES
+from sesweep.vocabulary import FIGURE_NAMES, PAPER_TABLES, factor_figure_names
 
 COLUMN_IN = 3.5
 PAGE_IN = 7.0
@@ -61,22 +69,30 @@ BASELINE_COLOR = (0.25, 0.25, 0.25)
 #: seaborn's colour-blind palette reordered so that the first few variants get the most distinct hues
 #: (orange and vermilion far apart) and without its grey, which is close to the baseline's
 PALETTE_ORDER = (0, 1, 2, 4, 9, 3, 5, 6, 8)
-#: at most this many excitation figures (the reference variant first)
-MAX_EXCITATION_FIGURES = 3
-#: at most this many classes per excitation panel (SENet TPAMI Fig. 6 shows four)
-EXCITATION_CLASSES = 4
-#: at most this many blocks per excitation figure
-EXCITATION_BLOCKS = 6
+#: fewest seeds for a 95% CI error bar: with 2 seeds the t quantile (1 df) is 12.7, so the bar would show how
+#: few seeds there are rather than where the mean lies; below this only the seeds and the mean are drawn
+MIN_CI_N = 3
+#: fewest seeds for a CI band around a learning curve; below it each seed is a thin line and the mean a thick one
+#: (a band over 2–4 noisy curves, t = 12.7, 4.3, 3.2, sweeps across the axis and hides the curves themselves)
+MIN_BAND_N = 5
+#: the files each figure is written as: PNG for the page, PDF for the paper
+FORMATS = ("png", "pdf")
+#: the folder beside the figures folder that holds the PDFs (reports/NAME/paper/)
+PAPER_DIR = "paper"
 
 
 @dataclass(frozen=True)
 class FigureFile:
-    """One written figure: its name, what it shows (the caption), and its files."""
+    """One written figure: its name, what it shows (the caption), its files, the spec key it is about."""
 
     slug: str
     caption: str
     png: Path
     pdf: Path
+    #: the spec key a factor or ratio figure shows ("model.attention.pool"); None for the other figures
+    factor: str | None = None
+    #: what :func:`sesweep.figure_layout.layout_problems` found when it was saved (empty: nothing)
+    problems: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -107,12 +123,21 @@ def new_figure(width: float, height: float) -> Figure:
     return fig
 
 
-def save(fig: Figure, out_dir: Path, slug: str, caption: str) -> FigureFile:
+def save(fig: Figure, out_dir: Path, slug: str, caption: str, factor: str | None = None) -> FigureFile:
+    """Write the figure at its own size (no tight bbox: the image is the figure), after measuring its layout;
+    problems are returned in the file record and warned about (:class:`LayoutWarning`).
+
+    PNG for the page goes to ``out_dir``, PDF for the paper to its sibling :data:`PAPER_DIR`: the figures
+    folder holds images only, so DVC can declare it as image plots."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    png, pdf = out_dir / f"{slug}.png", out_dir / f"{slug}.pdf"
-    fig.savefig(png, dpi=DPI)
-    fig.savefig(pdf)
-    return FigureFile(slug, caption, png, pdf)
+    paper_dir = out_dir.parent / PAPER_DIR
+    paper_dir.mkdir(parents=True, exist_ok=True)
+    problems = tuple(layout_problems(fig))
+    if problems:
+        warnings.warn(f"figure {slug}: {'; '.join(problems)}", LayoutWarning, stacklevel=2)
+    for fmt in FORMATS:
+        fig.savefig((out_dir if fmt == "png" else paper_dir) / f"{slug}.{fmt}", dpi=DPI)
+    return FigureFile(slug, caption, out_dir / f"{slug}.png", paper_dir / f"{slug}.pdf", factor, problems)
 
 
 def variant_colors(order: Sequence[str], baseline: str | None) -> dict[str, tuple[float, float, float]]:
@@ -143,20 +168,108 @@ def _finished_values(an: Analysis, variant: str, metric: str) -> pd.Series:
     return done.loc[done["variant"] == variant, metric].dropna()
 
 
-def _baseline_line(ax: Axes, an: Analysis, metric: str, label: str) -> Line2D | None:
-    """The baseline's mean as a dashed horizontal line with its CI as a light band; none where the sweep has a
-    baseline per architecture or recipe (one line would stand for only one of them)."""
-    if an.baseline is None or len(an.baselines) > 1 or metric not in an.sweep.runs.columns:
+def _baseline_line(ax: Axes, an: Analysis, metric: str, colors: Mapping[str, Any],
+                   variants: Sequence[str]) -> Line2D | None:
+    """The baseline of ``variants`` (their one reference: same architecture and recipe) as a dashed line at its
+    mean, its CI a light band where n allows; none where they have no single baseline."""
+    refs = {an.references.get(v) for v in variants} if an.references else {an.baseline}
+    base = refs.pop() if len(refs) == 1 else None
+    if base is None or metric not in an.sweep.runs.columns:
         return None
-    s = summarize(_finished_values(an, an.baseline, metric), an.confidence)
+    s = summarize(_finished_values(an, base, metric), an.confidence)
     if s.n == 0:
         return None
-    line = ax.axhline(s.mean, color=BASELINE_COLOR, ls="--", lw=1.0, zorder=1,
-                      label=f"{label} (n={s.n})")
-    if s.n >= 2:
+    line = ax.axhline(s.mean, color=colors[base], ls="--", lw=1.0, zorder=1, label=f"{base} (n={s.n})", gid=base)
+    if s.n >= MIN_CI_N:
         lo, hi = _clip(metric, [s.ci_lo], [s.ci_hi])
-        ax.axhspan(lo[0], hi[0], color=BASELINE_COLOR, alpha=0.08, lw=0, zorder=0)
+        ax.axhspan(lo[0], hi[0], color=colors[base], alpha=0.08, lw=0, zorder=0)
     return line
+
+
+def _mean_point(ax: Axes, x: float, s: Summary, metric: str, color: Any, gid: str, marker: str = "o",
+                ms: float = 4.5, ecolor: Any = None) -> bool:
+    """The mean as a marker (gid: the variant), with its 95% CI bar where n ≥ MIN_CI_N; True if a bar was drawn."""
+    err = None
+    if s.n >= MIN_CI_N:
+        lo, hi = _clip(metric, [s.ci_lo], [s.ci_hi])
+        err = [[s.mean - lo[0]], [hi[0] - s.mean]]
+    bars = ax.errorbar([x], [s.mean], yerr=err, fmt=marker, ms=ms, color=color, mec="black", mew=0.5,
+                       ecolor=color if ecolor is None else ecolor, elinewidth=1.0, capsize=2, zorder=5)
+    bars.lines[0].set_gid(gid)
+    return err is not None
+
+
+def _seed_points(ax: Axes, xs: Any, values: Any, color: Any, gid: str, marker: str = "o", alpha: float = 0.6) -> None:
+    ax.scatter(xs, values, s=9, marker=marker, color=color, alpha=alpha, lw=0, zorder=4, gid=gid)
+
+
+def _point_handles(ci: bool) -> list[Line2D]:
+    """Legend entries for seeds and means (the variant's colour is on the axis or in the points)."""
+    return [Line2D([], [], ls="", marker="o", ms=3, color="0.5", alpha=0.6, label="seeds"),
+            Line2D([], [], ls="", marker="o", ms=4.5, color="0.5", mec="black", mew=0.5,
+                   label="mean ± 95% CI" if ci else "mean")]
+
+
+def _ci_note(ci_drawn: bool, ns: Sequence[int]) -> tuple[str, str]:
+    """For a caption: what the mean markers show ("mean ± 95% CI …") and a sentence on where no CI is drawn."""
+    few = any(0 < n < MIN_CI_N for n in ns)
+    what = ("mean ± 95% CI (Student t)" + (f" where n ≥ {MIN_CI_N}" if few else "")) if ci_drawn else "mean"
+    why = (f" No CI is drawn for n < {MIN_CI_N} seeds (with 2 seeds the t quantile is 12.7: the interval would "
+           f"show how few seeds there are, not where the mean lies)." if few else "")
+    return what, why
+
+
+def _held_groups(an: Analysis, key: str, min_levels: int = 1) -> dict[str, list[str]]:
+    """The SE variants that differ from the held levels (:func:`sesweep.stats.held_levels`) in ``key`` only, per
+    group of the non-attention factors ("arch=resnet20"; "" without such factors), in sweep order; groups with
+    fewer than ``min_levels`` levels of ``key`` are left out."""
+    held = {k: format_value(h.value) for k, h in held_levels(an).items() if k != key}
+    grouping = [k for k in an.factors if not k.startswith(ATTENTION_PREFIX) and k != key]
+    out: dict[str, list[str]] = {}
+    for v in an.order:
+        row = an.configs.loc[v]
+        if an.is_baseline(v) or is_attention_off(row) or any(format_value(row[k]) != lv for k, lv in held.items()):
+            continue
+        out.setdefault(", ".join(f"{short_name(k)}={format_value(row[k])}" for k in grouping), []).append(v)
+    return {g: vs for g, vs in out.items() if len({format_value(an.configs.at[v, key]) for v in vs}) >= min_levels}
+
+
+def _held_text(an: Analysis, key: str, groups: Mapping[str, Sequence[str]]) -> str:
+    """For a caption: what the other attention factors are held at and why, what that leaves out, the panels."""
+    held = [(k, h) for k, h in held_levels(an).items() if k != key]
+    if any(k == "model.attention.adaptive" and format_value(h.value) == "none" for k, h in held):
+        held = [(k, h) for k, h in held if k not in ADAPTIVE_KEYS]  # fixed-ratio SE: its cost-term knobs are inert
+    why = {"base": "the sweep's base value{s}", "default": "the schema default{s}, as the base value{s} {w} not run",
+           "first level": "the first level{s}, as neither base value{s} nor default{s} {w} run"}
+    parts = []
+    for source, reason in why.items():
+        items = [f"{short_name(k)}={format_value(h.value)}" for k, h in held if h.source == source]
+        if items:
+            many = len(items) > 1
+            parts.append(f"{', '.join(items)} ({reason.format(s='s' if many else '', w='were' if many else 'was')})")
+    text = f"; others held at {'; '.join(parts)}" if parts else ""
+    shown = {v for vs in groups.values() for v in vs}
+    left = [v for v in an.order if v not in shown and not an.is_baseline(v) and not is_attention_off(an.configs.loc[v])]
+    if left:
+        adaptive = " (the adaptive ones are in the adaptive figures)" if set(left) & set(adaptive_variants(an)) else ""
+        text += f"; not shown, at other levels of the held factors: {', '.join(left)}{adaptive}"
+    if len(groups) > 1:
+        text += f"; one panel per {', '.join(short_name(k) for k in an.factors if not k.startswith(ATTENTION_PREFIX))}"
+    return text
+
+
+def _dashed_note(groups: Mapping[str, Sequence[str]]) -> str:
+    return "; dashed: the baseline" + (" of the panel's group, where it has one" if len(groups) > 1 else "")
+
+
+def _panels(fig: Figure, n: int) -> list[Axes]:
+    """``n`` side-by-side axes sharing the y axis (y tick labels on the first only)."""
+    axes: list[Axes] = []
+    for i in range(n):
+        axes.append(fig.add_subplot(1, n, i + 1, sharey=axes[0] if axes else None))
+        if i:
+            axes[-1].tick_params(labelleft=False)
+    return axes
 
 
 def _scale(values: Sequence[float], kind: str) -> tuple[float, str]:
@@ -170,106 +283,85 @@ def _scale(values: Sequence[float], kind: str) -> tuple[float, str]:
     return 1.0, ""
 
 
-def _plain_axis(ax: Axes) -> None:
-    """Plain numbers (no offset, no 1e6 factor), few enough ticks that long ones (40.5525) do not collide."""
-    for axis in (ax.xaxis, ax.yaxis):
+def _plain_axis(ax: Axes, x: bool = True) -> None:
+    """Plain numbers (no offset, no 1e6 factor) and, on x, few enough ticks that long ones (40.5525) do not
+    collide. ``x=False`` for a twin axis, whose x axis is its host's (a locator set there replaces the host's)."""
+    for axis in (ax.xaxis, ax.yaxis) if x else (ax.yaxis,):
         fmt = ScalarFormatter(useOffset=False)
         fmt.set_scientific(False)
         axis.set_major_formatter(fmt)
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
-
-
-def _legend_below(fig: Figure, handles: Sequence[Any], ncol: int = 2) -> None:
-    if handles:
-        fig.legend(handles=list(handles), loc="outside lower center", ncol=ncol, frameon=False,
-                   handlelength=1.6, columnspacing=1.0)
+    if x:
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
 
 
 # --------------------------------------------------------------------------------------------------
 # error vs reduction ratio
 
 
-def ratio_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Path, metric: str = "top1_err") -> FigureFile:
-    """Error vs r: seeds as points, mean line with CI band, params on a second axis, baseline as a line.
-
-    An adaptive variant's r is only its maximum width, so where fixed-ratio variants exist the adaptive ones
-    are left to the adaptive figures.
-    """
+def ratio_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Path,
+                 metric: str = "top1_err") -> FigureFile | None:
+    """Error vs r on a log₂ axis ticked at the tested ratios: the variants that differ in r only (the other
+    attention factors at their held levels, so no gate or pool variant and no adaptive one, whose r is only a
+    maximum), one panel per architecture/recipe group; seeds, means joined by a line, CIs where n allows,
+    params on a second axis, the group's baseline dashed."""
     key = "model.attention.reduction"
-    se = [v for v in an.order if v != an.baseline and not is_attention_off(an.configs.loc[v])]
-    fixed = [v for v in se if adaptive_kind(an.configs.loc[v]) == "none"]
-    left_out = bool(fixed) and len(fixed) < len(se)
-    skip = {key, "model.attention.kind"} | (ADAPTIVE_KEYS if left_out else set())
-    se = fixed or se
-    others = [k for k in an.factors if k not in skip]
-    groups: dict[tuple[str, ...], list[str]] = {}
-    for v in se:
-        groups.setdefault(tuple(format_value(an.configs.at[v, k]) for k in others), []).append(v)
+    groups = _held_groups(an, key, min_levels=2)
+    if not groups:
+        return None
     with paper_style():
-        fig = new_figure(COLUMN_IN, 2.9)
-        ax = fig.add_subplot()
-        ax2 = ax.twinx()
-        ax2.grid(False)
-        handles: list[Any] = []
-        all_r: list[float] = []
-        for gi, (group, variants) in enumerate(groups.items()):
+        fig = new_figure(COLUMN_IN if len(groups) == 1 else PAGE_IN, 2.4)
+        axes = _panels(fig, len(groups))
+        handles: dict[str, Any] = {}
+        ci, ns = False, []
+        for ax, (title, variants) in zip(axes, groups.items(), strict=True):
             variants = sorted(variants, key=lambda v: float(an.configs.at[v, key]))
             rs = [float(an.configs.at[v, key]) for v in variants]
-            all_r += rs
             stats_ = [summarize(_finished_values(an, v, metric), an.confidence) for v in variants]
-            means = np.array([s.mean for s in stats_])
-            lo, hi = _clip(metric, [s.ci_lo if s.n >= 2 else np.nan for s in stats_],
-                           [s.ci_hi if s.n >= 2 else np.nan for s in stats_])
-            suffix = f" ({', '.join(f'{short_name(k)}={g}' for k, g in zip(others, group, strict=True))})" \
-                if others else ""
-            line_color = "black" if gi == 0 else sns.color_palette("dark", 8)[gi % 8]
-            (ln,) = ax.plot(rs, means, color=line_color, lw=1.2, zorder=3, label=f"SE mean ± 95% CI{suffix}")
-            ax.fill_between(rs, lo, hi, color=line_color, alpha=0.12, lw=0, zorder=2)
-            ok = np.isfinite(lo)  # the band breaks at a level without an interval (n = 1): bars show each CI
-            ax.errorbar(np.asarray(rs)[ok], means[ok], yerr=[means[ok] - lo[ok], hi[ok] - means[ok]], fmt="none",
-                        ecolor=line_color, elinewidth=0.8, capsize=2, zorder=3)
-            handles.append(ln)
+            ns += [s.n for s in stats_]
+            ax.plot(rs, [s.mean for s in stats_], color="black", lw=1.1, zorder=3)
             for v, r, s in zip(variants, rs, stats_, strict=True):
-                vals = _finished_values(an, v, metric)
-                # seeds just left of their mean, clear of the error bar (a constant offset on the log axis)
-                ax.scatter(np.full(len(vals), r * 0.9), vals, s=9, color=colors[v], alpha=0.6, lw=0, zorder=4)
-                ax.scatter([r], [s.mean], s=22, color=colors[v], edgecolor="black", lw=0.5, zorder=5)
+                vals = _finished_values(an, v, metric)  # seeds just left of their mean (constant offset on log₂)
+                _seed_points(ax, np.full(len(vals), r * 0.9), vals, colors[v], v)
+                ci |= _mean_point(ax, r, s, metric, colors[v], v)
             params = [an.table.at[v, "params_mean"] if "params_mean" in an.table.columns else np.nan
                       for v in variants]
             if np.isfinite(params).any():
+                ax2 = ax.twinx()
+                ax2.grid(False)
                 scale, unit = _scale(params, "count")
-                (pl,) = ax2.plot(rs, np.asarray(params) / scale, color="0.45", ls=":", marker="s", ms=3, lw=1.0,
-                                 zorder=1, label=f"params{suffix}")
+                handles["params"] = ax2.plot(rs, np.asarray(params) / scale, color="0.45", ls=":", marker="s",
+                                             ms=3, lw=1.0, zorder=1, label="params (right axis)")[0]
                 ax2.set_ylabel(f"params ({unit})" if unit else "params")
-                if gi == 0:
-                    handles.append(pl)
-        base = _baseline_line(ax, an, metric, an.baseline or "baseline")
-        if base is not None:
-            handles.append(base)
-        handles.append(Line2D([], [], ls="", marker="o", ms=3, color="0.5", alpha=0.6, label="seeds"))
-        ax.set_xscale("log", base=2)
-        ticks = sorted(set(all_r))
-        if ticks:
-            ax.set_xlim(ticks[0] / 1.35, ticks[-1] * 1.35)
-        ax.xaxis.set_major_locator(FixedLocator(ticks))
-        ax.xaxis.set_minor_locator(NullLocator())
-        ax.set_xticklabels([format_value(t) for t in ticks])
-        ax.set_xlabel("reduction ratio r")
-        ax.set_ylabel(_metric_label(metric))
-        _plain_axis(ax2)
-        _legend_below(fig, handles)
-        caption = (f"{_metric_label(metric)} vs the reduction ratio r: seeds (small points), mean (large points "
-                   f"and line) and 95% CI (bars and band); parameters on the right axis (dotted)"
-                   + (f"; dashed: {an.baseline} baseline with its CI." if base is not None else ".")
-                   + (" Fixed ratios only: the adaptive variants are in the adaptive figures." if left_out else ""))
-        return save(fig, out_dir, "ratio", caption)
+                _plain_axis(ax2, x=False)
+            base = _baseline_line(ax, an, metric, colors, variants)
+            if base is not None:
+                handles.setdefault(base.get_label(), base)
+            ax.set_xscale("log", base=2)
+            ax.set_xlim(rs[0] / 1.35, rs[-1] * 1.35)
+            ax.set_xticks(sorted(set(rs)), [format_value(r) for r in sorted(set(rs))])
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.set_xlabel("reduction ratio r")
+            ax.set_title(title, fontsize=FONT_PT)
+        axes[0].set_ylabel(_metric_label(metric))
+        fit_tick_labels(fig, [ax.xaxis for ax in axes])
+        legend_below(fig, [*_point_handles(ci), *handles.values()])
+        what, why = _ci_note(ci, ns)
+        caption = (f"{_metric_label(metric)} vs the reduction ratio r (log₂ axis, ticks at the tested ratios): "
+                   f"every seed (small points, left), the {what} (large points, joined by the line); parameters on "
+                   f"the right axis (dotted)"
+                   + (_dashed_note(groups) if len(handles.keys() - {"params"}) else "")
+                   + _held_text(an, key, groups) + "." + why)
+        return save(fig, out_dir, "ratio", caption, factor=key)
 
 
 def _clip(metric: str, lo: Sequence[float], hi: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """An error rate's interval drawn within 0–100% (a t interval over 2 seeds can reach past 100%)."""
+    """An interval drawn within what the metric can be: an error rate within 0–100%, a loss above 0 (a t interval
+    over few seeds can reach past either)."""
     lo_a, hi_a = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
     if metric.endswith("_err"):
         return np.clip(lo_a, 0.0, 100.0), np.clip(hi_a, 0.0, 100.0)
+    if metric.endswith("_loss"):
+        return np.clip(lo_a, 0.0, None), hi_a
     return lo_a, hi_a
 
 
@@ -284,47 +376,52 @@ def _metric_label(metric: str) -> str:
 
 
 def factor_figure(an: Analysis, key: str, colors: Mapping[str, Any], out_dir: Path, slug: str,
-                  metric: str = "top1_err") -> FigureFile:
-    """One category per attention variant (ordered by the factor): seeds as points, mean ± CI over them."""
-    labels = variant_labels(an)
-    variants = [v for v in an.order if v != an.baseline and not is_attention_off(an.configs.loc[v])]
-    others = [k for k in an.factors if k not in (key, "model.attention.kind")]
-    names = [format_value(an.configs.at[v, key]) if not others else labels[v] for v in variants]
-    done = finished(an.sweep.runs)
-    points = done[done["variant"].isin(variants)][["variant", metric]].dropna()
-    points = points.assign(x=points["variant"].map(dict(zip(variants, names, strict=True))))
+                  metric: str = "top1_err") -> FigureFile | None:
+    """One category per level of the factor, the other attention factors at their held levels (one panel per
+    architecture/recipe group): every seed as a point, the mean right of them with its CI where n allows, the
+    group's baseline dashed. None where no group has two levels to compare."""
+    groups = _held_groups(an, key, min_levels=2)
+    if not groups:
+        return None
+    level = {v: format_value(an.configs.at[v, key]) for vs in groups.values() for v in vs}
     with paper_style():
-        width = COLUMN_IN if len(variants) <= 6 else PAGE_IN
-        fig = new_figure(width, 2.7)
-        ax = fig.add_subplot()
-        if len(points):
-            sns.stripplot(data=points, x="x", y=metric, hue="variant", order=names, hue_order=variants,
-                          palette={v: colors[v] for v in variants}, size=3.5, jitter=0.12, alpha=0.6, ax=ax,
-                          legend=False, zorder=3)
-        for i, v in enumerate(variants):
-            s = summarize(points.loc[points["variant"] == v, metric], an.confidence)
-            if s.n == 0:
-                continue
-            lo, hi = _clip(metric, [s.ci_lo], [s.ci_hi])
-            err = [[s.mean - lo[0]], [hi[0] - s.mean]] if s.n >= 2 else None
-            ax.errorbar([i + 0.28], [s.mean], yerr=err, fmt="o", ms=4.5, color=colors[v], mec="black", mew=0.5,
-                        ecolor=colors[v], elinewidth=1.2, capsize=2.5, zorder=4)
-        # n under each category name, so a single-seed mean is never mistaken for a robust one
-        ax.set_xticks(range(len(names)), [f"{name}\nn={int(an.table.at[v, 'n'])}"
-                                          for name, v in zip(names, variants, strict=True)])
-        ax.set_xlim(-0.5, len(names) - 0.5)
-        base = _baseline_line(ax, an, metric, an.baseline or "baseline")
-        ax.set_xlabel(short_name(key) if not others else "variant")
-        ax.set_ylabel(_metric_label(metric))
-        handles = [Line2D([], [], ls="", marker="o", ms=3, color="0.5", alpha=0.6, label="seeds"),
-                   Line2D([], [], ls="-", marker="o", ms=4, color="0.3", label="mean ± 95% CI")]
-        if base is not None:
-            handles.append(base)
-        _legend_below(fig, handles, ncol=3)
-        caption = (f"{_metric_label(metric)} by {short_name(key)}: every seed (points) and the mean with its 95% CI "
-                   f"(right of the points); n = finished seeds"
-                   + (f"; dashed: {an.baseline} baseline." if base is not None else "."))
-        return save(fig, out_dir, slug, caption)
+        cats = sum(len(set(level[v] for v in vs)) for vs in groups.values())
+        fig = new_figure(COLUMN_IN if cats <= 6 and len(groups) == 1 else PAGE_IN, 2.3)
+        axes = _panels(fig, len(groups))
+        bases: dict[str, Any] = {}
+        ci, ns = False, []
+        for ax, (title, variants) in zip(axes, groups.items(), strict=True):
+            raw = {level[v]: an.configs.at[v, key] for v in variants}
+            levels = sorted(raw, key=lambda lv: sort_value(key, raw[lv]))
+            for i, lv in enumerate(levels):
+                here = [v for v in variants if level[v] == lv]
+                for j, v in enumerate(here):  # variants sharing a level (differing in no factor) side by side
+                    x = i + (j - (len(here) - 1) / 2) * 0.8 / len(here)
+                    vals = _finished_values(an, v, metric).to_numpy()
+                    s = summarize(vals, an.confidence)
+                    ns.append(s.n)
+                    _seed_points(ax, x - 0.1 / len(here) + np.linspace(-0.05, 0.05, len(vals)) / len(here), vals,
+                                 colors[v], v)
+                    ci |= _mean_point(ax, x + 0.12 / len(here), s, metric, colors[v], v)
+            # n under each level, so a single-seed mean is never mistaken for a robust one
+            counts = {lv: "/".join(str(int(an.table.at[v, "n"])) for v in variants if level[v] == lv) for lv in levels}
+            ax.set_xticks(range(len(levels)), [f"{lv}\nn={counts[lv]}" for lv in levels])
+            ax.set_xlim(-0.5, len(levels) - 0.5)
+            ax.xaxis.grid(False)
+            base = _baseline_line(ax, an, metric, colors, variants)
+            if base is not None:
+                bases.setdefault(base.get_label(), base)
+            ax.set_xlabel(short_name(key))
+            ax.set_title(title, fontsize=FONT_PT)
+        axes[0].set_ylabel(_metric_label(metric))
+        fit_tick_labels(fig, [ax.xaxis for ax in axes])
+        legend_below(fig, [*_point_handles(ci), *bases.values()])
+        what, why = _ci_note(ci, ns)
+        caption = (f"{_metric_label(metric)} by {short_name(key)}: every seed (small points) and the {what} "
+                   f"(large point, right); n = finished seeds"
+                   + (_dashed_note(groups) if bases else "")
+                   + _held_text(an, key, groups) + "." + why)
+        return save(fig, out_dir, slug, caption, factor=key)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -341,7 +438,8 @@ def pareto_front(costs: Sequence[float], errors: Sequence[float]) -> list[int]:
 
 def pareto_figure(an: Analysis, cost: str, colors: Mapping[str, Any], out_dir: Path,
                   metric: str = "top1_err") -> FigureFile:
-    """Error vs one cost (params, MACs, latency): mean ± CI per variant, baseline starred, front drawn."""
+    """Error vs one cost (params, MACs, latency): seeds, the mean (± CI where n allows) per variant, baselines
+    starred, the front drawn. Latency only from runs that had their device to themselves (:func:`variant_speeds`)."""
     labels = variant_labels(an)
     variants = [v for v in an.order if an.table.at[v, "n"] > 0]
     speeds = variant_speeds(an.sweep.runs) if cost == "infer_ms" else {}
@@ -350,17 +448,20 @@ def pareto_figure(an: Analysis, cost: str, colors: Mapping[str, Any], out_dir: P
     ys = [float(an.table.at[v, f"{metric}_mean"]) for v in variants]
     scale, unit = _scale(xs, "ms" if cost == "infer_ms" else "count")
     with paper_style():
-        fig = new_figure(COLUMN_IN, 3.1)
+        fig = new_figure(COLUMN_IN, 2.5)
         ax = fig.add_subplot()
         handles = []
+        ci, ns = False, []
         for v, x, y in zip(variants, xs, ys, strict=True):
             if not (np.isfinite(x) and np.isfinite(y)):
                 continue
-            lo, hi = _clip(metric, [an.table.at[v, f"{metric}_ci_lo"]], [an.table.at[v, f"{metric}_ci_hi"]])
-            err = [[y - lo[0]], [hi[0] - y]] if np.isfinite(lo[0]) else None
-            is_base = v == an.baseline
-            ax.errorbar([x / scale], [y], yerr=err, fmt="*" if is_base else "o", ms=9 if is_base else 5,
-                        color=colors[v], mec="black", mew=0.5, elinewidth=1.0, capsize=2, zorder=4)
+            is_base = an.is_baseline(v)
+            vals = _finished_values(an, v, metric)
+            s = summarize(vals, an.confidence)
+            ns.append(s.n)
+            _seed_points(ax, np.full(len(vals), x / scale), vals, colors[v], v, alpha=0.45)
+            ci |= _mean_point(ax, x / scale, s, metric, colors[v], v, marker="*" if is_base else "o",
+                              ms=9 if is_base else 5)
             n = int(an.table.at[v, "n"])
             handles.append(Line2D([], [], ls="", marker="*" if is_base else "o", ms=7 if is_base else 5,
                                   color=colors[v], mec="black", mew=0.5,
@@ -375,9 +476,11 @@ def pareto_figure(an: Analysis, cost: str, colors: Mapping[str, Any], out_dir: P
         name = {"params": "params", "macs": "MACs", "infer_ms": "inference latency"}[cost]
         ax.set_xlabel(f"{name} ({unit})" if unit else name)
         ax.set_ylabel(_metric_label(metric))
-        _legend_below(fig, handles, ncol=2)
-        caption = (f"Accuracy against cost: mean {_metric_label(metric)} ± 95% CI vs mean {name} per variant; "
-                   f"star: baseline; line: the Pareto front (no variant is both cheaper and better). "
+        legend_below(fig, [*handles, *_point_handles(ci)[:1]], max_ncol=2)
+        what, why = _ci_note(ci, ns)
+        caption = (f"Accuracy against cost: {_metric_label(metric)} vs mean {name} per variant, every seed (faint "
+                   f"points) and the {what}; star: baseline; line: the Pareto front of the means (no variant is "
+                   f"both cheaper and better).{why} "
                    + (f"Latency: median eval-mode forward time of one batch, mean over the runs that did not share "
                       f"their device with another worker (runs on several devices are not plotted). "
                       f"{speed_stats(an.sweep.runs).caveat}" if cost == "infer_ms" else ""))
@@ -389,7 +492,8 @@ def pareto_figure(an: Analysis, cost: str, colors: Mapping[str, Any], out_dir: P
 
 
 def curves_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Path) -> FigureFile | None:
-    """Test top-1 error and train loss per epoch: mean over the finished seeds with a 95% CI band."""
+    """Test top-1 error and train loss per epoch: each seed a thin line and the mean a thick one, or, for a variant
+    with at least :data:`MIN_BAND_N` seeds, the mean with a 95% CI band."""
     curves = an.sweep.curves
     if curves.empty or "epoch" not in curves.columns:
         return None
@@ -400,122 +504,47 @@ def curves_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Path) -> Fig
     panels = [m for m in ("top1_err", "train_loss") if m in curves.columns]
     if curves.empty or not panels:
         return None
+    run = "run_key" if "run_key" in curves.columns else "seed"
     with paper_style():
-        fig = new_figure(COLUMN_IN, 1.9 * len(panels) + 0.9)
+        fig = new_figure(COLUMN_IN, 1.6 * len(panels) + 0.5)
         axes = [fig.add_subplot(len(panels), 1, i + 1) for i in range(len(panels))]
-        handles = []
+        handles, banded, lined = [], False, False
         for v in an.order:
             part = curves[curves["variant"].astype(str) == v]
             if part.empty:
                 continue
+            n = part[run].nunique()
+            ls = "--" if an.is_baseline(v) else "-"
             for ax, m in zip(axes, panels, strict=True):
                 by_epoch = part.groupby("epoch")[m]
                 s = [summarize(g, an.confidence) for _, g in by_epoch]
                 epochs = list(by_epoch.groups)
-                mean = [x.mean for x in s]
-                ls = "--" if v == an.baseline else "-"
-                ax.plot(epochs, mean, color=colors[v], lw=1.1, ls=ls)
-                lo, hi = _clip(m, [x.ci_lo for x in s], [x.ci_hi for x in s])
-                ax.fill_between(epochs, lo, hi, color=colors[v], alpha=0.15, lw=0)
-            n = part["run_key"].nunique() if "run_key" in part.columns else part["seed"].nunique()
-            handles.append(Line2D([], [], color=colors[v], ls=ls, label=f"{labels[v]} (n={n})"))
+                if n >= MIN_BAND_N:
+                    lo, hi = _clip(m, [x.ci_lo for x in s], [x.ci_hi for x in s])
+                    ax.fill_between(epochs, lo, hi, color=colors[v], alpha=0.15, lw=0, gid=v)
+                else:
+                    for _, seed in part.sort_values("epoch").groupby(run):
+                        ax.plot(seed["epoch"], seed[m], color=colors[v], lw=0.5, alpha=0.5, ls=ls, gid=v)
+                ax.plot(epochs, [x.mean for x in s], color=colors[v], lw=1.4, ls=ls, gid=v)
+            banded, lined = banded or n >= MIN_BAND_N, lined or n < MIN_BAND_N
+            handles.append(Line2D([], [], color=colors[v], lw=1.4, ls=ls, label=f"{labels[v]} (n={n})"))
         for ax, m in zip(axes, panels, strict=True):
             ax.set_ylabel(_metric_label(m))
         axes[-1].set_xlabel("epoch")
         for ax in axes[:-1]:
             ax.tick_params(labelbottom=False)
-        _legend_below(fig, handles, ncol=2)
-        caption = ("Learning curves: test top-1 error and training loss per epoch, mean over the finished seeds "
-                   "with a 95% CI band (n seeds per variant in the legend; diverged runs are left out).")
+        legend_below(fig, handles, max_ncol=2)
+        parts = []
+        if lined:
+            parts.append("each seed a thin line, the mean a thick one"
+                         + (f" (fewer than {MIN_BAND_N} seeds)" if banded else ""))
+        if banded:
+            parts.append(f"the mean with a 95% CI band (Student t; {MIN_BAND_N} or more seeds)")
+        caption = ("Learning curves, test top-1 error and training loss per epoch: " + "; ".join(parts)
+                   + (f". No band below {MIN_BAND_N} seeds (a t interval over so few swings across the axis)"
+                      if lined else "")
+                   + ". n seeds per variant in the legend; dashed: the baseline; diverged runs are left out.")
         return save(fig, out_dir, "curves", caption)
-
-
-# --------------------------------------------------------------------------------------------------
-# excitation distributions (SENet TPAMI Fig. 6)
-
-
-def excitation_rows(an: Analysis, variant: str) -> tuple[int | None, list[dict[str, Any]]]:
-    """The saved excitation of one run of a variant (the lowest finished seed that saved it)."""
-    for seed, detail in finished_details(an, variant):
-        if detail.get("excitation"):
-            return seed, list(detail["excitation"])
-    return None, []
-
-
-def probe_description(an: Analysis, variant: str, seed: int | None) -> str:
-    """Which test images the excitation was averaged over (the run's ``excitation_probe``), for the caption."""
-    detail = next((d for s, d in finished_details(an, variant) if s == seed), {})
-    probe = detail.get("excitation_probe") or {}
-    if not probe:
-        return ("Which test images were probed was not recorded (a run from before the stratified probe: "
-                "possibly the first images of a class-sorted test set).")
-    per_class = [int(n) for n in probe.get("per_class") or []]
-    if per_class and len(set(per_class)) == 1:
-        counts = f"; {per_class[0]} images of each of {len(per_class)} classes"
-    elif per_class:
-        counts = f"; images per class: {', '.join(map(str, per_class))}"
-    else:
-        counts = ""
-    return f"Probe: {probe.get('selection', '')}{counts}."
-
-
-def pick_blocks(blocks: Sequence[tuple[int, str]], limit: int = EXCITATION_BLOCKS) -> list[tuple[int, str]]:
-    """Fig. 6's choice: the last block of each earlier stage and every block of the last stage (≤ limit)."""
-    ordered = sorted(set(blocks), key=lambda b: (b[0], _block_index(b[1])))
-    if len(ordered) <= limit:
-        return ordered
-    last_stage = ordered[-1][0]
-    stages = sorted({s for s, _ in ordered})
-    picked = [[b for b in ordered if b[0] == s][-1] for s in stages if s != last_stage]
-    picked += [b for b in ordered if b[0] == last_stage]
-    return picked[-limit:] if len(picked) > limit else picked
-
-
-def _block_index(name: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in re.findall(r"\d+", name))
-
-
-def excitation_figure(an: Analysis, variant: str, out_dir: Path) -> FigureFile | None:
-    """Mean excitation per channel for a few classes and their average, one panel per block."""
-    seed, rows = excitation_rows(an, variant)
-    if not rows:
-        return None
-    frame = pd.DataFrame(rows)
-    blocks = pick_blocks(list(zip(frame["stage"].astype(int), frame["block"].astype(str), strict=True)))
-    classes = sorted(frame["class"].unique())[:EXCITATION_CLASSES]
-    palette = sns.color_palette("dark", len(classes))
-    cols = min(3, len(blocks))
-    nrows = math.ceil(len(blocks) / cols)
-    with paper_style():
-        fig = new_figure(PAGE_IN if cols > 1 else COLUMN_IN, 1.75 * nrows + 0.6)
-        handles: list[Any] = []
-        for i, (stage, block) in enumerate(blocks):
-            ax = fig.add_subplot(nrows, cols, i + 1)
-            part = frame[frame["block"] == block]
-            every = np.array([np.asarray(m, dtype=float) for m in part["mean"]])
-            for c, color in zip(classes, palette, strict=True):
-                row = part[part["class"] == c]
-                if row.empty:
-                    continue
-                y = np.asarray(row.iloc[0]["mean"], dtype=float)
-                (ln,) = ax.plot(np.arange(len(y)), y, color=color, lw=0.8, alpha=0.9, label=f"class {c}")
-                if i == 0:
-                    handles.append(ln)
-            (avg,) = ax.plot(np.arange(every.shape[1]), every.mean(axis=0), color="black", lw=0.9, ls="--",
-                             label=f"mean of {len(part)} classes")
-            if i == 0:
-                handles.append(avg)
-            ax.set_title(f"stage {stage} · {block}", fontsize=FONT_PT)
-            ax.set_xlim(0, every.shape[1] - 1)
-            if i % cols == 0:
-                ax.set_ylabel("excitation")
-            if i >= len(blocks) - cols:
-                ax.set_xlabel("channel index")
-        _legend_below(fig, handles, ncol=len(handles))
-        caption = (f"Excitation of {variant} (seed {seed}): the gate's output per channel, averaged over the test "
-                   f"images of each class (SENet TPAMI Fig. 6 style), for the last block of each stage and the "
-                   f"blocks of the last stage. {probe_description(an, variant, seed)}")
-        return save(fig, out_dir, f"excitation_{slugify(variant)}", caption)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -534,8 +563,9 @@ def adaptive_pareto_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Pat
                            metric: str = "top1_err") -> FigureFile | None:
     """Error vs SE params (log) and vs MACs: does learning the widths beat choosing one r at the same cost?
 
-    The fixed-ratio variants are joined as a curve (mean ± CI, labelled r), each adaptive variant is its own
-    marker labelled with its cost weight, the baseline a dashed line; seeds are faint points.
+    The fixed-ratio variants are joined as a curve (means, labelled r), each adaptive variant is its own marker
+    (named in the legend with its cost weight), the baseline a dashed line; seeds are faint points, CIs drawn
+    where n allows.
     """
     comps = [c for c in adaptive_comparisons(an, metric) if c.top1.n > 0]
     if not comps:
@@ -546,25 +576,25 @@ def adaptive_pareto_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Pat
     if "macs" in done.columns and done["macs"].notna().any():
         panels.append(("macs", "MACs"))
     with paper_style():
-        fig = new_figure(PAGE_IN if len(panels) > 1 else COLUMN_IN, 3.0)
+        fig = new_figure(PAGE_IN if len(panels) > 1 else COLUMN_IN, 2.6)
         handles: list[Any] = []
         for i, (col, name) in enumerate(panels):
             ax = fig.add_subplot(1, len(panels), i + 1)
-            drawn = _adaptive_panel(ax, an, comps, done, col, colors, metric)
+            drawn, ns, ci = _adaptive_panel(ax, an, comps, done, col, colors, metric)
             handles = handles or drawn
             _, unit = _scale(done[col].dropna().tolist(), "count")
             ax.set_xlabel(f"{name} ({unit})" if unit else name)
             ax.set_ylabel(_metric_label(metric))
-        handles.append(Line2D([], [], ls="", marker="o", ms=3, color="0.5", alpha=0.5, label="seeds"))
-        _legend_below(fig, handles, ncol=3 if len(panels) > 1 else 2)
+        legend_below(fig, [*handles, *_point_handles(ci)[:1]], max_ncol=3 if len(panels) > 1 else 2)
         caption = (f"{_metric_label(metric)} against SE parameters (log scale)"
                    + (" and against MACs" if len(panels) > 1 else "")
                    + ": the fixed-ratio variants (circles, labelled r, joined) and the adaptive variants (other "
-                     "markers, labelled with their cost weight w), mean ± 95% CI, seeds as faint points"
-                   + (f"; dashed: {an.baseline} baseline" if an.baseline is not None else "")
+                     f"markers, named with their cost weight w in the legend); {_ci_note(ci, ns)[0]}; seeds as "
+                     "faint points"
+                   + ("; dashed: the baseline" if any(h.get_gid() in an.baselines for h in handles) else "")
                    + ". Every variant is placed at what its net has and computes: a learnable one at its hardened "
                      "net's, a dynamic one at its allocated SE params and MACs (its soft mask computes every "
-                     "allocated unit)" + _active_width_note(an, comps) + ".")
+                     "allocated unit)" + _active_width_note(an, comps) + "." + _ci_note(ci, ns)[1])
         return save(fig, out_dir, "adaptive_pareto", caption)
 
 
@@ -578,22 +608,22 @@ def _active_width_note(an: Analysis, comps: Sequence[AdaptiveComparison]) -> str
 
 
 def _adaptive_panel(ax: Axes, an: Analysis, comps: Sequence[AdaptiveComparison], done: pd.DataFrame, col: str,
-                    colors: Mapping[str, Any], metric: str) -> list[Any]:
-    """One cost axis of :func:`adaptive_pareto_figure`; returns its legend handles."""
+                    colors: Mapping[str, Any], metric: str) -> tuple[list[Any], list[int], bool]:
+    """One cost axis of :func:`adaptive_pareto_figure`; returns its legend handles, the n of its points and
+    whether any CI was drawn."""
     scale, _ = _scale(done[col].dropna().tolist(), "count")
     labels = adaptive_labels(an)
     handles: list[Any] = []
+    ns: list[int] = []
+    ci = [False]
 
     def draw(variant: str, s: Summary, marker: str, ms: float, ecolor: Any) -> float:
-        """Seeds faint, mean ± CI as an error bar; returns the mean cost (the x of the point)."""
+        """Seeds faint, the mean (± CI where n allows); returns the mean cost (the x of the point)."""
         part = done.loc[done["variant"] == variant, [col, metric]].dropna()
         x = float(part[col].mean()) / scale
-        ax.scatter(part[col] / scale, part[metric], s=8, marker=marker, color=colors[variant], alpha=0.35, lw=0,
-                   zorder=3)
-        lo, hi = _clip(metric, [s.ci_lo], [s.ci_hi])
-        err = [[s.mean - lo[0]], [hi[0] - s.mean]] if s.n >= 2 else None
-        ax.errorbar([x], [s.mean], yerr=err, fmt=marker, ms=ms, color=colors[variant], ecolor=ecolor, mec="black",
-                    mew=0.5, elinewidth=1.0, capsize=2, zorder=5)
+        _seed_points(ax, part[col] / scale, part[metric], colors[variant], variant, marker=marker, alpha=0.35)
+        ci[0] |= _mean_point(ax, x, s, metric, colors[variant], variant, marker=marker, ms=ms, ecolor=ecolor)
+        ns.append(s.n)
         return x
 
     ticks: list[float] = []
@@ -603,21 +633,20 @@ def _adaptive_panel(ax: Axes, an: Analysis, comps: Sequence[AdaptiveComparison],
         xs = [draw(w, s, "o", 4.5, line_color) for w, s in zip(curve, means, strict=True)]
         order = np.argsort(xs)
         (ln,) = ax.plot(np.asarray(xs)[order], np.asarray([s.mean for s in means])[order], color=line_color, lw=1.1,
-                        zorder=2, label="fixed r: mean ± 95% CI")
+                        zorder=2, label="fixed r (means joined)")
         handles += [ln] if gi == 0 else []
         for w, x, s in zip(curve, xs, means, strict=True):
-            ax.annotate(ratio_label(an, w), (x, s.mean), xytext=(3, -9), textcoords="offset points",
-                        fontsize=FONT_PT - 1, color="0.25")
+            last = x == max(xs)  # the rightmost label to the left of its point, inside the axes
+            ax.annotate(ratio_label(an, w), (x, s.mean), xytext=(-3 if last else 3, -9), textcoords="offset points",
+                        ha="right" if last else "left", fontsize=FONT_PT - 1, color="0.25")
         ticks += xs
     every = adaptive_variants(an)  # markers by the full list, so a partial sweep keeps each variant's marker
     for c in comps:
         marker = ADAPTIVE_MARKERS[every.index(c.variant) % len(ADAPTIVE_MARKERS)]
-        x = draw(c.variant, c.top1, marker, 6, colors[c.variant])
-        ax.annotate(f"w={format_value(c.cost_weight)}", (x, c.top1.mean), xytext=(4, 4), textcoords="offset points",
-                    fontsize=FONT_PT - 1, color=colors[c.variant])
+        draw(c.variant, c.top1, marker, 6, colors[c.variant])  # named in the legend (kind, w), not annotated
         handles.append(Line2D([], [], ls="", marker=marker, ms=5, color=colors[c.variant], mec="black", mew=0.5,
                               label=f"{labels[c.variant]} (n={c.top1.n})"))
-    base = _baseline_line(ax, an, metric, an.baseline or "baseline")
+    base = _baseline_line(ax, an, metric, colors, [c.variant for c in comps])
     handles += [base] if base is not None else []
     if col == "se_cost":
         ax.set_xscale("log")
@@ -628,7 +657,7 @@ def _adaptive_panel(ax: Axes, an: Analysis, comps: Sequence[AdaptiveComparison],
             ax.set_xticklabels([f"{t:.3g}" for t in ticks])
     else:
         _plain_axis(ax)
-    return handles
+    return handles, ns, ci[0]
 
 
 def _stage_marks(ax: Axes, positions: Sequence[int], stages: Sequence[Any]) -> None:
@@ -645,16 +674,21 @@ def _stage_marks(ax: Axes, positions: Sequence[int], stages: Sequence[Any]) -> N
 
 
 def _log2_axis(ax: Axes, values: Sequence[float], levels: Sequence[float]) -> None:
-    """A log₂ ratio axis with ticks at the fixed ratios and the powers of two spanning them and ``values``."""
+    """A log₂ ratio axis with ticks at the fixed ratios (``levels``, drawn as lines) and the powers of two spanning
+    them and ``values``; where fewer than two of those fall in the drawn range, round values inside it as well
+    (an axis with one tick reads no scale)."""
     finite = [float(v) for v in [*values, *levels] if np.isfinite(v) and v > 0]
     if not finite:
         return
     ax.set_yscale("log", base=2)
     lo, hi = math.floor(math.log2(min(finite))), math.ceil(math.log2(max(finite)))
-    ticks = sorted({2.0 ** k for k in range(lo, hi + 1)} | {float(x) for x in levels if x > 0})
-    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ticks = {2.0 ** k for k in range(lo, hi + 1)} | {float(x) for x in levels if x > 0}
+    if sum(min(finite) <= t <= max(finite) for t in ticks) < 2:
+        ticks |= {float(t) for t in MaxNLocator(nbins=3).tick_values(min(finite), max(finite))
+                  if min(finite) <= t <= max(finite)}
+    ax.yaxis.set_major_locator(FixedLocator(sorted(ticks)))
     ax.yaxis.set_minor_locator(NullLocator())
-    ax.set_yticklabels([format_value(t) for t in ticks])
+    ax.set_yticklabels([format_value(t) for t in sorted(ticks)])
 
 
 def _fixed_levels(an: Analysis, variants: Sequence[str]) -> list[float]:
@@ -674,15 +708,16 @@ def adaptive_ratio_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Path
     levels = _fixed_levels(an, list(frames))
     blocks = int(max(f["position"].max() for f in frames.values())) + 1
     with paper_style():
-        fig = new_figure(PAGE_IN if blocks > 12 else COLUMN_IN, 2.9)
+        fig = new_figure(PAGE_IN if blocks > 12 else COLUMN_IN, 2.5)
         ax = fig.add_subplot()
         handles = []
         for v, frame in frames.items():
             ls = "--" if adaptive_kind(an.configs.loc[v]) == "dynamic" else "-"
             for _, g in frame.groupby("seed"):
-                ax.plot(g["position"], g["ratio"], color=colors[v], lw=0.6, alpha=0.45, ls=ls, zorder=2)
+                ax.plot(g["position"], g["ratio"], color=colors[v], lw=0.6, alpha=0.45, ls=ls, zorder=2, gid=v)
             mean = frame.groupby("position")["ratio"].mean()
             (ln,) = ax.plot(mean.index, mean.to_numpy(), color=colors[v], lw=1.6, ls=ls, marker="o", ms=2.5, zorder=3,
+                            gid=v,
                             label=f"{labels[v]} (n={frame['seed'].nunique()})")
             handles.append(ln)
         for r in levels:
@@ -694,7 +729,7 @@ def adaptive_ratio_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Path
         ax.set_xlim(-0.5, blocks - 0.5)
         ax.set_xlabel("SE block (input → output)")
         ax.set_ylabel("learned r = C / width")
-        _legend_below(fig, handles, ncol=2)
+        legend_below(fig, handles, max_ncol=2)
         caption = ("Learned reduction ratio per SE block along the network (C / effective width; a dynamic variant, "
                    "dashed: the mean per-image ratio on the test set, last epoch): each seed a thin line, the mean "
                    "a thick one; dashed verticals separate the stages; dotted horizontals: the sweep's fixed ratios.")
@@ -711,7 +746,7 @@ def adaptive_trajectory_figure(an: Analysis, colors: Mapping[str, Any], out_dir:
     labels = adaptive_labels(an)
     stages = sorted({int(s) for f in logs.values() for s in f["stage"]})
     with paper_style():
-        fig = new_figure(PAGE_IN if len(stages) > 1 else COLUMN_IN, 2.4)
+        fig = new_figure(PAGE_IN if len(stages) > 1 else COLUMN_IN, 2.1)
         axes: list[Axes] = []
         for i in range(len(stages)):
             axes.append(fig.add_subplot(1, len(stages), i + 1, sharey=axes[0] if axes else None))
@@ -722,12 +757,12 @@ def adaptive_trajectory_figure(an: Analysis, colors: Mapping[str, Any], out_dir:
             for ax, stage in zip(axes, stages, strict=True):
                 part = per_seed[per_seed["stage"] == stage]
                 for _, g in part.groupby("seed"):
-                    ax.plot(g["epoch"], g["ratio"], color=colors[v], lw=0.6, alpha=0.45, ls=ls)
+                    ax.plot(g["epoch"], g["ratio"], color=colors[v], lw=0.6, alpha=0.45, ls=ls, gid=v)
                 mean = part.groupby("epoch")["ratio"].mean()
-                ax.plot(mean.index, mean.to_numpy(), color=colors[v], lw=1.4, ls=ls)
+                ax.plot(mean.index, mean.to_numpy(), color=colors[v], lw=1.4, ls=ls, gid=v)
             handles.append(Line2D([], [], color=colors[v], lw=1.4, ls=ls,
                                   label=f"{labels[v]} (n={frame['seed'].nunique()})"))
-        _log2_axis(axes[0], [x for f in logs.values() for x in f["ratio"]], _fixed_levels(an, list(logs)))
+        _log2_axis(axes[0], [x for f in logs.values() for x in f["ratio"]], [])  # no fixed-ratio lines here
         for i, (ax, stage) in enumerate(zip(axes, stages, strict=True)):
             ax.set_title(f"stage {stage}", fontsize=FONT_PT)
             ax.set_xlabel("epoch")
@@ -735,7 +770,7 @@ def adaptive_trajectory_figure(an: Analysis, colors: Mapping[str, Any], out_dir:
                 ax.set_ylabel("mean learned r")
             else:
                 ax.tick_params(labelleft=False)
-        _legend_below(fig, handles, ncol=min(3, len(handles)))
+        legend_below(fig, handles, max_ncol=3)
         caption = ("Learned reduction ratio per epoch, averaged over each stage's SE blocks (C / effective width; "
                    "dynamic, dashed: the mean per-image ratio on the test set): each seed a thin line, the mean a "
                    "thick one.")
@@ -746,24 +781,9 @@ def adaptive_trajectory_figure(an: Analysis, colors: Mapping[str, Any], out_dir:
 # which figures a sweep gets
 
 
-#: figure kind → names a spec's ``figures:`` list may use for it
-FIGURE_NAMES: dict[str, tuple[str, ...]] = {
-    "ratio": ("ratio", "reduction", "r", "table10"),
-    "pareto": ("pareto", "cost", "accuracy_cost", "params", "macs", "latency", "infer_ms"),
-    "curves": ("curves", "learning_curves", "learning"),
-    "excitation": ("excitation", "excitations", "fig6", "activations"),
-    "adaptive": ("adaptive", "learned", "learnable", "dynamic", "widths", "equal_cost", "cost_weight"),
-}
-
-
-def _factor_names(key: str) -> tuple[str, ...]:
-    names = [key, short_name(key), key.rpartition(".")[2]]
-    if key in PAPER_TABLES:
-        number, slug, _ = PAPER_TABLES[key]
-        names += [slug, f"table{number}"]
-    if key == "model.attention.gate":
-        names = [n for n in names if n != "excitation"]  # "excitation" is the Fig. 6 plot
-    return tuple(names)
+# the figure names (FIGURE_NAMES: figure kind → names a spec's `figures:` list may use for it; _factor_names:
+# those of one factor's figure) are defined in sesweep.vocabulary, where loading a sweep file checks them
+_factor_names = factor_figure_names
 
 
 def _wanted(requested: Sequence[Any] | None, names: Sequence[str]) -> bool:
@@ -773,11 +793,13 @@ def _wanted(requested: Sequence[Any] | None, names: Sequence[str]) -> bool:
 
 
 def make_figures(an: Analysis, out_dir: Path) -> tuple[list[FigureFile], list[str]]:
-    """Every figure this sweep supports (filtered by the spec's ``figures:`` list), plus notes."""
+    """Every figure this sweep supports (filtered by the spec's ``figures:`` list, except the excitation figure:
+    drawn whenever the runs saved excitations), plus notes."""
     requested = an.sweep.spec.get("figures")
     colors = variant_colors(an.order, an.baseline)
     out: list[FigureFile | None] = []
     known: set[str] = set()
+    skipped: list[str] = []
     adaptive = adaptive_variants(an)
     factor_keys = [k for k in an.factors if k not in ("model.attention.kind", "model.attention.reduction")
                    and k.startswith("model.") and not (adaptive and k in ADAPTIVE_KEYS)]
@@ -802,6 +824,9 @@ def make_figures(an: Analysis, out_dir: Path) -> tuple[list[FigureFile], list[st
             if timed and _varies(an, cost) and _wanted(requested, ("pareto", "cost", "accuracy_cost", cost,
                                                                    "latency" if cost == "infer_ms" else cost)):
                 out.append(pareto_figure(an, cost, colors, out_dir))
+            elif not timed and _varies(an, cost):
+                skipped.append("no latency Pareto figure: no run was timed with its device to itself (or the runs "
+                               "ran on several devices), and shared timings are never plotted")
     if adaptive:
         known |= set(FIGURE_NAMES["adaptive"])
         if _wanted(requested, FIGURE_NAMES["adaptive"]):
@@ -811,10 +836,11 @@ def make_figures(an: Analysis, out_dir: Path) -> tuple[list[FigureFile], list[st
     if _wanted(requested, FIGURE_NAMES["curves"]):
         out.append(curves_figure(an, colors, out_dir))
     known |= set(FIGURE_NAMES["excitation"])
-    if _wanted(requested, FIGURE_NAMES["excitation"]):
-        out += [excitation_figure(an, v, out_dir) for v in _excitation_variants(an)]
-    notes = [f"figure '{r}' was requested but this sweep cannot draw it" for r in requested or []
-             if str(r).strip().lower() not in {n.lower() for n in known}]
+    from sesweep.excitation_figure import excitation_figures  # it draws with this module's style and save()
+
+    out += excitation_figures(an, out_dir)  # whenever the runs saved excitations
+    notes = skipped + [f"figure '{r}' was requested but this sweep cannot draw it" for r in requested or []
+                       if str(r).strip().lower() not in {n.lower() for n in known}]
     return [f for f in out if f is not None], notes
 
 
@@ -830,17 +856,3 @@ def _varies(an: Analysis, cost: str) -> bool:
         return False
     ok = an.table[[col, err]].dropna()
     return len(ok) >= 2 and ok[col].nunique() > 1
-
-
-def _excitation_variants(an: Analysis) -> list[str]:
-    """Variants that saved excitations, the factor's reference level first, at most a few."""
-    have = [v for v in an.order if excitation_rows(an, v)[1]]
-    ref = [v for v in have if all(_is_reference(an, v, k) for k in an.factors if k.startswith("model.attention.")
-                                  and k != "model.attention.kind")]
-    ordered = ref[:1] + [v for v in have if v not in ref[:1]]
-    return ordered[:MAX_EXCITATION_FIGURES]
-
-
-def _is_reference(an: Analysis, variant: str, key: str) -> bool:
-    ref = reference_value(key, an.sweep.spec, list(an.configs[key]))
-    return format_value(an.configs.at[variant, key]) == format_value(ref)

@@ -21,6 +21,7 @@ import dataclasses
 import difflib
 import itertools
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from typing import Any
 import yaml
 
 from sesweep.spec import RunSpec, SpecError, check_key, flatten, run_key, run_spec, schema_keys
+from sesweep.vocabulary import check_names
 
 #: the keys a sweep file may have at its top level
 TOP_KEYS = ("name", "description", "model", "recipe", "seeds", "variants", "axes", "baseline", "tables", "figures")
@@ -302,11 +304,70 @@ def _data_ids(specs: Sequence[RunSpec]) -> tuple[dict[tuple[str, str | None], st
         if config in ids:
             continue
         try:
+            _check_readable(spec.recipe)
             ids[config] = data_identity(spec.recipe)
         except SpecError as exc:
             ids[config] = None
             unresolved = unresolved or str(exc)
+        except OSError as exc:  # a folder that cannot be listed (permissions, a dead mount)
+            ids[config] = None
+            unresolved = unresolved or str(_unreadable(exc))
     return ids, unresolved
+
+
+def _check_readable(recipe: Any) -> None:
+    """An image folder that is there but cannot be listed is named as such (not as "no train/ folder")."""
+    if recipe.dataset != "imagefolder" or recipe.data_root is None:
+        return
+    root = Path(recipe.data_root).expanduser()
+    if root.is_dir() and not os.access(root, os.R_OK | os.X_OK):
+        raise SpecError("recipe.data_root", f"cannot read {root.resolve()}: permission denied")
+
+
+def _unreadable(exc: OSError) -> SpecError:
+    where = f" {exc.filename}" if exc.filename else ""
+    return SpecError("recipe.data_root", f"cannot read{where}: {exc.strerror or exc}")
+
+
+def check_data(plan: Plan) -> None:
+    """Raise the :class:`SpecError` the runs of ``plan`` would each fail with at data loading, once, before
+    anything is queued: an image folder without images (or with fewer than a subset asks for), a folder
+    that cannot be read, CIFAR that is neither there nor downloadable, a subset larger than a built-in set.
+
+    Image folders are only listed (and one image header read), never decoded: that is each run's work, and
+    cached. Built-in sets are loaded once (CIFAR: downloaded once, here, if it is not there yet)."""
+    from sesweep.data import _folder_classes, _folder_files, _folder_root, dataset_image_size, load_data
+
+    if plan.unresolved:
+        raise SpecError("", plan.unresolved)
+    checked: set[tuple[Any, ...]] = set()
+    for v in plan.variants:
+        recipe = v.spec.recipe
+        config = (recipe.dataset, recipe.data_root, recipe.train_subset, recipe.test_subset, recipe.image_size)
+        if config in checked:
+            continue
+        checked.add(config)
+        try:
+            try:
+                if recipe.dataset != "imagefolder":
+                    load_data(recipe)
+                    continue
+                root = _folder_root(recipe)
+                classes = _folder_classes(root)
+                for split, n, key in (("train", recipe.train_subset, "recipe.train_subset"),
+                                      ("test", recipe.test_subset, "recipe.test_subset")):
+                    files, _ = _folder_files(root / split, classes)
+                    if not files:
+                        raise SpecError("recipe.data_root", f"no images in {split}/ under {root} (its class "
+                                                            f"folders {', '.join(classes)} hold no image files)")
+                    if n is not None and n > len(files):
+                        raise SpecError(key, f"{n} is more than the {len(files)} images of the {split} split "
+                                             f"under {root}")
+                dataset_image_size(recipe)
+            except OSError as exc:
+                raise _unreadable(exc) from None
+        except SpecError as exc:
+            raise _in_variant(exc, v) from None
 
 
 def _key(spec: RunSpec, ids: Mapping[tuple[str, str | None], str | None]) -> str:
@@ -485,10 +546,17 @@ def _check_models(variants: list[Variant]) -> None:
         exc = checked[probe]
         if exc is None:
             continue
-        key = exc.key
-        if key in v.overrides:
-            key = {"axes": f"axes.{key}", "baseline": f"baseline.{key}"}.get(v.origin, f"variants.{v.name}.{key}")
-        raise SpecError(key, f"{exc.message} (variant {v.name})")
+        raise _in_variant(exc, v, always=True)
+
+
+def _in_variant(exc: SpecError, v: Variant, always: bool = False) -> SpecError:
+    """The error of one variant, keyed where its value came from (``axes.…``, ``variants.NAME.…``) and naming
+    the variant; an error of the base's value names no variant unless ``always``."""
+    key = exc.key
+    if key not in v.overrides:
+        return SpecError(key, f"{exc.message} (variant {v.name})") if always else exc
+    key = {"axes": f"axes.{key}", "baseline": f"baseline.{key}"}.get(v.origin, f"variants.{v.name}.{key}")
+    return SpecError(key, f"{exc.message} (variant {v.name})")
 
 
 def check_model(spec: RunSpec) -> None:
@@ -600,11 +668,14 @@ def _baselines(data: Mapping[str, Any], variants: list[Variant], crossed: list[s
 
 
 def _names_list(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    """The ``tables:`` or ``figures:`` list; a name no table or figure has is an error naming the allowed ones
+    (a name whose factor this sweep does not vary is valid: the report notes that it could not make it)."""
     raw = data.get(key)
     if raw is None:
         return ()
     if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
         raise SpecError(key, f"{raw!r} is not allowed; allowed: a list of names")
+    check_names(key, raw)
     return tuple(raw)
 
 

@@ -13,93 +13,70 @@ resource, so it can be mailed or attached to a review as one file.
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as dt
-import html
 import math
 import platform
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from sesweep.figures import DPI, FigureFile, is_adaptive_figure, make_figures
+from sesweep.figures import DPI, PAPER_DIR, FigureFile, is_adaptive_figure, make_figures
+from sesweep.published import Setting, describe_levels, direction_note, sweep_setting, table_for_key
+from sesweep.report_render import (  # noqa: F401  (Para … html_table: the report's blocks, re-exported)
+    Block,
+    Bullets,
+    Code,
+    Contents,
+    FigureBlock,
+    Para,
+    Section,
+    TableBlock,
+    html_table,
+    render_html,
+    render_markdown,
+)
 from sesweep.spec import RESULTS_VERSION
+from sesweep.speed import speed_stats, variant_speeds
 from sesweep.stats import (
     ADAPTIVE_KEY,
+    BASELINE_FAMILY,
     INTERPOLATED,
     OUTSIDE_RANGE,
     TOO_FEW_FIXED,
     AdaptiveComparison,
     Analysis,
+    Comparison,
     Contrast,
     SweepDataError,
     adaptive_comparisons,
     adjust_family,
     analyze,
     contrasts,
+    factor_levels,
     finished,
     format_value,
     load_sweep,
     ratio_label,
     recipe_mismatch,
+    short_name,
     variant_labels,
 )
-from sesweep.tables import ADAPTIVE, Table, build_tables, count_column, text_columns, to_markdown
+from sesweep.tables import ADAPTIVE, Table, build_tables, class_count, count_column, shows_top5
 from sesweep.tracking import code_version
 
 #: the Holm family of the adaptive variants' paired comparisons with their nearest fixed ratio
 ADAPTIVE_FAMILY = "adaptive vs nearest fixed r"
 #: with this many matched pairs or fewer, the exact sign-flip test cannot reach p < 0.05 (2/2ⁿ ≥ 0.0625)
 SIGN_FLIP_POWERLESS = 5
+#: a recipe of fewer epochs is a short schedule, where SE's gain is not expected to show (DESIGN.md)
+SHORT_SCHEDULE = 100
 
 
 # --------------------------------------------------------------------------------------------------
-# content: one list of blocks, rendered twice (Markdown and HTML)
-
-
-@dataclass(frozen=True)
-class Para:
-    text: str
-
-
-@dataclass(frozen=True)
-class Bullets:
-    items: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class TableBlock:
-    caption: str
-    frame: pd.DataFrame
-
-
-@dataclass(frozen=True)
-class FigureBlock:
-    figure: FigureFile
-    width_in: float
-
-
-@dataclass(frozen=True)
-class Code:
-    text: str
-    lang: str = ""
-
-
-Block = Para | Bullets | TableBlock | FigureBlock | Code
-
-
-@dataclass
-class Section:
-    title: str
-    blocks: list[Block] = field(default_factory=list)
-    level: int = 2
-
-
-# --------------------------------------------------------------------------------------------------
-# the summary
+# the comparisons
 
 
 def _pts(x: float) -> str:
@@ -115,11 +92,12 @@ def _metric_words(metric: str) -> str:
     return {"top1_err": "top-1 error", "top5_err": "top-5 error", "test_loss": "test loss"}.get(metric, metric)
 
 
-def describe_contrast(c: Contrast, alpha: float = 0.05) -> str:
+def describe_contrast(c: Contrast, alpha: float = 0.05, *, caveat: bool = True) -> str:
     """One sentence: the paired difference, its CI, the tests and n — or why there is no test.
 
     "Significant" rests on the Holm-adjusted p of the contrast's family when it has one (the report's
-    contrasts always do), else on the raw paired t p."""
+    contrasts always do), else on the raw paired t p. ``caveat``: end a sentence at n=2 with the one-degree-
+    of-freedom caveat (the report states it once, in its caveats, instead)."""
     comp = c.comparison
     what = _metric_words(comp.metric)
     unit = " points" if comp.metric.endswith("_err") else ""
@@ -137,54 +115,177 @@ def describe_contrast(c: Contrast, alpha: float = 0.05) -> str:
     holm = (f", Holm-adjusted {_p(comp.p_holm)} over the {comp.family_size} comparisons of its family"
             if adjusted and comp.family_size > 1 else "")
     tests = f"paired t {_p(comp.p_t)}{holm}, sign-flip {_p(comp.p_perm)}, n={comp.n}"
-    caveat = "; n=2 gives the t-test one degree of freedom, treat as indicative" if comp.n == 2 else ""
+    tail = "; n=2 gives the t-test one degree of freedom, treat as indicative" if caveat and comp.n == 2 else ""
     p_decides = comp.p_holm if adjusted else comp.p_t
     if p_decides < alpha and d.mean != 0:
         verb = "lowers" if d.mean < 0 else "raises"
         lo, hi = sorted((abs(d.ci_lo), abs(d.ci_hi))) if d.ci_lo * d.ci_hi > 0 else (d.ci_lo, d.ci_hi)
         subject, _, ref = c.label.partition(" vs ")
         return (f"{subject} {verb} {what} by {_pts(abs(d.mean))}{unit} vs {ref} "
-                f"(95% CI {_pts(lo)}–{_pts(hi)}, {tests}){caveat}.")
+                f"(95% CI {_pts(lo)}–{_pts(hi)}, {tests}){tail}.")
     return (f"{c.label}: no significant difference in {what} (Δ {_signed(d.mean)}{unit}, 95% CI "
-            f"{_signed(d.ci_lo)} to {_signed(d.ci_hi)}, {tests}){caveat}.")
+            f"{_signed(d.ci_lo)} to {_signed(d.ci_hi)}, {tests}){tail}.")
 
 
 def _signed(x: float) -> str:
     return f"{x:+.2f}".replace("-", "−")
 
 
-def summary_items(an: Analysis, expected: int | None, notes: Sequence[str]) -> list[str]:
-    """The automatic summary: coverage, exclusions, then every contrast, then caveats."""
-    runs = an.sweep.runs
-    items = [_coverage(an, expected)]
-    unseen = [str(v.get("name")) for v in an.sweep.manifest.get("variants", []) if isinstance(v, dict)
-              and str(v.get("name")) not in an.order]
-    if unseen:
-        items.append(f"No run recorded yet for {len(unseen)} variant{'s' if len(unseen) > 1 else ''} of the "
-                     f"manifest: {', '.join(unseen)}.")
-    items += _exclusions(runs)
-    labels = variant_labels(an)
+def comparisons_section(an: Analysis, found: Sequence[Contrast], adaptive: Sequence[str]) -> Section:
+    """Every paired comparison in one sentence, grouped by Holm family (the caveats they share are stated once,
+    in the Caveats section); the adaptive variants' equal-cost sentences with their family."""
+    blocks: list[Block] = [Para(
+        f"Each sentence: the paired difference in top-1 error over matched seeds, its 95% CI, the paired t-test (raw "
+        f"and Holm-adjusted over its family) and the sign-flip test. Significant: Holm-adjusted p < {an.alpha:g}.")]
+    for family, items in _families(c for c in found if c.factor != ADAPTIVE_KEY).items():
+        many = "s" if len(items) > 1 else ""
+        blocks += [Para(f"{_family_title(an, family, items)} — {len(items)} comparison{many}:"),
+                   Bullets(tuple(describe_contrast(c, an.alpha, caveat=False) for c in items))]
+    if adaptive:
+        blocks += [Para("Adaptive SE against the fixed ratios of equal cost:"), Bullets(tuple(adaptive))]
+    return Section("Comparisons", blocks)
+
+
+def _families(found: Iterable[Contrast]) -> dict[str, list[Contrast]]:
+    out: dict[str, list[Contrast]] = {}
+    for c in found:
+        out.setdefault(c.comparison.family or BASELINE_FAMILY, []).append(c)
+    return out
+
+
+def _reference(c: Contrast) -> str:
+    """"r=16" of "r=4 vs r=16 (pool=avg)"; "r=4" of "learned vs r=4 (the fixed ratio nearest …)"."""
+    return c.label.partition(" vs ")[2].split(" (")[0]
+
+
+def _family_title(an: Analysis, family: str, items: Sequence[Contrast]) -> str:
+    """"vs resnet", "r (vs r=16)", "adaptive (vs the nearest fixed r)": what a family compares."""
+    if family == BASELINE_FAMILY:
+        return f"vs {an.baseline}" if len(an.baselines) == 1 else "vs baseline (same architecture and recipe)"
+    if family == ADAPTIVE_FAMILY:
+        return "adaptive (vs the fixed r nearest in SE params)"
+    refs = {_reference(c) for c in items}
+    name = short_name(items[0].factor) if items[0].factor else family
+    return f"{name} (vs {refs.pop()})" if len(refs) == 1 else name
+
+
+def verdict_line(an: Analysis, family: str, items: Sequence[Contrast]) -> str:
+    """One line per family: which levels are indistinguishable from the reference here (all Holm p ≥ α), which
+    are better or worse and by how much, and which have no test (one seed, zero spread)."""
+    refs = [_reference(c) for c in items]
+    one_ref = len(set(refs)) == 1
+
+    def who(c: Contrast, ref: str) -> str:
+        subject = c.label.partition(" vs ")[0]
+        subject = c.comparison.variant if ", " in subject else subject   # "r=4, adaptive=learnable, …": its name
+        return subject if one_ref else f"{subject} (vs {ref})"
+
+    same, parts, untested = [], [], []
+    for c, ref in zip(items, refs, strict=True):
+        comp, d = c.comparison, c.comparison.delta.mean
+        if comp.n == 0:
+            untested.append(f"{who(c, ref)} no matched seeds")
+        elif comp.n == 1:
+            untested.append(f"{who(c, ref)} one matched seed only (Δ {_signed(d)}, no test)")
+        elif math.isnan(comp.p_t):
+            seeds = "both seeds" if comp.n == 2 else f"all {comp.n} seeds"
+            untested.append(f"{who(c, ref)} {_signed(d)} points on {seeds}, no test (zero spread)")
+        elif _p_decides(comp) < an.alpha and d != 0:
+            parts.append(f"{who(c, ref)} {'better' if d < 0 else 'worse'} than {ref} by {_pts(abs(d))} points "
+                         f"(Holm {_p(_p_decides(comp))}, n={comp.n})")
+        else:
+            same.append(c)
+    if same:
+        ds = sorted(c.comparison.delta.mean for c in same)
+        ns = sorted({c.comparison.n for c in same})
+        delta = f"Δ {_signed(ds[0])}" + (f" to {_signed(ds[-1])}" if len(ds) > 1 else "")
+        p = f"Holm {_p(_p_decides(same[0].comparison))}" if len(same) == 1 else f"all Holm p ≥ {an.alpha:g}"
+        n = f"n={ns[0]}" + (f"–{ns[-1]}" if len(ns) > 1 else "")
+        target = f"from {refs[0]}" if one_ref else "from their references"
+        parts.insert(0, f"{', '.join(who(c, _reference(c)) for c in same)} indistinguishable {target} here "
+                        f"({delta} points, {p}, {n})")
+    return f"{_family_title(an, family, items)}: {'; '.join(parts + untested)}."
+
+
+def _p_decides(comp: Comparison) -> float:
+    """The p that decides significance: Holm-adjusted within the family when adjusted, else the raw t p."""
+    return comp.p_holm if comp.family_size > 0 and not math.isnan(comp.p_holm) else comp.p_t
+
+
+def verdict_section(an: Analysis, found: Sequence[Contrast], headline: Table | None) -> Section:
+    """The short answer: the best and worst variant, then one line per family of comparisons, then what SENet
+    found at the headline factor's levels (the direction a reader may hold the sweep against)."""
+    blocks: list[Block] = []
+    labels = {v: v if ", " in label else label for v, label in variant_labels(an).items()}
     ranked = an.table.dropna(subset=["top1_err_mean"]).sort_values("top1_err_mean") \
         if "top1_err_mean" in an.table.columns else pd.DataFrame()
     if len(ranked) >= 2:
         best, worst = ranked.index[0], ranked.index[-1]
-        items.append(f"Lowest mean top-1 error: {labels[best]} ({ranked.at[best, 'top1_err_mean']:.2f}%, "
-                     f"n={int(ranked.at[best, 'n'])}); highest: {labels[worst]} "
-                     f"({ranked.at[worst, 'top1_err_mean']:.2f}%, n={int(ranked.at[worst, 'n'])}).")
-    found = contrasts(an, "top1_err") if "top1_err" in runs.columns else []
-    items += [describe_contrast(c, an.alpha) for c in found]
-    adaptive, paired = adaptive_items(an)
-    items += adaptive
-    found += paired
-    families = _family_sizes(found)
+        blocks.append(Para(f"Lowest mean top-1 error: {labels[best]} ({ranked.at[best, 'top1_err_mean']:.2f}%, "
+                           f"n={int(ranked.at[best, 'n'])}); highest: {labels[worst]} "
+                           f"({ranked.at[worst, 'top1_err_mean']:.2f}%, n={int(ranked.at[worst, 'n'])}). "
+                           f"Significant: Holm-adjusted p < {an.alpha:g} within each family of comparisons."))
+    lines = [verdict_line(an, family, items) for family, items in _families(found).items()]
+    table = table_for_key(headline.choice.key) if headline is not None else None
+    if table is not None and headline is not None and headline.choice.key:
+        paper = describe_levels(table, factor_levels(an, headline.choice.key))
+        lines += [f"{paper}{direction(an, found, headline, table)}"] if paper else []
+    blocks.append(Bullets(tuple(lines)) if lines else Para("No paired comparison: no baseline and no factor levels."))
+    return Section("Verdict", blocks)
+
+
+def direction(an: Analysis, found: Sequence[Contrast], headline: Table, table: int) -> str:
+    """The headline rows' Δ vs the baseline against the side of ResNet-50 SENet's levels are on
+    (:func:`sesweep.published.direction_note`)."""
+    rows = [str(v) for v in headline.numbers.get("variant", []) if not an.is_baseline(str(v))]
+    ours = [c.comparison for c in found if c.factor is None and c.comparison.variant in rows and c.comparison.n > 0]
+    k = sum(_p_decides(c) < an.alpha for c in ours if not math.isnan(_p_decides(c)))
+    return direction_note(table, [an.configs.at[v, headline.choice.key] for v in rows], [c.delta.mean for c in ours],
+                          k, an.baseline if len(an.baselines) == 1 else "their baseline")
+
+
+def caveat_items(an: Analysis, found: Sequence[Contrast], setting: Setting, headline: Table | None,
+                 notes: Sequence[str]) -> list[str]:
+    """What limits every reading of this sweep, each said once (not once per comparison)."""
+    items = []
+    tested = [c.comparison.n for c in found if c.comparison.n >= 2]
+    if 2 in tested:
+        k = tested.count(2)
+        who = "Every tested comparison" if k == len(tested) else f"{k} of the {len(tested)} tested comparisons"
+        items.append(f"{who} rests on n=2 matched seeds: the paired t-test then has one degree of freedom (its 95% "
+                     f"CI spans ±12.7 standard errors of the mean difference), so read those p-values and intervals "
+                     f"as indicative only; more seeds are the remedy.")
+    if any(2 <= n <= SIGN_FLIP_POWERLESS for n in tested):
+        items.append(f"With n ≤ {SIGN_FLIP_POWERLESS} matched seeds the exact sign-flip test cannot reach "
+                     f"p < 0.05 (its smallest p is 2/2ⁿ), so the paired t-test decides what is called significant; "
+                     f"the sign-flip p is shown as a check that needs no normality assumption.")
+    families = {c.comparison.family: c.comparison.family_size for c in found if c.comparison.family_size > 0}
     if families:
         listed = ", ".join(f"{name} ({m})" for name, m in families.items())
         items.append(f"Significance at α={an.alpha:g} rests on Holm–Bonferroni adjusted p-values, one family per "
                      f"table of comparisons: {listed}; raw and adjusted p are in comparisons.csv.")
-    if any(2 <= c.comparison.n <= SIGN_FLIP_POWERLESS for c in found):
-        items.append(f"With n ≤ {SIGN_FLIP_POWERLESS} matched seeds the exact sign-flip test cannot reach "
-                     f"p < 0.05 (its smallest p is 2/2ⁿ), so the paired t-test decides what is called significant; "
-                     f"the sign-flip p is shown as a check that needs no normality assumption.")
+    if setting.epochs and max(setting.epochs) < SHORT_SCHEDULE:
+        epochs = "/".join(map(str, setting.epochs))
+        items.append(f"Short schedule ({epochs} epochs): at short schedules SE's gain does not appear — measured here "
+                     f"on full CIFAR-10 at 10 epochs, SE-ResNet-20 was 0.46 points worse than ResNet-20 over 3 seeds, "
+                     f"where published full-length schedules put it 0.4–1 point better. A sweep this short checks "
+                     f"the machinery and the statistics; it cannot show whether SE helps, nor confirm the paper's "
+                     f"direction.")
+    if headline is not None and any(str(c).startswith("SENet") for c in headline.shown.columns) \
+            and not setting.is_imagenet_resnet50:
+        items.append(f"The SENet columns are the paper's ImageNet SE-ResNet-50 numbers; this sweep is "
+                     f"{setting.describe()}, so only the direction and ranking of the levels can be compared, "
+                     f"not the values.")
+    if setting.classes is not None and not shows_top5(setting.classes):
+        items.append(f"Top-5 error is not shown: with {setting.classes} classes it is near 0 and says nothing (it "
+                     f"stays in the CSV tables).")
+    timed = [c for c in ("infer_ms", "train_img_per_s") if c in an.sweep.runs.columns
+             and an.sweep.runs[c].notna().any()]
+    if timed:
+        where = " (shown per device: the runs ran on several)" if not variant_speeds(an.sweep.runs) else ""
+        items.append(f"Speed (inference latency, training throughput){where} compares the variants of this sweep "
+                     f"with each other on hardware other work may share; it is no benchmark across machines. "
+                     f"{speed_stats(an.sweep.runs).caveat}")
     if an.baseline is None:
         items.append("No baseline variant (spec 'baseline:', a variant named resnet/baseline, or the one variant "
                      "without attention): no Δ vs baseline.")
@@ -192,13 +293,7 @@ def summary_items(an: Analysis, expected: int | None, notes: Sequence[str]) -> l
     if mismatch:
         items.append(f"Warning: the recipe differs between variants ({', '.join(mismatch)}): those variants are "
                      f"not matched, and only runs with the same recipe are paired.")
-    items += list(an.sweep.warnings) + list(notes)
-    return items
-
-
-def _family_sizes(found: Sequence[Contrast]) -> dict[str, int]:
-    """Family name → number of tested comparisons, for the families that hold a test."""
-    return {c.comparison.family: c.comparison.family_size for c in found if c.comparison.family_size > 0}
+    return [*items, *an.sweep.warnings, *notes]
 
 
 def adaptive_items(an: Analysis) -> tuple[list[str], list[Contrast]]:
@@ -215,7 +310,7 @@ def adaptive_items(an: Analysis) -> tuple[list[str], list[Contrast]]:
             paired.append(Contrast(ADAPTIVE_KEY, label, c.paired))
             slots.append(None)
     paired = adjust_family(paired, ADAPTIVE_FAMILY)
-    described = iter([describe_contrast(c, an.alpha) for c in paired])
+    described = iter([describe_contrast(c, an.alpha, caveat=False) for c in paired])
     return [item if item is not None else next(described) for item in slots], paired
 
 
@@ -283,7 +378,14 @@ def runs_section(an: Analysis, expected: int | None) -> Section:
                                         "n_failed": "failed", "seeds": "finished seeds", "n_expected": "expected",
                                         "missing_seeds": "seeds not finished"})
     frame = frame.rename_axis("variant").reset_index().fillna("")
-    blocks: list[Block] = [Para(_coverage(an, expected)), TableBlock("Runs per variant.", frame.astype(str))]
+    unseen = [str(v.get("name")) for v in an.sweep.manifest.get("variants", []) if isinstance(v, dict)
+              and str(v.get("name")) not in an.order]
+    if unseen:
+        unseen = [f"No run recorded yet for {len(unseen)} variant{'s' if len(unseen) > 1 else ''} of the manifest: "
+                  f"{', '.join(unseen)}."]
+    missing = [*unseen, *_exclusions(runs)]
+    blocks: list[Block] = [Para(_coverage(an, expected)), *([Bullets(tuple(missing))] if missing else []),
+                           TableBlock("Runs per variant.", frame.astype(str))]
     bad = runs[runs["status"] != "finished"]
     if len(bad):
         keep = [c for c in ("variant", "seed", "status", "reason", "run_key") if c in bad.columns]
@@ -338,27 +440,101 @@ METHOD = ("Each variant's numbers are the mean over its finished seeds ± the ha
 
 def build_sections(an: Analysis, tables: Sequence[Table], figures: Sequence[FigureFile], expected: int | None,
                    notes: Sequence[str]) -> tuple[str, list[Section]]:
-    """The report's title and sections, renderer-independent."""
+    """The report's title and sections, renderer-independent, in the order of a results section: what was run,
+    the contents, the headline table beside SENet's numbers and its figure, the verdicts, the other tables and
+    figures, the caveats (once), every comparison, then the runs, environment, spec and every run."""
     spec = an.sweep.spec
     title = f"Sweep report: {an.sweep.name}"
-    head = Section("", [Para(str(spec.get("description") or "").strip())] if spec.get("description") else [], 0)
-    sections = [head, Section("Summary", [Bullets(tuple(summary_items(an, expected, notes)))]),
-                runs_section(an, expected)]
-    sections.append(Section("Tables", [TableBlock(t.caption, t.shown) for t in tables if t.choice is not ADAPTIVE]))
-    adaptive = adaptive_section(tables, figures)
-    if adaptive is not None:
-        sections.append(adaptive)
-    figures = [f for f in figures if not is_adaptive_figure(f)]
-    if figures:
-        sections.append(Section("Figures", [FigureBlock(f, _width_in(f)) for f in figures]))
-    sections.append(environment_section(an))
+    setting = sweep_setting(an, class_count(an))
+    found = contrasts(an, "top1_err") if "top1_err" in an.sweep.runs.columns else []
+    adaptive, paired = adaptive_items(an)
+    headline = next((t for t in tables if t.choice.number is not None), None) or \
+        next((t for t in tables if t.choice.key is None), None)
+    key = key_figure(figures, headline.choice.key if headline is not None else None)
+    intro = [str(spec.get("description") or "").strip(), setting_sentence(an, expected, setting)]
+    sections = [Section("", [Para(t) for t in intro if t], 0), Section("Contents", [Contents()])]
+    if headline is not None:
+        shown = [TableBlock(headline.caption, headline.shown)] + ([FigureBlock(key, _width_in(key))] if key else [])
+        beside = ", beside SENet" if any(str(c).startswith("SENet") for c in headline.shown.columns) else ""
+        sections.append(Section(f"Headline: {headline.choice.title.replace(': ', ', ', 1)}{beside}", shown))
+    sections.append(verdict_section(an, [*found, *paired], headline))
+    rest = [TableBlock(t.brief or t.caption, t.shown) for t in tables if t is not headline and t.choice is not ADAPTIVE]
+    if rest:
+        sections.append(Section("Tables", [Para(READING), *rest]))
+    others = [f for f in figures if f is not key]
+    section = adaptive_section(tables, others)
+    if section is not None:
+        sections.append(section)
+    if [f for f in others if not is_adaptive_figure(f)]:
+        sections.append(Section("Figures", [FigureBlock(f, _width_in(f)) for f in others if not is_adaptive_figure(f)]))
+    sections.append(Section("Caveats", [Bullets(tuple(caveat_items(an, [*found, *paired], setting, headline,
+                                                                   notes)))]))
+    sections.append(comparisons_section(an, found, adaptive))
+    sections.append(Section("Statistics", [Para(METHOD)]))
+    sections += [runs_section(an, expected), environment_section(an)]
     spec_text = an.sweep.spec_text or "(spec file not found: only the results directory was given)"
     where = f" ({an.sweep.spec_path})" if an.sweep.spec_path else ""
     sections.append(Section(f"Sweep spec{where}", [Code(spec_text.rstrip(), "yaml")]))
-    sections.append(Section("Statistics", [Para(METHOD)]))
+    sections.append(appendix_section(an, shows_top5(setting.classes)))
     return title, sections
 
 
+#: the figure of each paper factor, by slug, until figures carry the factor they show (``FigureFile.factor``)
+FIGURE_SLUGS = {"model.attention.reduction": "ratio", "model.attention.pool": "squeeze", "model.attention.gate": "gate",
+                "model.attention.stages": "stages", "model.attention.placement": "integration"}
+
+
+def key_figure(figures: Sequence[FigureFile], factor: str | None) -> FigureFile | None:
+    """The figure of the headline table's factor (its ``factor``, else its slug), else the first figure but the
+    adaptive ones (they stay together in their own section); None where there is none."""
+    if factor:
+        slug = FIGURE_SLUGS.get(factor, short_name(factor))
+        match = [f for f in figures if getattr(f, "factor", None) == factor] or [f for f in figures if f.slug == slug]
+        if match:
+            return match[0]
+    return next((f for f in figures if not is_adaptive_figure(f)), None)
+
+
+def setting_sentence(an: Analysis, expected: int | None, setting: Setting) -> str:
+    """"resnet20 on digits (10 classes), 6 epochs, cpu; 16 of 16 expected runs finished …"."""
+    runs = an.sweep.runs
+    subset = [f"{what} subset {int(v):,}" for what, col in (("train", "recipe.train_subset"),
+                                                                   ("test", "recipe.test_subset"))
+              if col in runs.columns for v in runs[col].dropna().unique()[:1]]
+    epochs = f"{'/'.join(map(str, setting.epochs))} epochs" if setting.epochs else ""
+    device = ", ".join(str(d) for d in finished(runs).get("resolved_device", pd.Series(dtype=str)).dropna().unique())
+    what = ", ".join(p for p in [setting.describe(), *subset, epochs, device] if p)
+    return f"Setting: {what}. {_coverage(an, expected)}"
+
+
+def appendix_section(an: Analysis, top5: bool) -> Section:
+    """Every run recorded, one row each, in the report's variant order and by seed."""
+    runs = an.sweep.runs
+    position = {v: i for i, v in enumerate(an.order)}
+    runs = runs.assign(_at=runs["variant"].map(position).fillna(len(position))).sort_values(
+        ["_at", "seed"] if "seed" in runs.columns else ["_at"], kind="stable")
+
+    def col(name: str) -> pd.Series:
+        return runs[name] if name in runs.columns else pd.Series(math.nan, index=runs.index)
+
+    frame = pd.DataFrame({"variant": runs["variant"].astype(str),
+                          "seed": [format_value(s) for s in col("seed")], "status": col("status").astype(str)})
+    frame["top-1 err (%)"] = [f"{x:.2f}" if pd.notna(x) else "—" for x in col("top1_err")]
+    if top5:
+        frame["top-5 err (%)"] = [f"{x:.2f}" if pd.notna(x) else "—" for x in col("top5_err")]
+    frame["params"] = count_column(list(col("params")))
+    frame["epochs"] = [format_value(float(x)) if pd.notna(x) else "—" for x in col("epochs_done")]
+    frame["run key"] = [str(k)[:8] for k in col("run_key")]
+    caption = (f"Every run recorded in runs.csv ({len(frame)}), in the report's variant order: its status, test error "
+               f"(— where it did not finish), parameters, the epochs it completed and the start of its run key "
+               f"(results/{an.sweep.name}/runs/<run key>.json holds the whole record).")
+    return Section("Appendix: every run", [TableBlock(caption, frame.reset_index(drop=True))])
+
+
+READING = ("Read these tables as the headline table: error in % on the test set, mean ± 95% CI half-width "
+           "(Student t) over n finished seeds (of expected), diverged and failed runs excluded and counted; Δ: the "
+           "paired difference to the baseline over matched seeds [95% CI]; p: two-sided paired t-test, raw and "
+           "Holm-adjusted over the table's comparisons; n/a: the same difference on every seed (zero spread).")
 ADAPTIVE_INTRO = ("Adaptive SE learns each block's width (learnable) or picks it per input (dynamic) under a cost "
                   "weight w. Each adaptive variant is compared with the sweep's fixed-ratio SE variants at equal "
                   "SE parameters: the fixed-r curve interpolated at its cost (a difference of means), and the fixed "
@@ -379,96 +555,6 @@ def _width_in(figure: FigureFile) -> float:
     with figure.png.open("rb") as fh:
         header = fh.read(24)
     return int.from_bytes(header[16:20], "big") / DPI
-
-
-# --------------------------------------------------------------------------------------------------
-# renderers
-
-
-def render_markdown(title: str, sections: Sequence[Section], figure_dir: str = "figures") -> str:
-    lines = [f"# {title}", ""]
-    for s in sections:
-        if s.title:
-            lines += [f"{'#' * s.level} {s.title}", ""]
-        for b in s.blocks:
-            lines += [*_md_block(b, figure_dir), ""]
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def _md_block(b: Block, figure_dir: str) -> list[str]:
-    if isinstance(b, Para):
-        return [b.text]
-    if isinstance(b, Bullets):
-        return [f"- {item}" for item in b.items]
-    if isinstance(b, TableBlock):
-        return [f"**{b.caption}**", "", to_markdown(b.frame).rstrip()]
-    if isinstance(b, FigureBlock):
-        f = b.figure
-        return [f"![{f.slug}]({figure_dir}/{f.png.name})", "", f"*{f.caption}* ([PDF]({figure_dir}/{f.pdf.name}))"]
-    return [f"```{b.lang}", b.text, "```"]
-
-
-CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; max-width: 1240px; margin: 2em auto;
-       padding: 0 1.5em; color: #222; line-height: 1.45; }
-h1 { font-size: 1.7em; border-bottom: 2px solid #ddd; padding-bottom: .2em; }
-h2 { font-size: 1.3em; margin-top: 1.8em; border-bottom: 1px solid #eee; }
-table { border-collapse: collapse; margin: .5em 0 1.5em; font-size: .85em; font-variant-numeric: tabular-nums; }
-th, td { padding: .25em .55em; border-bottom: 1px solid #e3e3e3; text-align: right; white-space: nowrap; }
-th { border-bottom: 2px solid #999; background: #fafafa; }
-td.text, th.text { text-align: left; }
-.caption { font-size: .88em; color: #444; margin-bottom: .3em; max-width: 75em; }
-figure { margin: 1em 0 2em; }
-figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
-figcaption { font-size: .88em; color: #444; max-width: 48em; }
-pre { background: #f6f8fa; padding: 1em; overflow-x: auto; font-size: .85em; }
-.scroll { overflow-x: auto; }
-li { margin: .25em 0; }
-"""
-
-
-def render_html(title: str, sections: Sequence[Section]) -> str:
-    """A single HTML file: CSS inline, figures as data: URIs, nothing fetched from anywhere."""
-    parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-             f"<title>{html.escape(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
-             f"<h1>{html.escape(title)}</h1>"]
-    for s in sections:
-        if s.title:
-            parts.append(f"<h{s.level}>{html.escape(s.title)}</h{s.level}>")
-        parts += [_html_block(b) for b in s.blocks]
-    parts += ["</body>", "</html>"]
-    return "\n".join(parts) + "\n"
-
-
-def _html_block(b: Block) -> str:
-    if isinstance(b, Para):
-        return f"<p>{html.escape(b.text)}</p>"
-    if isinstance(b, Bullets):
-        return "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in b.items) + "</ul>"
-    if isinstance(b, TableBlock):
-        table = html_table(b.frame)
-        return f'<div class="caption">{html.escape(b.caption)}</div>\n<div class="scroll">{table}</div>'
-    if isinstance(b, FigureBlock):
-        data = base64.b64encode(b.figure.png.read_bytes()).decode("ascii")
-        width = round(b.width_in * 150)
-        return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(b.figure.slug)}" '
-                f'style="width:{width}px"><figcaption>{html.escape(b.figure.caption)}</figcaption></figure>')
-    return f"<pre><code>{html.escape(b.text)}</code></pre>"
-
-
-def html_table(frame: pd.DataFrame) -> str:
-    """A plain HTML table; label columns (up to the variant) left-aligned, numbers right-aligned."""
-    k = text_columns(frame)
-
-    def cell(tag: str, i: int, value: object) -> str:
-        cls = ' class="text"' if i < k else ""
-        return f"<{tag}{cls}>{html.escape(str(value))}</{tag}>"
-
-    head = "".join(cell("th", i, c) for i, c in enumerate(frame.columns))
-    rows = ["<tr>" + "".join(cell("td", i, v) for i, v in enumerate(r)) + "</tr>"
-            for r in frame.itertuples(index=False)]
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -502,11 +588,20 @@ def expected_runs(spec_path: Path | None) -> tuple[int | None, str]:
         return None, f"The expected run count is unknown: the spec does not expand to a plan ({exc})."
 
 
+def _remove_old_figures(out_dir: Path) -> None:
+    """The report folder is the report's: figures of an earlier report (a variant since removed, a figure no
+    longer drawn) must not linger beside the new ones, where DVC's plots and MLflow would pick them up."""
+    for folder, suffix in ((out_dir / "figures", ".png"), (out_dir / PAPER_DIR, ".pdf")):
+        for old in folder.glob(f"*{suffix}") if folder.is_dir() else ():
+            old.unlink()
+
+
 def write_report(an: Analysis, out_dir: Path, *, expected: int | None = None, figures: bool = True,
                  notes: Sequence[str] = ()) -> ReportFiles:
     """Draw the figures and write report.md and report.html for an analysed sweep into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tables, table_notes = build_tables(an)
+    _remove_old_figures(out_dir)
     figs, fig_notes = make_figures(an, out_dir / "figures") if figures else ([], [])
     title, sections = build_sections(an, tables, figs, expected, [*notes, *table_notes, *fig_notes])
     md, page = out_dir / "report.md", out_dir / "report.html"
@@ -533,7 +628,11 @@ def run_report(target: str | Path, *, results_root: Path | None = None, out: Pat
     if expected is None:
         expected, note = expected_runs(sweep.spec_path)
     folder = out if out is not None else (reports_root or Path("reports")) / sweep.name
-    return write_report(an, folder, expected=expected, figures=figures, notes=[note] if note else [])
+    files = write_report(an, folder, expected=expected, figures=figures, notes=[note] if note else [])
+    from sesweep.tracking import log_sweep_outputs  # on the sweep's MLflow run, when it is tracked
+
+    log_sweep_outputs(sweep.results_dir, "report", [files.markdown, files.html, *files.figures])
+    return files
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
@@ -547,6 +646,9 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
                              "else from expanding the spec)")
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
     parser.add_argument("--no-figures", action="store_true", help="tables and summary only (faster)")
+    parser.add_argument("--json", action="store_true",
+                        help="print what was written as JSON on stdout, and nothing else there; its keys are "
+                             "stable: markdown, html, figures (slug, caption, png, pdf), notes")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -557,6 +659,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     except (SweepDataError, ValueError) as exc:
         print(f"sesweep report: error: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "json", False):
+        from sesweep.cli import print_json
+
+        print_json(args, {"markdown": str(files.markdown), "html": str(files.html),
+                          "figures": [{"slug": f.slug, "caption": f.caption, "png": str(f.png), "pdf": str(f.pdf)}
+                                      for f in files.figures],
+                          # the notes write_report passes to the summary, once ReportFiles carries them
+                          "notes": list(getattr(files, "notes", ()))})
+        return 0
     print(f"wrote {files.markdown}, {files.html} and {len(files.figures)} figures (PNG + PDF) "
           f"in {files.markdown.parent / 'figures'}")
     return 0

@@ -39,6 +39,7 @@ import yaml
 from scipy import stats as sps
 
 from sesweep.spec import RunSpec, flatten
+from sesweep.vocabulary import short_name
 
 #: the usual metric columns of a run record, in ``sesweep.train.METRICS`` order; any other numeric column
 #: of runs.csv is aggregated too (after these), so a metric added to the record needs no change here, and
@@ -532,9 +533,14 @@ def sort_value(key: str, value: Any) -> tuple[int, float, str]:
         return (1, 0.0, str(value))
 
 
-def variant_order(configs: pd.DataFrame, baselines: str | Sequence[str] | None, keys: Sequence[str]) -> list[str]:
-    """Grouped by the non-attention factors (architecture, recipe): in each group its baseline first, then the
-    variants ordered by their factor values (r = 2, 4, 8 …), then by name."""
+def variant_order(configs: pd.DataFrame, baselines: str | Sequence[str] | None, keys: Sequence[str],
+                  manifest: Mapping[str, Any] | None = None) -> list[str]:
+    """Grouped by the non-attention factors (architecture, recipe), in each group its baseline first.
+
+    With the runner's ``manifest`` (its ``runs``, else its ``variants``): the spec's order — the order the
+    manifest first names each variant (axes levels as written, then the named variants in file order), the
+    groups in the order their first variant comes; variants the manifest does not name follow. Without one:
+    the groups and then the variants ordered by their factor values (r = 2, 4, 8 …), then by name."""
     bases = [baselines] if isinstance(baselines, str) else list(baselines or [])
     groups = [k for k in keys if not k.startswith(ATTENTION_PREFIX)]
     rest = [k for k in keys if k not in groups]
@@ -543,7 +549,17 @@ def variant_order(configs: pd.DataFrame, baselines: str | Sequence[str] | None, 
         return ([sort_value(k, configs.at[v, k]) for k in groups], v not in bases,
                 [sort_value(k, configs.at[v, k]) for k in rest], str(v))
 
-    return [str(v) for v in sorted(configs.index, key=rank)]
+    fallback = [str(v) for v in sorted(configs.index, key=rank)]
+    manifest = manifest or {}
+    listed = [r.get("variant") for r in manifest.get("runs") or [] if isinstance(r, Mapping)] or \
+        [v.get("name") for v in manifest.get("variants") or [] if isinstance(v, Mapping)]
+    position = {str(v): i for i, v in enumerate(dict.fromkeys(listed)) if v is not None}
+    if not any(v in position for v in fallback):
+        return fallback
+    spec_order = sorted(fallback, key=lambda v: position.get(v, len(position)))   # stable: the unnamed keep theirs
+    group_of = {v: tuple(str(configs.at[v, k]) for k in groups) for v in spec_order}
+    first = {g: i for i, g in reversed(list(enumerate(group_of[v] for v in spec_order)))}
+    return sorted(spec_order, key=lambda v: (first[group_of[v]], v not in bases))
 
 
 @dataclass(frozen=True)
@@ -723,7 +739,7 @@ def analyze(sweep: Sweep, confidence: float = 0.95) -> Analysis:
     factors = varied_keys(configs)
     baselines = find_baselines(sweep.manifest, sweep.spec, configs)
     refs = baseline_references(configs, baselines)
-    order = variant_order(configs, baselines, factors)
+    order = variant_order(configs, baselines, factors, sweep.manifest)
     table = aggregate(runs, refs, seeds=sweep.seeds, confidence=confidence).reindex(order)
     return Analysis(sweep, configs, factors, baselines[0] if baselines else None, order, table, confidence,
                     1.0 - confidence, tuple(baselines), refs)
@@ -737,14 +753,8 @@ def recipe_mismatch(configs: pd.DataFrame) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 # labels and the contrasts a summary talks about
 
-#: short names of the usual factors, as the SENet paper writes them
-SHORT_NAMES = {"model.attention.reduction": "r", "model.attention.pool": "pool", "model.attention.gate": "gate",
-               "model.attention.placement": "placement", "model.attention.stages": "stages",
-               "model.attention.adaptive": "adaptive", "model.attention.kind": "attention", "model.arch": "arch"}
-
-
-def short_name(key: str) -> str:
-    return SHORT_NAMES.get(key, key.rpartition(".")[2])
+# short names of the usual factors, as the SENet paper writes them (SHORT_NAMES, short_name): defined in
+# sesweep.vocabulary with the table and figure names that use them
 
 
 def format_value(value: Any) -> str:

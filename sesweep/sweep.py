@@ -61,7 +61,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sesweep.plan import UNRESOLVED, Plan, Run, load_plan
+from sesweep.plan import UNRESOLVED, Plan, Run, check_data, load_plan
 from sesweep.spec import RESULTS_VERSION, SpecError, flatten, schema_keys
 
 log = logging.getLogger("sesweep.sweep")
@@ -467,6 +467,8 @@ def run_worker(plan: Plan, cfg: SweepConfig, on_run_done: Callable[[], None] | N
     lock = SweepLock(storage, plan.name)
     tracker = Tracker(cfg.tracking_uri, plan.name, artifact_dir=sweep_dir(plan, cfg.results_dir) / "mlartifacts") \
         if cfg.tracking_uri else None
+    if tracker is not None:
+        tracker.sweep_run(study)  # the sweep's own run (from the study, where run_sweep put it): the runs' parent
     data_cache: dict[tuple[Any, ...], Any] = {}
     report = WorkerReport()
     while True:
@@ -937,14 +939,15 @@ def run_sweep(plan: Plan, storage: str | None = None, workers: int = 1, results_
         study.set_user_attr("sesweep_retry_from", max((t._trial_id for t in study.get_trials(deepcopy=False)),
                                                       default=-1) + 1)
     status = _study_status(plan, study, cfg)
+    tracker = None
+    if cfg.tracking_uri:  # the store, the experiment and the sweep's own MLflow run, before workers race to
+        from sesweep.tracking import start_sweep
+
+        tracker = start_sweep(plan, study, cfg.tracking_uri, results_dir)
     bar = _progress_bar(status, progress)
     tick = (lambda: _update_bar(bar, _study_status(plan, study, cfg))) if bar is not None else (lambda: None)
     try:
         if not status.complete or status.pending or status.running:
-            if cfg.tracking_uri:  # create the tracking store and experiment once, before workers race to
-                from sesweep.tracking import Tracker
-
-                Tracker(cfg.tracking_uri, plan.name, artifact_dir=sweep_dir(plan, results_dir) / "mlartifacts").setup()
             with _logs_around(bar):
                 if workers == 1:
                     with _torch_threads(threads):
@@ -954,6 +957,10 @@ def run_sweep(plan: Plan, storage: str | None = None, workers: int = 1, results_
         write_tables(plan, results_dir, study)
         status = _study_status(plan, study, cfg)
         _update_bar(bar, status)
+        if tracker is not None:
+            from sesweep.tracking import end_sweep
+
+            end_sweep(tracker, status)
     finally:
         if bar is not None:
             bar.close()
@@ -1104,6 +1111,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="exit when nothing is left to take, instead of waiting for runs other workers hold")
     parser.add_argument("--dry-run", action="store_true", help="validate and list the runs; write nothing")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no per-run lines")
+    parser.add_argument("--json", action="store_true",
+                        help="print the result as JSON on stdout, and nothing else there (progress and logs go to "
+                             "stderr); its keys are stable. With --dry-run the plan: the manifest's keys, its runs "
+                             "with their cost, unresolved and on_disk (as `sesweep status --json`); else the final "
+                             "status, as `sesweep status --json`, and results")
+    parser.epilog = ("exit status: 0 when every run is done (finished or diverged), 1 when runs failed or are left, "
+                     "2 on a bad spec or data that are not there (checked before anything is queued)")
 
 
 def add_status_arguments(parser: argparse.ArgumentParser) -> None:
@@ -1112,7 +1126,13 @@ def add_status_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", default=None, metavar="DIR",
                         help="read the data (their identity is part of every run key) from DIR instead of the "
                              "spec's recipe.data_root")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--json", action="store_true",
+                        help="print the status as JSON on stdout, and nothing else there; its keys are stable: "
+                             "name, total, done, finished, diverged, running, failed, pending, eta_seconds, rows, "
+                             "older_results, unresolved, notes, complete")
+    parser.epilog = ("exit status: 0 when no run has failed (pending and running runs included; a diverged run is "
+                     "a result, not a failure), 1 when a run failed (for good: after --max-retries retries, "
+                     "counted with the same --max-retries as the run), 2 on a bad spec")
 
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -1136,10 +1156,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan = load_plan(args.sweep).with_data_root(args.data_root)
     if not args.dry_run:
         _require_data(plan)  # before anything is written or started
+        check_data(plan)  # an error every run would fail with at data loading: one line now, not N failed runs
     if not args.quiet and not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         logging.getLogger("sesweep").setLevel(logging.INFO)
-    if args.dry_run:
+    if args.dry_run and not args.json:
         print(plan.describe())
         print(manifest_table(plan))
     try:
@@ -1151,19 +1172,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"sesweep run: interrupted; the same command resumes {plan.name}", file=sys.stderr)
         return 130
+    if args.dry_run and args.json:
+        from sesweep.cli import print_json
+
+        print_json(args, {**plan.manifest(), "unresolved": plan.unresolved, "runs": manifest_rows(plan),
+                          "on_disk": status_json(status)})
+        return 0
     if args.dry_run:
         print(status.summary().replace(f"sweep {plan.name}: ", "already on disk: ", 1))
         for line in status.notes():
             print(line)
         return 0
-    if not args.quiet:
+    if args.json:
+        from sesweep.cli import print_json
+
+        print_json(args, {**status_json(status), "results": str(sweep_dir(plan, args.results))})
+    elif not args.quiet:
         print(status.summary())
         print(f"results: {sweep_dir(plan, args.results)}/runs.csv")
     return 0 if status.done == status.total else 1
 
 
-def manifest_table(plan: Plan) -> str:
-    """Every run with its key and its model's cost (params, SE params, MACs at the recipe's input size).
+def status_json(status: SweepStatus) -> dict[str, Any]:
+    """A sweep's status as ``--json`` prints it: the counts, the rows, the notes and whether it is complete."""
+    return {**status.to_dict(), "notes": status.notes(), "complete": status.complete}
+
+
+def manifest_costs(plan: Plan) -> dict[str, tuple[dict[str, Any], str]]:
+    """Each variant's model cost (params, SE params, MACs at the recipe's input size) and "*" where estimated.
 
     Where the data are not on this machine (imagefolder, CIFAR not downloaded) the class count and input
     size cannot be read; the cost is then given at the architecture's design size and 10 classes, marked."""
@@ -1180,6 +1216,21 @@ def manifest_table(plan: Plan) -> str:
             classes, size, note = 10, ARCHS[v.spec.model.arch].input_size, "*"
         model = build_model(v.spec.model, classes, 3, 0)
         costs[v.name] = model_cost(model, size, 3), note
+    return costs
+
+
+def manifest_rows(plan: Plan) -> list[dict[str, Any]]:
+    """Every run with its key and its model's cost, for ``--dry-run --json`` (``estimated``: see
+    :func:`manifest_costs`)."""
+    costs = manifest_costs(plan)
+    return [{"variant": run.variant, "seed": run.seed, "run_key": run.key,
+             **{k: costs[run.variant][0][k] for k in ("params", "se_params", "macs", "input_size")},
+             "estimated": bool(costs[run.variant][1])} for run in plan.runs]
+
+
+def manifest_table(plan: Plan) -> str:
+    """Every run with its key and its model's cost (params, SE params, MACs at the recipe's input size)."""
+    costs = manifest_costs(plan)
     w = max(14, *(len(v.name) + 1 for v in plan.variants))
     lines = [f"  {'variant':<{w}}{'seed':>5}  {'run_key':<17}{'params':>12}{'se_params':>11}{'MACs':>10}"]
     for run in plan.runs:
@@ -1192,8 +1243,13 @@ def manifest_table(plan: Plan) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Counts of done / running / failed / pending runs, the ETA, and a per-run table."""
+    """Counts of done / running / failed / pending runs, the ETA, and a per-run table; exit 1 when a run failed."""
     plan = load_plan(args.sweep).with_data_root(args.data_root)
     status = sweep_status(plan, storage=args.storage, results_dir=args.results, max_retries=args.max_retries)
-    print(json.dumps(status.to_dict(), indent=1, default=str) if args.json else status.table())
-    return 0
+    if args.json:
+        from sesweep.cli import print_json
+
+        print_json(args, status_json(status))
+    else:
+        print(status.table())
+    return 1 if status.failed else 0  # a diverged run is a result; a failed one is not

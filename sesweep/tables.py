@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from sesweep import published
 from sesweep.speed import speed_stats, variant_speeds
 from sesweep.stats import (
     ADAPTIVE_KEY,
@@ -46,6 +48,7 @@ from sesweep.stats import (
     ratio_label,
     short_name,
 )
+from sesweep.vocabulary import ADAPTIVE_TABLE, OVERALL_TABLE, PAPER_TABLES, table_choice_names
 
 
 @dataclass(frozen=True)
@@ -58,23 +61,11 @@ class TableChoice:
     number: int | None = None
 
 
-#: factor key → (SENet TPAMI table number, slug, title)
-PAPER_TABLES: dict[str, tuple[int, str, str]] = {
-    "model.attention.reduction": (10, "ratio", "reduction ratio r"),
-    "model.attention.pool": (11, "squeeze", "squeeze operator"),
-    "model.attention.gate": (12, "excitation", "excitation operator"),
-    "model.attention.stages": (13, "stages", "SE in different stages"),
-    "model.attention.placement": (14, "integration", "integration strategy"),
-}
-#: names a spec's ``tables:`` list may use for each table, besides its slug and number
-ALIASES: dict[str, tuple[str, ...]] = {
-    "ratio": ("reduction", "r"), "squeeze": ("pool",), "excitation": ("gate",), "stages": ("stage",),
-    "integration": ("placement",), "overall": ("all", "variants", "summary"),
-    "adaptive": ("learned", "learnable", "dynamic", "cost_weight", "equal_cost"),
-}
-OVERALL = TableChoice("overall", None, "all variants")
+# the table names (PAPER_TABLES, ALIASES, the overall and adaptive slugs) are defined in sesweep.vocabulary,
+# where loading a sweep file checks its `tables:` list against them
+OVERALL = TableChoice(OVERALL_TABLE, None, "all variants")
 #: adaptive SE against the fixed-ratio curve; replaces factor tables of the adaptive knobs (they are its columns)
-ADAPTIVE = TableChoice("adaptive", ADAPTIVE_KEY, "adaptive SE against the fixed ratio of equal cost")
+ADAPTIVE = TableChoice(ADAPTIVE_TABLE, ADAPTIVE_KEY, "adaptive SE against the fixed ratio of equal cost")
 
 
 def choose_tables(factors: Sequence[str], requested: Sequence[Any] | None = None, *, adaptive: bool = False,
@@ -108,13 +99,7 @@ def choose_tables(factors: Sequence[str], requested: Sequence[Any] | None = None
 
 
 def _names(choice: TableChoice) -> set[str]:
-    slug = choice.slug.split("_", 1)[-1]
-    names = {choice.slug, slug, *ALIASES.get(slug, ())}
-    if choice.key:
-        names |= {choice.key, short_name(choice.key)}
-    if choice.number is not None:
-        names |= {str(choice.number), f"table{choice.number}", f"table {choice.number}"}
-    return names
+    return table_choice_names(choice.slug, choice.key, choice.number)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -309,8 +294,29 @@ def count_column(values: Sequence[Any]) -> list[str]:
     return ["—" if v is None or pd.isna(v) else f"{float(v) / scale:.{digits}f}{unit}" for v in values]
 
 
-def display(frame: pd.DataFrame, baseline: str | Sequence[str] | None) -> pd.DataFrame:
-    """A numeric table (:func:`factor_table`, :func:`overall_table`) as strings for reading."""
+#: appended to a Δ whose Holm-adjusted p is below α (captions say so: :func:`significant_note`)
+SIGNIFICANT_MARK = "*"
+
+
+def significant_note(alpha: float = 0.05) -> str:
+    return (f"{SIGNIFICANT_MARK}: Holm-adjusted p < {alpha:g}, significant after the correction for this table's "
+            f"comparisons")
+
+
+def _marked(delta: str, p_holm: Any, alpha: float = 0.05) -> str:
+    """"−1.00 [−1.06, −0.94]" → "−1.00* [−1.06, −0.94]" when the Holm-adjusted p is below α."""
+    if p_holm is None or pd.isna(p_holm) or p_holm >= alpha or delta == "—":
+        return delta
+    head, sep, tail = delta.partition(" ")
+    return f"{head}{SIGNIFICANT_MARK}{sep}{tail}"
+
+
+def display(frame: pd.DataFrame, baseline: str | Sequence[str] | None, *, top5: bool = True,
+            alpha: float = 0.05) -> pd.DataFrame:
+    """A numeric table (:func:`factor_table`, :func:`overall_table`) as strings for reading.
+
+    ``top5``: show the top-5 error (False where the data has ≤ 10 classes, :func:`class_count`); a Δ whose
+    Holm-adjusted p is below ``alpha`` carries :data:`SIGNIFICANT_MARK`."""
     numeric = {"variant", "n", "n_expected", "n_diverged", "n_failed", "top1_err", "top1_err_std", "top1_err_ci_lo",
                "top1_err_ci_hi", "top5_err", "top5_err_std", "top5_err_ci_lo", "top5_err_ci_hi", "params", "macs",
                "d_top1_err", "d_top1_err_ci_lo", "d_top1_err_ci_hi", "n_pairs", "p_t", "p_holm", "p_perm", "infer_ms",
@@ -326,7 +332,7 @@ def display(frame: pd.DataFrame, baseline: str | Sequence[str] | None) -> pd.Dat
         out.insert(0, "rank", [("—" if pd.isna(r) else str(int(r))) for r in frame["rank"]])
     if "attention" in frame.columns and not factor_cols:
         out["attention"] = frame["attention"]
-    for m, name in (("top1_err", "top-1 err (%)"), ("top5_err", "top-5 err (%)")):
+    for m, name in [("top1_err", "top-1 err (%)"), ("top5_err", "top-5 err (%)")][:2 if top5 else 1]:
         if m in frame.columns:
             out[name] = [mean_ci(a, b, c) for a, b, c in zip(frame[m], frame[f"{m}_ci_lo"], frame[f"{m}_ci_hi"],
                                                                strict=True)]
@@ -334,7 +340,7 @@ def display(frame: pd.DataFrame, baseline: str | Sequence[str] | None) -> pd.Dat
         if m in frame.columns:
             out[name] = count_column(list(frame[m]))
     for m, name, digits in (("infer_ms", "infer (ms)", 2), ("train_img_per_s", "train (img/s)", 0)):
-        if m in frame.columns:
+        if m in frame.columns and frame[m].notna().any():   # no column of dashes (every run timed while shared)
             out[name] = [_num(x, digits) for x in frame[m]]
     out["n"] = [_n_text(r) for _, r in frame.iterrows()]
     if (frame["n_diverged"] > 0).any() or (frame["n_failed"] > 0).any():
@@ -343,7 +349,8 @@ def display(frame: pd.DataFrame, baseline: str | Sequence[str] | None) -> pd.Dat
     if "d_top1_err" in frame.columns and bases:
         is_base = frame["variant"].isin(bases)
         header = f"Δ top-1 vs {bases[0]}" if len(bases) == 1 else "Δ top-1 vs baseline (same arch)"
-        out[header] = ["(baseline)" if b else _delta(r) for b, (_, r) in zip(is_base, frame.iterrows(), strict=True)]
+        out[header] = ["(baseline)" if b else _marked(_delta(r), r["p_holm"], alpha)
+                       for b, (_, r) in zip(is_base, frame.iterrows(), strict=True)]
         out["p (paired t)"] = ["" if b else _p_cell(r["p_t"], r["n_pairs"], r.get("delta_note"))
                                for b, (_, r) in zip(is_base, frame.iterrows(), strict=True)]
         out["p (Holm)"] = ["" if b else _p_cell(r["p_holm"], r["n_pairs"], r.get("delta_note"))
@@ -374,7 +381,7 @@ def _delta(row: pd.Series, col: str = "d_top1_err", n_col: str = "n_pairs") -> s
 ACTIVE_WIDTH_COLUMN = "active width (dynamic: mean % of allocated hidden units; not a cost)"
 
 
-def display_adaptive(frame: pd.DataFrame) -> pd.DataFrame:
+def display_adaptive(frame: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
     """The adaptive table (:func:`adaptive_table`) as strings for reading."""
     if frame.empty:
         return pd.DataFrame(columns=["variant", "n"])
@@ -396,12 +403,13 @@ def display_adaptive(frame: pd.DataFrame) -> pd.DataFrame:
     out["nearest fixed r (SE params)"] = [
         "—" if pd.isna(r) else f"r={format_value(r)} ({c})"
         for r, c in zip(frame["nearest_r"], nearest, strict=True)]
-    out["Δ vs nearest [95% CI]"] = [_delta(r, "d_nearest", "n_pairs_nearest") for _, r in frame.iterrows()]
+    adjusted = holm(list(frame["p_t_nearest"]))
+    out["Δ vs nearest [95% CI]"] = [_marked(_delta(r, "d_nearest", "n_pairs_nearest"), p, alpha)
+                                    for (_, r), p in zip(frame.iterrows(), adjusted, strict=True)]
     out["p (paired t)"] = [_p_cell(p, n, note) for p, n, note in
                            zip(frame["p_t_nearest"], frame["n_pairs_nearest"], frame["note_nearest"], strict=True)]
     out["p (Holm)"] = [_p_cell(p, n, note) for p, n, note in
-                       zip(holm(list(frame["p_t_nearest"])), frame["n_pairs_nearest"], frame["note_nearest"],
-                           strict=True)]
+                       zip(adjusted, frame["n_pairs_nearest"], frame["note_nearest"], strict=True)]
     if (frame["n_diverged"] > 0).any() or (frame["n_failed"] > 0).any():
         out["excluded"] = [_excluded(r) for _, r in frame.iterrows()]
     return out.reset_index(drop=True)
@@ -421,7 +429,7 @@ def to_markdown(frame: pd.DataFrame) -> str:
 
 
 def _md(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return str(value).replace("|", "\\|").replace("*", "\\*").replace("\n", " ")
 
 
 def text_columns(frame: pd.DataFrame) -> int:
@@ -458,19 +466,31 @@ class Table:
     numbers: pd.DataFrame
     shown: pd.DataFrame
     caption: str
+    #: the caption without what every table of a report shares (the statistic, Δ, p, n/a): for a report that
+    #: states that once
+    brief: str = ""
 
 
 def build_tables(an: Analysis) -> tuple[list[Table], list[str]]:
     """Every table this sweep gets, plus notes on requested tables it cannot produce."""
     choices, notes = choose_tables(an.factors, an.sweep.spec.get("tables"), adaptive=bool(adaptive_variants(an)))
     tables = []
+    classes = class_count(an)
+    top5 = shows_top5(classes)
+    setting = published.sweep_setting(an, classes)
     for choice in choices:
         if choice is ADAPTIVE:
             numbers = adaptive_table(an)
-            tables.append(Table(choice, numbers, display_adaptive(numbers), adaptive_caption(an)))
+            tables.append(Table(choice, numbers, display_adaptive(numbers, alpha=an.alpha),
+                                f"{adaptive_caption(an)} {significant_note(an.alpha)}."))
             continue
         numbers = overall_table(an) if choice.key is None else factor_table(an, choice.key)
-        tables.append(Table(choice, numbers, display(numbers, an.baselines), caption(an, choice)))
+        shown = display(numbers, an.baselines, top5=top5, alpha=an.alpha)
+        extra, sources = published.columns(an, choice.key, list(numbers.get("variant", [])), setting)
+        for name, values in extra.items():
+            shown[name] = values
+        tables.append(Table(choice, numbers, shown, caption(an, choice, top5=top5, classes=classes, notes=sources),
+                            caption(an, choice, notes=sources, brief=True)))
     speeds = speed_stats(an.sweep.runs)
     if not variant_speeds(an.sweep.runs) and not speeds.table.empty:  # several devices: speed only per device
         numbers = speed_table(an)
@@ -493,8 +513,11 @@ def display_speed(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def caption(an: Analysis, choice: TableChoice) -> str:
-    """What a reader of the table needs to know: the statistic, n, what is held, the pairing and the test."""
+def caption(an: Analysis, choice: TableChoice, *, top5: bool = True, classes: int | None = None,
+            notes: Sequence[str] = (), brief: bool = False) -> str:
+    """What a reader of the table needs to know: the statistic, n, what is held, the pairing and the test
+    (and ``notes``: where the published columns come from). ``brief``: only what is particular to this table
+    (what it shows and holds, the significance mark, the sources, speed)."""
     what = f"Sweep {an.sweep.name}: {choice.title if choice.key else 'all variants, best first'}"
     held = [(k, h) for k, h in held_levels(an).items() if k != choice.key]
     if choice.key is not None and held:
@@ -512,16 +535,60 @@ def caption(an: Analysis, choice: TableChoice) -> str:
     else:
         ref = an.baseline
     base = (f" Δ: paired difference to {ref} over matched seeds [95% CI]; p: two-sided paired t-test, raw and "
-            f"Holm–Bonferroni adjusted over this table's comparisons; n/a: the same difference on every seed "
-            f"(zero spread), where the t-test and its interval are undefined." if an.baselines else "")
+            f"Holm–Bonferroni adjusted over this table's comparisons; {significant_note(an.alpha)}; n/a: the same "
+            f"difference on every seed (zero spread), where the t-test and its interval are undefined."
+            if an.baselines else "")
+    hidden = "" if top5 else (f" Top-5 error is not shown: with {classes} classes it is near 0 and says nothing "
+                              f"(the CSV file has it).")
     speed = ""
-    if choice.key is None and variant_speeds(an.sweep.runs):
+    speeds = variant_speeds(an.sweep.runs)
+    timed = any(pd.notna(x) for s in speeds.values() for x in s.values())
+    if choice.key is None and speeds and not timed:
+        speed = (" Speed: not shown, no run had its device to itself while it was timed. "
+                 f"{speed_stats(an.sweep.runs).caveat}")
+    elif choice.key is None and speeds:
         speed = (" Speed (infer, train): means over the runs that did not share their device with another "
                  f"worker. {speed_stats(an.sweep.runs).caveat}")
     elif choice.key is None:
         speed = " Speed: the runs ran on several devices, so speed is shown per device in its own table."
+    sources = "".join(f" {n}" for n in notes)
+    if brief:
+        mark = f" {significant_note(an.alpha)}." if an.baselines else ""
+        return f"{what}.{mark}{speed}{sources}"
     return (f"{what}. Error in % on the test set, mean ± 95% CI half-width (Student t) over n finished seeds "
-            f"(of expected); diverged and failed runs are excluded from the means and counted.{base}{speed}")
+            f"(of expected); diverged and failed runs are excluded from the means and counted.{base}{hidden}"
+            f"{speed}{sources}")
+
+
+#: classes per data set (``recipe.dataset``; image folders say theirs in their ``data_id``), as sesweep.data
+DATASET_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "fake": 10}
+
+
+def classes_from_data_id(data_id: Any) -> int | None:
+    """``imagefolder:100classes:train=…`` → 100; None where the identity does not say."""
+    found = re.search(r"(?:^|:)(\d+)classes(?::|$)", str(data_id)) if isinstance(data_id, str) else None
+    return int(found.group(1)) if found else None
+
+
+def class_count(an: Analysis) -> int | None:
+    """The most classes any run of the sweep has: ``model.num_classes`` when set, else its data identity (an
+    image folder's), else its data set's; None when a run's count is unknown."""
+    counts = []
+    for _, run in an.sweep.runs.iterrows():
+        value = run.get("model.num_classes")
+        n = int(float(value)) if isinstance(value, int | float) and not pd.isna(value) else None
+        if n is None and isinstance(value, str) and value.strip().isdigit():
+            n = int(value)
+        n = n or classes_from_data_id(run.get("data_id")) or DATASET_CLASSES.get(str(run.get("recipe.dataset")))
+        if n is None:
+            return None
+        counts.append(n)
+    return max(counts, default=None)
+
+
+def shows_top5(classes: int | None) -> bool:
+    """Top-5 error says something only with more than 10 classes (with 10 it is near 0); unknown: shown."""
+    return classes is None or classes > 10
 
 
 def adaptive_caption(an: Analysis) -> str:
@@ -548,7 +615,7 @@ def write_tables(an: Analysis, out_dir: Path) -> list[Path]:
     for t in tables:
         stem = out_dir / t.choice.slug
         t.numbers.to_csv(stem.with_suffix(".csv"), index=False)
-        stem.with_suffix(".md").write_text(f"**{t.caption}**\n\n{to_markdown(t.shown)}")
+        stem.with_suffix(".md").write_text(f"**{_md(t.caption)}**\n\n{to_markdown(t.shown)}")
         label = f"tab:{an.sweep.name}-{t.choice.slug}".replace("_", "-")
         stem.with_suffix(".tex").write_text(to_latex(t.shown, t.caption, label))
         written += [stem.with_suffix(s) for s in (".csv", ".md", ".tex")]
@@ -571,6 +638,9 @@ def add_aggregate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="results folder a spec's results are under (default results/, i.e. results/NAME)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: RESULTS/tables)")
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
+    parser.add_argument("--json", action="store_true",
+                        help="print what was written as JSON on stdout, and nothing else there; its keys are "
+                             "stable: folder, files")
 
 
 def run_aggregate(target: str | Path, *, results_root: Path | None = None, out: Path | None = None,
@@ -581,7 +651,11 @@ def run_aggregate(target: str | Path, *, results_root: Path | None = None, out: 
     sweep = load_sweep(target, results_root)
     an = analyze(sweep, confidence)
     paths = write_tables(an, out if out is not None else sweep.results_dir / "tables")
-    return [*paths, write_metrics(an, (out.parent if out is not None else sweep.results_dir) / "metrics.json")]
+    paths = [*paths, write_metrics(an, (out.parent if out is not None else sweep.results_dir) / "metrics.json")]
+    from sesweep.tracking import log_sweep_outputs  # on the sweep's MLflow run, when it is tracked
+
+    log_sweep_outputs(sweep.results_dir, "tables", paths)
+    return paths
 
 
 #: what ``metrics.json`` holds per variant (DVC's ``dvc metrics show`` / ``dvc exp show`` read it)
@@ -607,5 +681,10 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
         print(f"sesweep aggregate: error: {exc}", file=sys.stderr)
         return 2
     folder = paths[0].parent if paths else Path(".")
+    if getattr(args, "json", False):
+        from sesweep.cli import print_json
+
+        print_json(args, {"folder": str(folder), "files": [str(p) for p in paths]})
+        return 0
     print(f"wrote {len(paths)} files to {folder}: {', '.join(sorted({p.stem for p in paths}))}")
     return 0

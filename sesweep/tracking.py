@@ -1,10 +1,23 @@
-"""MLflow tracking: one experiment per sweep, one MLflow run per run attempt.
+"""MLflow tracking: one experiment per sweep, one parent run per sweep, one nested MLflow run per run attempt.
 
-Params are the resolved spec keys under their dotted names; metrics are the per-epoch curves (step = epoch,
-logged from :func:`sesweep.train.train`'s ``on_epoch`` hook, one batch per epoch) and the final metrics;
+The sweep's run (name = sweep name, tags ``sesweep.role=sweep``, ``sweep``, ``results_version``,
+``code_version``) is created once per tracking store and results version (:meth:`Tracker.sweep_run`): found
+by its tags, else created and then reconciled with any run another worker created at the same moment (the
+oldest wins, the others delete their own), and remembered in the Optuna study's user attributes, which every
+later worker reads first. It holds the sweep's spec (``sweep.yaml``, ``manifest.json``) from
+:func:`start_sweep`, its tables (``tables/``) from ``sesweep aggregate`` and its report (``report/``,
+``report/figures/``) from ``sesweep report`` (:func:`log_sweep_outputs`, replacing the older copies).
+
+Every training run is nested under it (tag ``mlflow.parentRunId``). Its params are the spec keys that apply
+to it (:func:`logged_params`: a plain ResNet logs no SE knob); metrics are the per-epoch curves (step =
+epoch, logged from :func:`sesweep.train.train`'s ``on_epoch`` hook, one batch per epoch), an adaptive SE's
+learned widths per epoch (``width/stage2.block0``, ``learned_r/stage2.block0``, the stage mean
+``learned_r/stage2``; from the run's adaptive log) and the final metrics; artifacts are ``run.json`` and,
+for an SE run, ``excitation.json`` (SENet Fig. 6: mean excitation per channel and class, and its probe);
 tags say ``run_key``, ``sweep``, ``variant``, ``seed``, ``status``, ``code_version``, ``results_version`` and
 ``data_id`` (of the code and data that computed the result, also for an adopted one). The default store
-is ``sqlite:///results/<name>/mlflow.db``; a server's URI works the same way.
+is ``sqlite:///results/<name>/mlflow.db``; a server's URI works the same way (``results/<name>/tracking.json``
+then names it, for ``aggregate`` and ``report``).
 
 Tracking is a side channel: every MLflow call is guarded, a failure is warned about and recorded
 (``TrackedRun.errors``), and the run itself — its JSON and its trial — is never lost to it.
@@ -14,22 +27,33 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import logging
 import math
+import re
 import subprocess
 import time
 import warnings
+from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from sesweep.plan import Run
-from sesweep.spec import flatten
+from sesweep.spec import RunSpec, flatten, inert_keys
 
 log = logging.getLogger(__name__)
 
 #: MLflow's limits per log_batch call
 _MAX_PARAMS, _MAX_METRICS = 100, 1000
+#: the tag that marks a sweep's own (parent) run
+ROLE_TAG = "sesweep.role"
+#: seconds a worker that has just created the sweep's run waits before it looks for others created at the same
+#: moment (longer than a creation takes to become visible, and than the clock skew between its workers)
+SETTLE_SECONDS = 1.0
+#: a non-default tracking URI of a sweep, for ``aggregate`` and ``report``: ``results/<name>/<this>``
+POINTER_FILE = "tracking.json"
 
 
 def default_tracking_uri(name: str, results_dir: str | Path = "results") -> str:
@@ -71,6 +95,14 @@ def code_version() -> str:
     return f"{package}+g{commit}{'.dirty' if dirty else ''}"
 
 
+def logged_params(spec: RunSpec) -> dict[str, Any]:
+    """The spec keys that apply to a run, logged as its MLflow params: every resolved key except the knobs the
+    variant does not use (:func:`sesweep.spec.inert_keys`, the same rule that keeps them out of its run key: a
+    plain ResNet's SE settings, a fixed SE's cost-term settings)."""
+    unused = inert_keys(spec)
+    return {k: v for k, v in flatten(spec).items() if k not in unused}
+
+
 def _param_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
@@ -86,6 +118,8 @@ class Tracker:
         self.uri = uri
         self.experiment = experiment
         self.artifact_dir = Path(artifact_dir).resolve() if artifact_dir is not None else None
+        #: the sweep's own run, parent of every training run (:meth:`sweep_run`); None: not nested
+        self.parent_run_id: str | None = None
         self._client: Any = None
         self._experiment_id: str | None = None
 
@@ -132,6 +166,127 @@ class Tracker:
     def _local_store(self) -> bool:
         return self.uri.startswith(("sqlite:", "file:")) or "://" not in self.uri
 
+    # -- the sweep's own run ----------------------------------------------------------------------
+
+    def sweep_run(self, study: Any = None, *, create: bool = True, ended: bool = False) -> str | None:
+        """The id of the sweep's own MLflow run, the parent of its training runs: found, or created once.
+
+        Looked up in ``study``'s user attributes (the Optuna study of the sweep: every worker shares it), else
+        by its tags in this store; created only when neither has it. Workers that create it at the same moment
+        each wait :data:`SETTLE_SECONDS`, look again and agree on the oldest (by start time, then id); each
+        deletes its own if it is not that one. The id is then written to the study. None when tracking fails
+        (warned) or, with ``create=False``, when there is none. ``ended``: a run created here is FINISHED at
+        once (created by ``aggregate`` or ``report``, not by a running sweep).
+        """
+        if self.parent_run_id is not None:
+            return self.parent_run_id
+        try:
+            run_id = self._study_parent(study)
+            if run_id is None:
+                run_id = self._converge_parent(create, ended)
+                if run_id is not None and study is not None:
+                    study.set_user_attr(self._study_attr(), {"run_id": run_id, "experiment_id": self.experiment_id()})
+        except Exception as exc:
+            _warn(f"cannot find or create the MLflow run of sweep {self.experiment}: {exc}")
+            return None
+        self.parent_run_id = run_id
+        return run_id
+
+    def _study_attr(self) -> str:
+        """The study user attribute naming the sweep's run in this store (one per store and results version;
+        the URI is hashed: it may hold a password)."""
+        from sesweep.spec import RESULTS_VERSION
+
+        return f"mlflow_sweep_run:v{RESULTS_VERSION}:{hashlib.sha256(self.uri.encode()).hexdigest()[:12]}"
+
+    def _study_parent(self, study: Any) -> str | None:
+        if study is None:
+            return None
+        entry = study.user_attrs.get(self._study_attr())
+        run_id = entry.get("run_id") if isinstance(entry, dict) else None
+        if not run_id:
+            return None
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException:  # not in this store (another machine's store at the same path)
+            return None
+        if run.info.experiment_id != self.experiment_id() or run.data.tags.get(ROLE_TAG) != "sweep":
+            return None
+        if run.info.lifecycle_stage == "deleted":
+            self.client.restore_run(run_id)
+        return run_id
+
+    def _parents(self) -> list[Any]:
+        from sesweep.spec import RESULTS_VERSION
+
+        query = (f"tags.`{ROLE_TAG}` = 'sweep' and tags.sweep = '{_quote(self.experiment)}' and "
+                 f"tags.results_version = '{RESULTS_VERSION}'")
+        return list(self.client.search_runs([self.experiment_id()], filter_string=query, max_results=100))
+
+    def _converge_parent(self, create: bool, ended: bool = False) -> str | None:
+        from sesweep.spec import RESULTS_VERSION
+
+        found = self._parents()
+        created = None
+        if not found:
+            if not create:
+                return None
+            tags = {ROLE_TAG: "sweep", "sweep": self.experiment, "results_version": str(RESULTS_VERSION),
+                    "code_version": code_version()}
+            created = self.client.create_run(self.experiment_id(), tags=tags, run_name=self.experiment).info.run_id
+            time.sleep(SETTLE_SECONDS)  # let a run another worker created at the same moment become visible
+            found = self._parents()
+            if created not in {r.info.run_id for r in found}:
+                found.append(self.client.get_run(created))
+        winner = min(found, key=lambda r: (r.info.start_time, r.info.run_id)).info.run_id
+        if created is not None and created != winner:
+            self.client.delete_run(created)  # another worker's came first
+        elif created is not None and ended:
+            self.client.set_terminated(created, "FINISHED")
+        self._nest_orphans(winner)
+        return winner
+
+    def _nest_orphans(self, parent: str) -> None:
+        """Nest this sweep's training runs of this results version that have no parent (logged before sweeps
+        had their own run) under ``parent``."""
+        from sesweep.spec import RESULTS_VERSION
+
+        query = f"tags.sweep = '{_quote(self.experiment)}' and tags.results_version = '{RESULTS_VERSION}'"
+        token = None
+        while True:
+            page = self.client.search_runs([self.experiment_id()], filter_string=query, max_results=1000,
+                                           page_token=token)
+            for run in page:
+                tags = run.data.tags
+                if tags.get(ROLE_TAG) != "sweep" and "mlflow.parentRunId" not in tags and "run_key" in tags:
+                    self.client.set_tag(run.info.run_id, "mlflow.parentRunId", parent)
+            token = page.token
+            if not token:
+                break
+
+    def log_files(self, run_id: str, artifact_path: str, paths: Sequence[Any]) -> None:
+        """Replace the run's ``artifact_path`` folder by ``paths`` (files, or objects with ``png``/``pdf``
+        files): each goes under ``artifact_path``, at its place relative to the first file's folder (so
+        ``report/figures/x.png`` keeps its subfolder), or by name when it lies elsewhere."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        files = [Path(f) for p in paths for f in ((p.png, p.pdf) if hasattr(p, "png") else (p,))]
+        files = [f for f in files if f.is_file()]
+        if not files:
+            return
+        base = files[0].resolve().parent
+        repo = get_artifact_repository(self.client.get_run(run_id).info.artifact_uri, tracking_uri=self.uri)
+        with contextlib.suppress(Exception):  # nothing there yet (or a store that cannot delete: overwritten)
+            repo.delete_artifacts(artifact_path)
+        for f in files:
+            try:
+                rel = f.resolve().relative_to(base).parent.as_posix()
+            except ValueError:
+                rel = "."
+            self.client.log_artifact(run_id, str(f), artifact_path if rel == "." else f"{artifact_path}/{rel}")
+
     # -- runs -------------------------------------------------------------------------------------
 
     def start(self, run: Run, trial: int | None = None, sweep: str | None = None) -> TrackedRun:
@@ -146,9 +301,11 @@ class Tracker:
                 client.set_tag(old.info.run_id, "status", "lost")
                 client.set_terminated(old.info.run_id, "KILLED")
             tags = {**self._tags(run, tracked.sweep, "running"), "trial": str(trial) if trial is not None else ""}
+            if self.parent_run_id is not None:
+                tags["mlflow.parentRunId"] = self.parent_run_id
             mlrun = client.create_run(eid, tags=tags, run_name=f"{run.variant} seed {run.seed}")
             tracked.run_id = mlrun.info.run_id
-            params = [Param(k, _param_value(v)) for k, v in flatten(run.spec).items()]
+            params = [Param(k, _param_value(v)) for k, v in logged_params(run.spec).items()]
             for i in range(0, len(params), _MAX_PARAMS):
                 client.log_batch(tracked.run_id, params=params[i : i + _MAX_PARAMS])
         except Exception as exc:
@@ -161,6 +318,8 @@ class Tracker:
             eid = self.experiment_id()
             existing = self._find(eid, run.key, "FINISHED")
             if existing:
+                if self.parent_run_id is not None and "mlflow.parentRunId" not in existing[0].data.tags:
+                    self.client.set_tag(existing[0].info.run_id, "mlflow.parentRunId", self.parent_run_id)
                 return {"run_id": existing[0].info.run_id}
         except Exception as exc:
             _warn(f"MLflow lookup of run {run.key} failed: {exc}")
@@ -252,14 +411,25 @@ class TrackedRun:
             if (last is not None and last[1] == float(v)) or math.isnan(float(v)):
                 continue  # already the last point of its curve
             metrics.append(Metric(k, float(v), now, step))
+        metrics += adaptive_metrics(payload.get("adaptive") or [], now)
         client = self.tracker.client
         try:
-            for i in range(0, len(metrics), _MAX_METRICS):
+            for i in range(0, max(1, len(metrics)), _MAX_METRICS):
                 client.log_batch(self.run_id, metrics=metrics[i : i + _MAX_METRICS],
                                  tags=[RunTag("status", str(record.get("status", "finished"))),
                                        RunTag("reason", str(record.get("reason", "")))])
-            if self.tracker._local_store():
-                client.log_dict(self.run_id, payload, "run.json")
+        except Exception as exc:
+            self.error(f"logging the final metrics failed: {exc}")
+        try:
+            client.log_dict(self.run_id, payload, "run.json")
+            if payload.get("excitation"):
+                client.log_dict(self.run_id, {"probe": payload.get("excitation_probe") or {},
+                                              "excitation": payload["excitation"]}, "excitation.json")
+        except Exception as exc:
+            self.error(f"logging the run's artifacts failed: {exc}")
+        if self.run_id is None:
+            return
+        try:
             client.set_terminated(self.run_id, "FINISHED")
         except Exception as exc:
             self.error(f"finishing the MLflow run failed: {exc}")
@@ -274,6 +444,143 @@ class TrackedRun:
             client.set_terminated(self.run_id, "KILLED" if status == "interrupted" else "FAILED")
         except Exception as exc:
             self.error(f"marking the MLflow run {status} failed: {exc}")
+
+
+_BLOCK = re.compile(r"^layer(\d+)\.(\d+)(\.|$)")
+
+
+def _block_name(block: str) -> tuple[str, str | None]:
+    """``layer1.0.attn_branch`` → (``stage2.block0``, ``stage2``): SENet's stage naming (stage k =
+    ``layer{k-1}``); a name of another form is kept as it is, without a stage."""
+    m = _BLOCK.match(block)
+    if m is None:
+        return block, None
+    stage = f"stage{int(m.group(1)) + 1}"
+    return f"{stage}.block{m.group(2)}", stage
+
+
+def adaptive_metrics(log_rows: Sequence[dict[str, Any]], timestamp: int) -> list[Any]:
+    """An adaptive SE's learned widths as MLflow metrics, step = epoch, from its adaptive log: per block the
+    effective width ``width/stage2.block0`` and ratio ``learned_r/stage2.block0``, and per stage the mean ratio
+    of its blocks ``learned_r/stage2``."""
+    from mlflow.entities import Metric
+
+    out = []
+    stages: dict[tuple[str, int], list[float]] = defaultdict(list)
+    for row in log_rows:
+        step, block = int(row.get("epoch", 0)), str(row.get("block", ""))
+        name, stage = _block_name(block)
+        width, ratio = row.get("effective_width"), row.get("effective_ratio")
+        if _is_number(width) and math.isfinite(width):
+            out.append(Metric(f"width/{name}", float(width), timestamp, step))
+        if _is_number(ratio) and math.isfinite(ratio):
+            out.append(Metric(f"learned_r/{name}", float(ratio), timestamp, step))
+            if stage is not None:
+                stages[stage, step].append(float(ratio))
+    out += [Metric(f"learned_r/{stage}", sum(v) / len(v), timestamp, step) for (stage, step), v in stages.items()]
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# the sweep's own run: at the start of a sweep, and the outputs of aggregate and report
+
+
+def start_sweep(plan: Any, study: Any, uri: str, results_dir: str | Path) -> Tracker:
+    """At the start of a sweep (before its workers): the store, the experiment and the sweep's own run (with
+    ``sweep.yaml`` and ``manifest.json`` from ``results_dir/<name>/``, and the spec's description as its note);
+    a non-default ``uri`` is written to ``results/<name>/tracking.json`` for ``aggregate`` and ``report``.
+    Returns the tracker (its ``parent_run_id`` is None when tracking failed: warned, never raised)."""
+    folder = Path(results_dir) / plan.name
+    tracker = Tracker(uri, plan.name, artifact_dir=folder / "mlartifacts")
+    _write_pointer(folder, uri, plan.name)
+    if tracker.setup() is None:
+        return tracker
+    run_id = tracker.sweep_run(study)
+    if run_id is None:
+        return tracker
+    try:
+        client = tracker.client
+        if getattr(plan, "description", ""):
+            client.set_tag(run_id, "mlflow.note.content", plan.description)
+        if client.get_run(run_id).info.status != "RUNNING":
+            client.update_run(run_id, status="RUNNING")
+        _log_spec(tracker, run_id, folder)
+    except Exception as exc:
+        _warn(f"cannot log the spec of sweep {plan.name} to MLflow: {exc}")
+    return tracker
+
+
+def _log_spec(tracker: Tracker, run_id: str, folder: Path) -> None:
+    """The sweep's ``sweep.yaml`` and ``manifest.json`` (written by the runner) at the top of its run."""
+    for name in ("sweep.yaml", "manifest.json"):
+        if (folder / name).is_file():
+            tracker.client.log_artifact(run_id, str(folder / name))
+
+
+def end_sweep(tracker: Tracker, status: Any) -> None:
+    """The sweep's run ends FINISHED when every run is done, FAILED when the rest failed for good; it stays
+    RUNNING while runs are left (another worker may still hold them)."""
+    if tracker.parent_run_id is None or status.running or status.pending:
+        return
+    try:
+        tracker.client.set_terminated(tracker.parent_run_id, "FINISHED" if status.done == status.total else "FAILED")
+    except Exception as exc:
+        _warn(f"cannot end the MLflow run of sweep {tracker.experiment}: {exc}")
+
+
+def _write_pointer(folder: Path, uri: str, name: str) -> None:
+    pointer = folder / POINTER_FILE
+    try:
+        if uri == default_tracking_uri(name, folder.parent):
+            pointer.unlink(missing_ok=True)
+            return
+        shown = re.sub(r"(://[^:/@]+):[^@/]*@", r"\1@", uri)  # never a password on disk
+        folder.mkdir(parents=True, exist_ok=True)
+        pointer.write_text(json.dumps({"tracking_uri": shown, "experiment": name}, indent=1) + "\n")
+    except OSError as exc:
+        _warn(f"cannot write {pointer}: {exc}")
+
+
+def sweep_tracking(results_dir: str | Path) -> tuple[str, str] | None:
+    """(tracking URI, experiment) of the sweep whose results are in ``results_dir`` (``results/<name>``): the
+    one ``tracking.json`` names, else its default store when that exists; None: the sweep is not tracked."""
+    folder = Path(results_dir)
+    pointer = folder / POINTER_FILE
+    if pointer.is_file():
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
+            doc = json.loads(pointer.read_text())
+            return str(doc["tracking_uri"]), str(doc.get("experiment") or folder.name)
+    if (folder / "mlflow.db").is_file():
+        return default_tracking_uri(folder.name, folder.parent), folder.name
+    return None
+
+
+def log_sweep_outputs(results_dir: str | Path, artifact_path: str, paths: Sequence[Any]) -> str | None:
+    """Log ``paths`` (files, or figures with ``png``/``pdf`` files) under ``artifact_path`` of the sweep's own
+    MLflow run, replacing what an earlier call put there: ``sesweep aggregate`` logs ``tables/``, ``sesweep
+    report`` ``report/`` (with ``report/figures/``). Returns the run id; None, doing nothing, when the sweep is
+    not tracked (:func:`sweep_tracking`) or its experiment is not in the store; a tracking failure is warned
+    about, never raised."""
+    where = sweep_tracking(results_dir)
+    if where is None:
+        return None
+    uri, experiment = where
+    tracker = Tracker(uri, experiment)
+    try:
+        if tracker.client.get_experiment_by_name(experiment) is None:
+            return None
+        run_id = tracker.sweep_run(ended=True)
+        if run_id is not None:
+            tracker.log_files(run_id, artifact_path, paths)
+            _log_spec(tracker, run_id, Path(results_dir))
+        return run_id
+    except Exception as exc:
+        _warn(f"cannot log {artifact_path}/ of sweep {experiment} to MLflow: {exc}")
+        return None
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "\\'")
 
 
 def _warn(message: str) -> None:

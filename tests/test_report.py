@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import html
+import itertools
 import json
 import math
 import re
@@ -35,7 +37,7 @@ def test_html_is_self_contained(built):
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, flags=re.I)
     assert "<link" not in page and "<script" not in page and "@import" not in page and "url(" not in page
     images = re.findall(r'<img src="([^"]+)"', page)
-    assert len(images) == len(files.figures) == 2
+    assert len(images) == len(files.figures) >= 2       # ratio, curves (+ excitation: drawn whenever saved)
     for src in images:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
@@ -54,7 +56,7 @@ def test_html_and_markdown_hold_the_tables_summary_and_spec(built):
         assert "model.attention.reduction: 8" in text                       # the spec's YAML
         assert "torch: 2.5.1" in text and "device: cpu" in text and "code version" in text
         assert "Adaptive SE" not in text and "fixed-r" not in text         # no adaptive variant: no section
-    assert page.count("<table") == 4          # runs per variant, runs not finished, Table 10, overall
+    assert page.count("<table") == 5          # Table 10, overall, runs per variant, runs not finished, every run
     assert "<th>top-1 err (%)</th>" in page and "<td>1/3</td>" in page
     assert "| r | variant | top-1 err (%) |" in md
     for link in re.findall(r"\]\((figures/[^)]+)\)", md):
@@ -118,7 +120,8 @@ def test_adaptive_section_summary_and_figures(tmp_path):
     assert "| adaptive | cost weight | variant |" in section and "| dynamic | 1 | dynamic-w1 | 3/3 |" in section
     assert all(f"figures/{f.png.name}" in section for f in files.figures)            # the figures are here …
     assert "## Figures" not in md and md.count("adaptive SE against the fixed ratio of equal cost") == 1  # … only
-    assert page.count("<img") == 3 and "<h2>Adaptive SE vs the fixed ratio of equal cost</h2>" in page
+    assert page.count("<img") == 3 and re.search(r'<h2 id="[^"]+">Adaptive SE vs the fixed ratio of equal cost</h2>',
+                                                  page)
     for text in (md, page):
         assert ("learned-w1 (learnable, cost weight 1) reaches 7.90% top-1 error (n=3) at 6.000k SE params; the "
                 "fixed-r curve at equal SE params gives 8.57%, a difference of −0.67 points") in text
@@ -130,3 +133,112 @@ def test_adaptive_section_summary_and_figures(tmp_path):
                 "a width, not a cost); the fixed-r curve at equal SE params gives 8.00%") in text
         assert "expected SE params" not in text and "†" not in text
     assert figures.is_adaptive_figure(files.figures[0])
+
+
+# --------------------------------------------------------------------------------------------------
+# a report that reads like a results section (issue 10)
+
+
+def h2(md: str) -> list[str]:
+    return [line[3:] for line in md.splitlines() if line.startswith("## ")]
+
+
+def section(md: str, title: str) -> str:
+    """The Markdown of one level-2 section (up to the next one)."""
+    start = md.index(f"\n## {title}\n")
+    end = md.find("\n## ", start + 1)
+    return md[start:end if end >= 0 else len(md)]
+
+
+def github_anchor(title: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+
+
+def md_table(text: str) -> list[dict[str, str]]:
+    """The first Markdown table in ``text`` as rows of header → cell."""
+    lines = list(itertools.takewhile(lambda ln: ln.startswith("|"),
+                                     itertools.dropwhile(lambda ln: not ln.startswith("|"), text.splitlines())))
+    cells = [[c.strip() for c in re.split(r"(?<!\\)\|", ln)[1:-1]] for ln in lines]
+    return [dict(zip(cells[0], row, strict=True)) for row in cells[2:]]
+
+
+def test_the_report_is_ordered_like_a_results_section(built):
+    _, files = built
+    md = files.markdown.read_text(encoding="utf-8")
+    heads = h2(md)
+    assert heads[0] == "Contents" and heads[1].startswith("Headline: Table 10")
+    assert heads[2] == "Verdict"
+    for before, after in (("Verdict", "Tables"), ("Tables", "Figures"), ("Figures", "Caveats"),
+                          ("Caveats", "Comparisons"), ("Comparisons", "Runs"), ("Runs", "Environment")):
+        assert heads.index(before) < heads.index(after)
+    assert heads[-1] == "Appendix: every run"
+    # the description comes before the contents, the headline table is the first table of the report
+    assert md.index("Synthetic ratio sweep for tests.") < md.index("## Contents")
+    first = md_table(md[md.index("## Headline"):])
+    by_variant = {row["variant"]: row for row in first}
+    assert by_variant["se_r16"]["SENet top-1 (%)"] == "22.28" and by_variant["se_r4"]["SENet top-1 (%)"] == "22.25"
+    assert by_variant["resnet"]["SENet top-1 (%)"] == "23.30"
+    assert "r" in first[0] and list(by_variant) == ["se_r4", "se_r8", "se_r16", "resnet"]
+    headline = section(md, heads[1])
+    assert "ImageNet SE-ResNet-50" in headline and "only the direction" in headline
+    assert "figures/ratio.png" in headline                       # the key figure: the headline factor's
+    assert "figures/ratio.png" not in section(md, "Figures")      # shown once
+    page = files.html.read_text(encoding="utf-8")
+    assert page.index("<table") > page.index('id="headline') and "SENet top-1 (%)" in page[:page.index("</table>")]
+
+
+def test_the_table_of_contents_links_every_section(built):
+    _, files = built
+    page = files.html.read_text(encoding="utf-8")
+    ids = set(re.findall(r'\sid="([^"]+)"', page))
+    links = re.findall(r'<a href="#([^"]+)"', page)
+    h2_ids = re.findall(r'<h2 id="([^"]+)"', page)
+    assert links and set(links) <= ids and set(h2_ids) - {"contents"} == set(links)
+    assert len(h2_ids) == len(re.findall(r"<h2", page))           # every section has an anchor
+    md = files.markdown.read_text(encoding="utf-8")
+    md_links = re.findall(r"\]\(#([^)]+)\)", section(md, "Contents"))
+    assert md_links == [github_anchor(h) for h in h2(md)[1:]]
+
+
+def test_verdicts_one_line_per_factor(built):
+    _, files = built
+    md = files.markdown.read_text(encoding="utf-8")
+    verdict = [ln[2:] for ln in section(md, "Verdict").splitlines() if ln.startswith("- ")]
+    assert [v.split(":")[0] for v in verdict if not v.startswith("SENet")] == ["vs resnet", "r (vs r=16)"]
+    assert verdict[0] == ("vs resnet: r=8 better than resnet by 0.98 points (Holm p=0.049, n=2); r=4 one matched "
+                          "seed only (Δ −0.70, no test); r=16 −0.60 points on both seeds, no test (zero spread).")
+    assert verdict[1].startswith("r (vs r=16): r=4 one matched seed only")
+    assert "r=4 22.25%, r=8 22.26%, r=16 22.28%" in verdict[2]                  # what SENet found at these levels
+    assert verdict[2].endswith("Here the same levels are all below resnet (Δ −0.98 to −0.60 points, 1 of 3 "
+                               "significant): SENet's direction.")
+
+
+def test_caveats_are_stated_once_and_the_comparisons_lack_them(built):
+    _, files = built
+    md = files.markdown.read_text(encoding="utf-8")
+    page = html.unescape(files.html.read_text(encoding="utf-8"))
+    for text in (md, page):
+        assert text.count("one degree of freedom") == 1
+        assert text.count("cannot reach p < 0.05") == 1
+    assert "one degree of freedom" in section(md, "Caveats")
+    assert "5 epochs" in section(md, "Caveats")                                        # the schedule
+    assert "SE's gain does not appear" in section(md, "Caveats")
+    comparisons = section(md, "Comparisons")
+    assert "r=8 lowers top-1 error by 0.98 points vs resnet (95% CI" in comparisons
+    assert "treat as indicative" not in comparisons
+
+
+def test_the_appendix_lists_every_run(built):
+    root, files = built
+    runs = stats.read_runs(root / "results" / "ratio" / "runs.csv")
+    md = files.markdown.read_text(encoding="utf-8")
+    rows = md_table(section(md, "Appendix: every run"))
+    assert len(rows) == len(runs) == 10
+    assert list(rows[0]) == ["variant", "seed", "status", "top-1 err (%)", "params", "epochs", "run key"]
+    assert [(r["variant"], r["seed"]) for r in rows[:2]] == [("resnet", "0"), ("resnet", "1")]
+    assert {r["status"] for r in rows} == {"finished", "diverged", "failed"}
+    assert all(len(r["run key"]) == 8 for r in rows)
+    page = files.html.read_text(encoding="utf-8")
+    appendix = page[page.index('id="appendix'):]
+    assert appendix.count("<tr>") == len(runs) + 1

@@ -229,8 +229,11 @@ def test_records_and_tables_carry_the_results_version_code_version_and_data_id(
                                                                               code_version())
     from mlflow import MlflowClient
 
+    from sesweep.tracking import ROLE_TAG
+
     client = MlflowClient(tracking_uri=uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("tagged").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name("tagged").experiment_id])
+    (run,) = [r for r in runs if r.data.tags.get(ROLE_TAG) != "sweep"]  # the training run, not the sweep's
     tags = run.data.tags
     assert (tags["results_version"], tags["data_id"], tags["code_version"]) == (str(RESULTS_VERSION), "fake",
                                                                                 code_version())

@@ -258,6 +258,10 @@ def test_two_worker_processes_train_every_run_exactly_once(make_sweep, tmp_path:
 
     mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs(experiment_names=["pair"])
+    parents = runs[runs["tags.sesweep.role"] == "sweep"]
+    runs = runs[runs["tags.sesweep.role"] != "sweep"]
+    assert len(parents) == 1, "one MLflow run for the sweep, though two workers started it"
+    assert set(runs["tags.mlflow.parentRunId"]) == set(parents["run_id"])
     assert Counter(runs["tags.run_key"]) == Counter(plan.keys), "one MLflow run per training: none trained twice"
     assert set(runs["status"]) == {"FINISHED"}
     assert sorted(p.stem for p in (results / "pair" / "runs").glob("*.json")) == sorted(plan.keys)

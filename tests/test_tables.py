@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
 import shutil
@@ -335,3 +336,123 @@ def test_paper_tables_hold_the_other_factors_at_the_base_value(tmp_path):
     assert built["table12_excitation"].numbers["gate"].dropna().tolist() == ["sigmoid", "tanh"]
     assert "other factors held at the sweep's base value (r=8, pool=avg)" in built["table12_excitation"].caption
     assert stats.variant_labels(an)["tanh"] == "gate=tanh" and stats.variant_labels(an)["r=4"] == "r=4"
+
+
+# --------------------------------------------------------------------------------------------------
+# published numbers beside ours, significance marks, spec order, top-5 only where it says something
+
+
+def test_published_numbers_are_senets():
+    from sesweep import published
+    r16 = published.imagenet_row(10, 16)
+    assert (r16.top1, r16.top5, r16.params_m) == (22.28, 6.03, 28.1) and "Table 10" in r16.source
+    assert published.imagenet_row(10, 32.0).top1 == 22.72 and published.imagenet_row(10, "2").top1 == 22.29
+    base = published.IMAGENET_BASELINE
+    assert (base.top1, base.top5, base.params_m, base.label) == (23.30, 6.55, 25.6, "ResNet-50")
+    assert published.imagenet_row(11, "max").top1 == 22.57 and published.imagenet_row(11, "avg").top5 == 6.03
+    assert [published.imagenet_row(12, g).top1 for g in ("relu", "tanh", "sigmoid")] == [23.47, 23.00, 22.28]
+    assert [published.imagenet_row(13, s).top1 for s in ("[2]", (3,), [4], "all")] == [23.03, 23.04, 22.68, 22.28]
+    assert [published.imagenet_row(14, p).top1 for p in ("standard", "pre", "post", "identity")] == [
+        22.28, 22.23, 22.78, 22.20]
+    assert published.imagenet_row(10, 64) is None and published.imagenet_row(11, "avgmax") is None
+    assert published.imagenet_row(13, "[2, 3]") is None and published.imagenet_row(12, "hard_sigmoid") is None
+    c100 = published.cifar_result("resnet110", "cifar100")
+    assert (c100.original, c100.se, c100.table, c100.paper_arch) == (26.88, 23.85, 5, "ResNet-110")
+    assert published.cifar_result("wrn16_8", "cifar10").se == 3.88
+    assert published.cifar_result("resnet20", "cifar10") is None
+    assert published.cifar_result("resnet110", "digits") is None
+
+
+def test_paper_tables_show_senets_numbers_beside_ours(ratio):
+    built = {t.choice.slug: t for t in tables.build_tables(ratio)[0]}
+    t10 = built["table10_ratio"]
+    shown = t10.shown.set_index("variant")
+    assert shown.loc["se_r16", "SENet top-1 (%)"] == "22.28" and shown.loc["se_r4", "SENet top-1 (%)"] == "22.25"
+    assert shown.loc["se_r16", "SENet Δ vs ResNet-50"] == "−1.02"
+    assert shown.loc["se_r8", "SENet Δ vs ResNet-50"] == "−1.04"
+    assert shown.loc["resnet", "SENet top-1 (%)"] == "23.30" and shown.loc["resnet", "SENet Δ vs ResNet-50"] == ""
+    assert "SENet TPAMI v4, Table 10" in t10.caption and "ImageNet SE-ResNet-50" in t10.caption
+    assert "resnet20 on digits" in t10.caption and "only the direction" in t10.caption
+    assert "SENet top-1 (%)" not in built["overall"].shown.columns
+    assert "senet" not in " ".join(t10.numbers.columns).lower()        # the CSV keeps its columns
+
+
+def test_a_sweep_matching_a_published_cifar_entry_gets_its_numbers(tmp_path):
+    where = {"model.arch": "resnet110", "recipe.dataset": "cifar10"}
+    variants = {"resnet": {**where, "model.attention.kind": "none"}, "se": where,
+                "se_r8": {**where, "model.attention.reduction": 8}}
+    spec = write_sweep(tmp_path, "c10", variants, [0, 1], lambda v, s: metrics_for(7.0 - len(v) / 10 + s, 1, 1),
+                       excitation=False)
+    an = stats.analyze(stats.load_sweep(spec, tmp_path / "results"))
+    t10 = next(t for t in tables.build_tables(an)[0] if t.choice.slug == "table10_ratio")
+    shown = t10.shown.set_index("variant")
+    cifar = shown["SENet CIFAR-10 err (%)"]
+    assert (cifar["se"], cifar["resnet"], cifar["se_r8"]) == ("5.21", "6.37", "")
+    assert shown.loc["se", "SENet CIFAR-10 Δ vs ResNet-110"] == "−1.16"
+    assert shown.loc["se", "SENet top-1 (%)"] == "22.28"                  # the ImageNet ablation too
+    assert "SENet TPAMI v4, Table 4" in t10.caption
+
+
+def significant_r4(variant: str, seed: int) -> dict[str, float]:
+    """se_r4 is 1.00 point better than resnet on every seed give or take 0.05 (Holm p ≪ 0.05); se_r8 is noise."""
+    base = (10.0, 11.0, 9.0, 10.5)[seed]
+    shift = {"resnet": (0, 0, 0, 0), "se_r4": (-1.0, -0.95, -1.05, -1.0), "se_r8": (0.3, -0.3, 0.2, -0.2)}[variant]
+    return metrics_for(base + shift[seed], 1.0, 270_000 + len(variant))
+
+
+def test_significant_deltas_are_marked_and_the_caption_says_so(tmp_path):
+    variants = {k: RATIO_VARIANTS[k] for k in ("resnet", "se_r4", "se_r8")}
+    spec = write_sweep(tmp_path, "sig", variants, [0, 1, 2, 3], significant_r4, excitation=False)
+    an = stats.analyze(stats.load_sweep(spec, tmp_path / "results"))
+    for t in tables.build_tables(an)[0][:2]:                            # Table 10 and the overall table
+        shown = t.shown.set_index("variant")
+        delta = shown["Δ top-1 vs resnet"]
+        assert re.fullmatch(r"−1\.00\* \[−\d\.\d\d, −\d\.\d\d\]", delta["se_r4"]), delta["se_r4"]
+        assert "*" not in delta["se_r8"] and delta["resnet"] == "(baseline)"
+        assert float(t.numbers.set_index("variant").at["se_r4", "p_holm"]) < 0.05
+        assert "*: Holm-adjusted p < 0.05" in t.caption
+    tables.write_tables(an, tmp_path / "tables")
+    assert r"−1.00\* [" in (tmp_path / "tables" / "table10_ratio.md").read_text()   # no stray emphasis
+
+
+def test_variants_follow_the_spec_order_of_the_runners_manifest(tmp_path):
+    variants = {"se_r16": {"model.attention.reduction": 16}, "se_r4": {"model.attention.reduction": 4},
+                "max_pool": {"model.attention.pool": "max"}, "resnet": {"model.attention.kind": "none"}}
+    spec = write_sweep(tmp_path, "order", variants, [0, 1], lambda v, s: metrics_for(9.0 + len(v) / 10 + s, 1, 1),
+                       excitation=False)
+    before = stats.analyze(stats.load_sweep(spec, tmp_path / "results"))
+    assert before.order == ["resnet", "se_r4", "se_r16", "max_pool"]          # no manifest: sorted by level
+    manifest = {"name": "order", "baseline": "resnet", "variants": [{"name": n} for n in variants],
+                "runs": [{"variant": n, "seed": s} for n in variants for s in (0, 1)]}
+    (tmp_path / "results" / "order" / "manifest.json").write_text(json.dumps(manifest))
+    an = stats.analyze(stats.load_sweep(spec, tmp_path / "results"))
+    assert an.order == ["resnet", "se_r16", "se_r4", "max_pool"]              # the spec's order, baseline first
+    t10 = tables.build_tables(an)[0][0]
+    assert t10.numbers["variant"].tolist() == ["se_r16", "se_r4", "resnet"]   # baseline row last, as in the paper
+    # crossed with the architecture: groups in the order the manifest first names them, each baseline first
+    configs = pd.DataFrame({"model.arch": ["resnet32", "resnet20", "resnet32", "resnet20", "resnet20"],
+                            "model.attention.kind": ["se", "se", "none", "none", "se"],
+                            "model.attention.reduction": [8, 8, 16, 16, 4]},
+                           index=["a32", "a20", "base32", "base20", "b20"])
+    keys = ["model.arch", "model.attention.kind", "model.attention.reduction"]
+    runs = [{"variant": v, "seed": 0} for v in ("a32", "a20", "b20", "base32", "base20")]
+    assert stats.variant_order(configs, ["base32", "base20"], keys, {"runs": runs}) == [
+        "base32", "a32", "base20", "a20", "b20"]
+    assert stats.variant_order(configs, ["base32", "base20"], keys) == ["base20", "b20", "a20", "base32", "a32"]
+
+
+def test_top5_is_shown_only_with_more_than_ten_classes(ratio, tmp_path):
+    from sesweep import data
+    assert tables.DATASET_CLASSES == data.NUM_CLASSES
+    assert tables.class_count(ratio) == 10                                   # digits
+    built = tables.build_tables(ratio)[0]
+    assert all("top-5 err (%)" not in t.shown.columns for t in built)
+    assert "top5_err" in built[0].numbers.columns                            # the CSV keeps it
+    assert tables.classes_from_data_id("imagefolder:1000classes:train=9:test=3:0123456789abcdef") == 1000
+    assert tables.classes_from_data_id("digits:test_fraction=0.2:split_seed=0") is None
+    variants = {k: {**v, "recipe.dataset": "cifar100"} for k, v in RATIO_VARIANTS.items()}
+    spec = write_sweep(tmp_path, "c100", variants, [0, 1], lambda v, s: metrics_for(30.0 - len(v) + s, 9.0, 1),
+                       excitation=False)
+    an = stats.analyze(stats.load_sweep(spec, tmp_path / "results"))
+    assert tables.class_count(an) == 100
+    assert all("top-5 err (%)" in t.shown.columns for t in tables.build_tables(an)[0])

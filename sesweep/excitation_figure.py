@@ -1,0 +1,128 @@
+"""The SENet TPAMI Fig. 6 figure: the excitation (the gate's output) per channel, averaged over the test images of
+a few classes, for the last block of each stage and the blocks of the last stage.
+
+Drawn by :func:`sesweep.figures.make_figures` whenever the runs saved excitations, whatever the spec's
+``figures:`` list says; in the style and with the saving of :mod:`sesweep.figures`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from sesweep import figures
+from sesweep.figure_layout import legend_below
+from sesweep.stats import Analysis, finished_details, format_value, held_levels
+
+#: at most this many excitation figures (the variant at the held levels first)
+MAX_EXCITATION_FIGURES = 3
+#: at most this many classes per excitation panel (SENet TPAMI Fig. 6 shows four)
+EXCITATION_CLASSES = 4
+#: at most this many blocks per excitation figure
+EXCITATION_BLOCKS = 6
+
+
+def excitation_figures(an: Analysis, out_dir: Path) -> list[figures.FigureFile]:
+    """The excitation figures of the variants that saved excitations (:func:`excitation_variants`)."""
+    drawn = [excitation_figure(an, v, out_dir) for v in excitation_variants(an)]
+    return [f for f in drawn if f is not None]
+
+
+def excitation_variants(an: Analysis) -> list[str]:
+    """Variants that saved excitations, the one at every attention factor's held level first, at most a few."""
+    have = [v for v in an.order if excitation_rows(an, v)[1]]
+    held = {k: format_value(h.value) for k, h in held_levels(an).items()}
+    ref = [v for v in have if all(format_value(an.configs.at[v, k]) == lv for k, lv in held.items())]
+    ordered = ref[:1] + [v for v in have if v not in ref[:1]]
+    return ordered[:MAX_EXCITATION_FIGURES]
+
+
+def excitation_rows(an: Analysis, variant: str) -> tuple[int | None, list[dict[str, Any]]]:
+    """The saved excitation of one run of a variant (the lowest finished seed that saved it)."""
+    for seed, detail in finished_details(an, variant):
+        if detail.get("excitation"):
+            return seed, list(detail["excitation"])
+    return None, []
+
+
+def probe_description(an: Analysis, variant: str, seed: int | None) -> str:
+    """Which test images the excitation was averaged over (the run's ``excitation_probe``), for the caption."""
+    detail = next((d for s, d in finished_details(an, variant) if s == seed), {})
+    probe = detail.get("excitation_probe") or {}
+    if not probe:
+        return ("Which test images were probed was not recorded (a run from before the stratified probe: "
+                "possibly the first images of a class-sorted test set).")
+    per_class = [int(n) for n in probe.get("per_class") or []]
+    if per_class and len(set(per_class)) == 1:
+        counts = f"; {per_class[0]} images of each of {len(per_class)} classes"
+    elif per_class:
+        counts = f"; images per class: {', '.join(map(str, per_class))}"
+    else:
+        counts = ""
+    return f"Probe: {probe.get('selection', '')}{counts}."
+
+
+def pick_blocks(blocks: Sequence[tuple[int, str]], limit: int = EXCITATION_BLOCKS) -> list[tuple[int, str]]:
+    """Fig. 6's choice: the last block of each earlier stage and every block of the last stage (≤ limit)."""
+    ordered = sorted(set(blocks), key=lambda b: (b[0], _block_index(b[1])))
+    if len(ordered) <= limit:
+        return ordered
+    last_stage = ordered[-1][0]
+    stages = sorted({s for s, _ in ordered})
+    picked = [[b for b in ordered if b[0] == s][-1] for s in stages if s != last_stage]
+    picked += [b for b in ordered if b[0] == last_stage]
+    return picked[-limit:] if len(picked) > limit else picked
+
+
+def _block_index(name: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", name))
+
+
+def excitation_figure(an: Analysis, variant: str, out_dir: Path) -> figures.FigureFile | None:
+    """Mean excitation per channel for a few classes and their average, one panel per block."""
+    seed, rows = excitation_rows(an, variant)
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows)
+    blocks = pick_blocks(list(zip(frame["stage"].astype(int), frame["block"].astype(str), strict=True)))
+    classes = sorted(frame["class"].unique())[:EXCITATION_CLASSES]
+    palette = sns.color_palette("dark", len(classes))
+    cols = min(3, len(blocks))
+    nrows = math.ceil(len(blocks) / cols)
+    with figures.paper_style():
+        fig = figures.new_figure(figures.PAGE_IN if cols > 1 else figures.COLUMN_IN, 1.75 * nrows + 0.2)
+        handles: list[Any] = []
+        for i, (stage, block) in enumerate(blocks):
+            ax = fig.add_subplot(nrows, cols, i + 1)
+            part = frame[frame["block"] == block]
+            every = np.array([np.asarray(m, dtype=float) for m in part["mean"]])
+            for c, color in zip(classes, palette, strict=True):
+                row = part[part["class"] == c]
+                if row.empty:
+                    continue
+                y = np.asarray(row.iloc[0]["mean"], dtype=float)
+                (ln,) = ax.plot(np.arange(len(y)), y, color=color, lw=0.8, alpha=0.9, label=f"class {c}")
+                if i == 0:
+                    handles.append(ln)
+            (avg,) = ax.plot(np.arange(every.shape[1]), every.mean(axis=0), color="black", lw=0.9, ls="--",
+                             label=f"mean of {len(part)} classes")
+            if i == 0:
+                handles.append(avg)
+            ax.set_title(f"stage {stage} · {block}", fontsize=figures.FONT_PT)
+            ax.set_xlim(0, every.shape[1] - 1)
+            if i % cols == 0:
+                ax.set_ylabel("excitation")
+            if i >= len(blocks) - cols:
+                ax.set_xlabel("channel index")
+        legend_below(fig, handles, max_ncol=len(handles))
+        caption = (f"Excitation of {variant} (seed {seed}): the gate's output per channel, averaged over the test "
+                   f"images of each class (SENet TPAMI Fig. 6 style), for the last block of each stage and the "
+                   f"blocks of the last stage. {probe_description(an, variant, seed)}")
+        return figures.save(fig, out_dir, f"excitation_{figures.slugify(variant)}", caption)

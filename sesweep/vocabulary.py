@@ -1,0 +1,167 @@
+"""The names a sweep file's ``tables:`` and ``figures:`` lists may use — their one definition.
+
+:mod:`sesweep.tables` and :mod:`sesweep.figures` pick what to draw with these names; :mod:`sesweep.plan`
+rejects a name outside them when the sweep file is loaded (exit 2, before any run), listing the allowed
+ones. A name that is valid in general but whose factor this sweep does not vary (``stages`` in a ratio
+sweep) loads, and the report notes that it could not produce it. No heavy imports here (no torch, pandas
+or matplotlib): loading a sweep file must stay fast.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sesweep.spec import SpecError, schema_keys
+
+#: factor key → (SENet TPAMI table number, slug, title)
+PAPER_TABLES: dict[str, tuple[int, str, str]] = {
+    "model.attention.reduction": (10, "ratio", "reduction ratio r"),
+    "model.attention.pool": (11, "squeeze", "squeeze operator"),
+    "model.attention.gate": (12, "excitation", "excitation operator"),
+    "model.attention.stages": (13, "stages", "SE in different stages"),
+    "model.attention.placement": (14, "integration", "integration strategy"),
+}
+#: the table of every variant, and the table of adaptive SE against the fixed ratio of equal cost
+OVERALL_TABLE = "overall"
+ADAPTIVE_TABLE = "adaptive"
+#: names a spec's ``tables:`` list may use for each table, besides its slug and number
+ALIASES: dict[str, tuple[str, ...]] = {
+    "ratio": ("reduction", "r"), "squeeze": ("pool",), "excitation": ("gate",), "stages": ("stage",),
+    "integration": ("placement",), OVERALL_TABLE: ("all", "variants", "summary"),
+    ADAPTIVE_TABLE: ("learned", "learnable", "dynamic", "cost_weight", "equal_cost"),
+}
+
+#: figure kind → names a spec's ``figures:`` list may use for it
+FIGURE_NAMES: dict[str, tuple[str, ...]] = {
+    "ratio": ("ratio", "reduction", "r", "table10"),
+    "pareto": ("pareto", "cost", "accuracy_cost", "params", "macs", "latency", "infer_ms"),
+    "curves": ("curves", "learning_curves", "learning"),
+    "excitation": ("excitation", "excitations", "fig6", "activations"),
+    "adaptive": ("adaptive", "learned", "learnable", "dynamic", "widths", "equal_cost", "cost_weight"),
+}
+
+#: short names of the usual factors, as the SENet paper writes them
+SHORT_NAMES = {"model.attention.reduction": "r", "model.attention.pool": "pool", "model.attention.gate": "gate",
+               "model.attention.placement": "placement", "model.attention.stages": "stages",
+               "model.attention.adaptive": "adaptive", "model.attention.kind": "attention", "model.arch": "arch"}
+
+
+def short_name(key: str) -> str:
+    return SHORT_NAMES.get(key, key.rpartition(".")[2])
+
+
+# --------------------------------------------------------------------------------------------------
+# tables
+
+
+def factor_table_slug(key: str) -> tuple[str, int | None]:
+    """The file stem of a factor's table (``table10_ratio``, ``factor_arch``) and its SENet table number."""
+    if key in PAPER_TABLES:
+        number, slug, _ = PAPER_TABLES[key]
+        return f"table{number}_{slug}", number
+    return "factor_" + key.replace("model.", "").replace("attention.", "").replace(".", "_"), None
+
+
+def table_choice_names(slug: str, key: str | None = None, number: int | None = None) -> set[str]:
+    """Every name that selects one table: its file stem and slug, their aliases, its factor's key and short
+    name, its SENet table number (``10``, ``table10``, ``table 10``)."""
+    short = slug.split("_", 1)[-1]
+    names = {slug, short, *ALIASES.get(short, ())}
+    if key:
+        names |= {key, short_name(key)}
+    if number is not None:
+        names |= {str(number), f"table{number}", f"table {number}"}
+    return names
+
+
+def table_factor_keys() -> list[str]:
+    """Spec keys that can have a table of their own when a sweep varies them (``model.attention.kind`` is the
+    baseline row of every table; the seed is never varied between variants)."""
+    return [k for k in schema_keys() if k not in ("seed", "model.attention.kind")]
+
+
+def table_names() -> list[str]:
+    """Every name a ``tables:`` list may use (lower case), sorted."""
+    names = table_choice_names(OVERALL_TABLE) | table_choice_names(ADAPTIVE_TABLE)
+    for key in table_factor_keys():
+        names |= table_choice_names(*_slug_key_number(key))
+    return sorted(names)
+
+
+def _slug_key_number(key: str) -> tuple[str, str, int | None]:
+    slug, number = factor_table_slug(key)
+    return slug, key, number
+
+
+# --------------------------------------------------------------------------------------------------
+# figures
+
+
+def factor_figure_names(key: str) -> tuple[str, ...]:
+    """Names that select the figure of one factor (not the ratio: that is the ``ratio`` figure)."""
+    names = [key, short_name(key), key.rpartition(".")[2]]
+    if key in PAPER_TABLES:
+        number, slug, _ = PAPER_TABLES[key]
+        names += [slug, f"table{number}"]
+    if key == "model.attention.gate":
+        names = [n for n in names if n != "excitation"]  # "excitation" is the Fig. 6 plot
+    return tuple(names)
+
+
+def figure_factor_keys() -> list[str]:
+    """Spec keys that can have a figure of their own: the model's, but the attention kind and the ratio."""
+    return [k for k in schema_keys() if k.startswith("model.")
+            and k not in ("model.attention.kind", "model.attention.reduction")]
+
+
+def figure_names() -> list[str]:
+    """Every name a ``figures:`` list may use (lower case), sorted."""
+    names = {n for kind in FIGURE_NAMES.values() for n in kind}
+    names |= {n for key in figure_factor_keys() for n in factor_figure_names(key)}
+    return sorted(names)
+
+
+# --------------------------------------------------------------------------------------------------
+# checking a sweep file's lists
+
+
+def check_names(field: str, requested: Sequence[Any]) -> None:
+    """Raise :class:`SpecError` (one line: the field, the name, the closest name, the allowed names) for the
+    first entry of a ``tables:`` or ``figures:`` list that no table or figure is ever called."""
+    allowed = set(table_names() if field == "tables" else figure_names())
+    for i, name in enumerate(requested):
+        wanted = str(name).strip().lower()
+        if wanted in allowed:
+            continue
+        close = difflib.get_close_matches(wanted, sorted(allowed), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        what = "table" if field == "tables" else "figure"
+        raise SpecError(f"{field}[{i}]", f"{name!r} is not a {what} name{hint}; allowed: {describe(field)}")
+
+
+def describe(field: str) -> str:
+    """The allowed names of ``tables:`` or ``figures:`` for an error message: each named table or figure with
+    its other names, then the per-factor names."""
+    if field == "tables":
+        named = [(OVERALL_TABLE, ALIASES[OVERALL_TABLE]), (ADAPTIVE_TABLE, ALIASES[ADAPTIVE_TABLE])]
+        named += [(slug, (*ALIASES.get(slug, ()), f"table{number}", short_name(key)))
+                  for key, (number, slug, _) in PAPER_TABLES.items()]
+        factors = "a table per other varied spec key: its dotted key, its last part or factor_<key> " \
+                  "(model.arch, arch, factor_arch; recipe.lr, lr, factor_recipe_lr)"
+    else:
+        named = [(kind, names[1:]) for kind, names in FIGURE_NAMES.items()]
+        named += [(short_name(key), _others(factor_figure_names(key), short_name(key))) for key in PAPER_TABLES
+                  if key != "model.attention.reduction"]
+        factors = "a figure per other varied model key: its dotted key or its last part (model.arch, arch)"
+    listed = "; ".join(f"{name} ({', '.join(_unique(others, name))})" if others else name for name, others in named)
+    return f"{listed}; or {factors}"
+
+
+def _others(names: Iterable[str], first: str) -> tuple[str, ...]:
+    return tuple(n for n in names if n != first and "." not in n)
+
+
+def _unique(names: Iterable[str], first: str) -> list[str]:
+    return [n for n in dict.fromkeys(names) if n != first]
