@@ -278,10 +278,10 @@ def describe_levels(table: int, levels: Sequence[Any]) -> str:
     best, worst = min(rows, key=lambda r: r.top1), max(rows, key=lambda r: r.top1)
     deltas = sorted(r.top1 - IMAGENET_BASELINE.top1 for r in rows)
     if len(rows) == 1:
-        return (f"SENet ({SOURCE}, Table {table}: ImageNet SE-ResNet-50) at the {key_name} level run here: "
+        return (f"{SOURCE}, Table {table} (ImageNet SE-ResNet-50), at the {key_name} level run here: "
                 f"{best.label} {best.top1:.2f}%, {_signed(deltas[0])} points vs ResNet-50.")
     beside = "below" if deltas[-1] < 0 else "above" if deltas[0] > 0 else "around"
-    return (f"SENet ({SOURCE}, Table {table}: ImageNet SE-ResNet-50) at the {key_name} levels run here: "
+    return (f"{SOURCE}, Table {table} (ImageNet SE-ResNet-50), at the {key_name} levels run here: "
             f"{', '.join(f'{r.label} {r.top1:.2f}%' for r in rows)} — best {best.label}, worst {worst.label}, "
             f"{worst.top1 - best.top1:.2f} points apart, all {beside} ResNet-50's {IMAGENET_BASELINE.top1:.2f}% "
             f"(Δ {_signed(deltas[0])} to {_signed(deltas[-1])}).")

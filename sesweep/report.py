@@ -568,6 +568,8 @@ class ReportFiles:
     markdown: Path
     html: Path
     figures: tuple[FigureFile, ...]
+    #: what the report says it could not do (tables or figures requested but not drawn, and why)
+    notes: tuple[str, ...] = ()
 
 
 def expected_runs(spec_path: Path | None) -> tuple[int | None, str]:
@@ -607,7 +609,7 @@ def write_report(an: Analysis, out_dir: Path, *, expected: int | None = None, fi
     md, page = out_dir / "report.md", out_dir / "report.html"
     md.write_text(render_markdown(title, sections), encoding="utf-8")
     page.write_text(render_html(title, sections), encoding="utf-8")
-    return ReportFiles(md, page, tuple(figs))
+    return ReportFiles(md, page, tuple(figs), (*table_notes, *fig_notes))
 
 
 def run_report(target: str | Path, *, results_root: Path | None = None, out: Path | None = None,
@@ -665,9 +667,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         print_json(args, {"markdown": str(files.markdown), "html": str(files.html),
                           "figures": [{"slug": f.slug, "caption": f.caption, "png": str(f.png), "pdf": str(f.pdf)}
                                       for f in files.figures],
-                          # the notes write_report passes to the summary, once ReportFiles carries them
-                          "notes": list(getattr(files, "notes", ()))})
+                          "notes": list(files.notes)})
         return 0
-    print(f"wrote {files.markdown}, {files.html} and {len(files.figures)} figures (PNG + PDF) "
-          f"in {files.markdown.parent / 'figures'}")
+    print(f"wrote {files.markdown}, {files.html} and {len(files.figures)} figures: PNG in "
+          f"{files.markdown.parent / 'figures'}, PDF in {files.markdown.parent / PAPER_DIR}")
     return 0

@@ -31,6 +31,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
 import subprocess
 import time
@@ -118,6 +119,9 @@ class Tracker:
         self.uri = uri
         self.experiment = experiment
         self.artifact_dir = Path(artifact_dir).resolve() if artifact_dir is not None else None
+        # MLflow prints "View run … at: URL" to the process's stdout when a run ends against a server; stdout is
+        # the commands' results (``--json``), and worker processes do not share the parent's redirection
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         #: the sweep's own run, parent of every training run (:meth:`sweep_run`); None: not nested
         self.parent_run_id: str | None = None
         self._client: Any = None
