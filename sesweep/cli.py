@@ -54,9 +54,9 @@ def _assignments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """Cost of one variant: parameters, SE parameters, MACs and per-block hidden widths."""
-    from sesweep.data import dataset_channels, dataset_num_classes
-    from sesweep.measure import model_cost
-    from sesweep.models import ARCHS, build_model
+    from sesweep.training.data import dataset_channels, dataset_num_classes
+    from sesweep.training.measure import model_cost
+    from sesweep.training.models import ARCHS, build_model
 
     flat = parse_assignments(args.assignments)
     hardened: dict[str, int] = {}
@@ -72,7 +72,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     if att.kind != "se" or att.adaptive != "learnable":
         hardened = {}  # the overrides made it another kind of SE (or none): the learned widths do not apply
     if hardened:
-        from sesweep.models.adaptive import harden_to_widths
+        from sesweep.training.models.adaptive import harden_to_widths
 
         try:
             harden_to_widths(model, hardened)
@@ -128,7 +128,7 @@ def format_cost(cost: dict[str, Any], origin: str) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train and evaluate one run (variant × recipe × seed) and print its record."""
-    from sesweep.train import train
+    from sesweep.training.train import train
 
     spec = run_spec(parse_assignments(args.assignments))
     result = train(spec, progress=False if args.quiet else None)
@@ -157,7 +157,7 @@ def format_record(record: dict[str, Any]) -> str:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Training-step and inference speed: attention kinds × precisions, interleaved, medians."""
-    from sesweep.bench import bench, format_bench
+    from sesweep.training.bench import bench, format_bench
 
     spec = run_spec(parse_assignments(args.assignments))
     rows = bench(spec, args.kinds.split(","), args.precisions.split(","), args.steps, args.repeats)
@@ -211,16 +211,16 @@ class Command:
 
 #: the data flow, in order: spec → runs → records → tables → figures
 COMMANDS: dict[str, Command] = {
-    "run": Command("sesweep.sweep", "add_run_arguments", "cmd_run",
+    "run": Command("sesweep.runner.sweep", "add_run_arguments", "cmd_run",
                    "run, resume or join a sweep (experiments/NAME.yaml) until every run is done"),
-    "status": Command("sesweep.sweep", "add_status_arguments", "cmd_status",
+    "status": Command("sesweep.runner.sweep", "add_status_arguments", "cmd_status",
                       "done / running / failed / pending runs of a sweep, with an ETA"),
     "train": Command("sesweep.cli", "add_train_arguments", "cmd_train", "train and evaluate one run, print its record"),
     "info": Command("sesweep.cli", "add_info_arguments", "cmd_info",
                     "cost of one variant: params, SE params, MACs, hidden widths"),
-    "aggregate": Command("sesweep.tables", "add_aggregate_arguments", "cmd_aggregate",
+    "aggregate": Command("sesweep.analysis.tables", "add_aggregate_arguments", "cmd_aggregate",
                          "mean ± CI per variant, paired deltas vs the baseline, paper-style tables"),
-    "report": Command("sesweep.report", "add_report_arguments", "cmd_report",
+    "report": Command("sesweep.analysis.report", "add_report_arguments", "cmd_report",
                       "report.md and a self-contained report.html with tables, figures and a summary"),
     "bench": Command("sesweep.cli", "add_bench_arguments", "cmd_bench",
                      "training-step and inference speed of baseline vs SE, fp32 vs bf16"),

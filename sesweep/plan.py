@@ -58,7 +58,7 @@ class Run:
     seed: int
     spec: RunSpec
     key: str
-    #: what data it reads (:func:`sesweep.data.data_identity`); None where the data are not on this machine
+    #: what data it reads (:func:`sesweep.training.data.data_identity`); None where the data are not on this machine
     data_id: str | None = None
 
 
@@ -288,14 +288,14 @@ UNRESOLVED = "?"
 
 
 def _data_config(recipe: Any) -> tuple[str, str | None]:
-    """What :func:`sesweep.data.data_identity` reads of a recipe: the data set, and where an image folder is."""
+    """What :func:`.training.data.data_identity` reads of a recipe: the data set, and where an image folder is."""
     return recipe.dataset, recipe.data_root if recipe.dataset == "imagefolder" else None
 
 
 def _data_ids(specs: Sequence[RunSpec]) -> tuple[dict[tuple[str, str | None], str | None], str | None]:
     """The data identity of every distinct data config of ``specs`` (each read once), None where the data
     are not on this machine; and the first such error as one line (None when every identity is known)."""
-    from sesweep.data import data_identity
+    from sesweep.training.data import data_identity
 
     ids: dict[tuple[str, str | None], str | None] = {}
     unresolved = None
@@ -336,7 +336,7 @@ def check_data(plan: Plan) -> None:
 
     Image folders are only listed (and one image header read), never decoded: that is each run's work, and
     cached. Built-in sets are loaded once (CIFAR: downloaded once, here, if it is not there yet)."""
-    from sesweep.data import _folder_classes, _folder_files, _folder_root, dataset_image_size, load_data
+    from sesweep.training.data import _folder_classes, _folder_files, _folder_root, dataset_image_size, load_data
 
     if plan.unresolved:
         raise SpecError("", plan.unresolved)
@@ -563,12 +563,12 @@ def check_model(spec: RunSpec) -> None:
     """Raise the :class:`SpecError` building this run's model would raise, without building big models.
 
     The SE hidden width of every block is checked analytically with the same rule the model uses
-    (:func:`sesweep.models.hidden_width`), so the message names the block; CIFAR-size models (milliseconds
+    (:func:`sesweep.training.models.hidden_width`), so the message names the block; CIFAR-size models (milliseconds
     to build) are also built, which catches every other build-time check.
     """
-    from sesweep.data import NUM_CLASSES, dataset_channels
-    from sesweep.models import ARCHS, build_model, hidden_width
-    from sesweep.models.build import attention_stages
+    from sesweep.training.data import NUM_CLASSES, dataset_channels
+    from sesweep.training.models import ARCHS, build_model, hidden_width
+    from sesweep.training.models.build import attention_stages
 
     model = spec.model
     arch = ARCHS[model.arch]

@@ -355,7 +355,7 @@ def inert_keys(spec: RunSpec) -> frozenset[str]:
 #: what it measures or how), so every run is trained again; a change that computes the same numbers needs
 #: no bump. Changelog:
 #:   1  everything recorded before issue 9 (records without a ``results_version`` field)
-#:   2  issue 9: run keys identify the data (:func:`sesweep.data.data_identity`) and records carry
+#:   2  issue 9: run keys identify the data (:func:`sesweep.training.data.data_identity`) and records carry
 #:      ``results_version``, ``code_version`` and ``data_id``; the other fixes of issue 9 (stratified
 #:      excitation probe, the dynamic SE's budget over the whole test set, per-run measurements) change
 #:      what runs compute
@@ -367,10 +367,10 @@ def run_key(spec: RunSpec, data_id: str | None = None) -> str:
 
     Covers the canonical resolved config minus where the data live (:data:`LOCATION_KEYS`) and knobs the
     variant does not use (:func:`inert_keys`), plus the identity of the data it reads (``data_id``; default:
-    :func:`sesweep.data.data_identity` of its recipe, which reads an image folder's listing and raises
+    :func:`sesweep.training.data.data_identity` of its recipe, which reads an image folder's listing and raises
     :class:`SpecError` when it is not there) and :data:`RESULTS_VERSION`."""
     if data_id is None:
-        from sesweep.data import data_identity
+        from sesweep.training.data import data_identity
 
         data_id = data_identity(spec.recipe)
     skip = LOCATION_KEYS | inert_keys(spec)

@@ -1,6 +1,6 @@
 """The names a sweep file's ``tables:`` and ``figures:`` lists may use — their one definition.
 
-:mod:`sesweep.tables` and :mod:`sesweep.figures` pick what to draw with these names; :mod:`sesweep.plan`
+:mod:`.analysis.tables` and :mod:`.analysis.figures` pick what to draw with these names; :mod:`.plan`
 rejects a name outside them when the sweep file is loaded (exit 2, before any run), listing the allowed
 ones. A name that is valid in general but whose factor this sweep does not vary (``stages`` in a ratio
 sweep) loads, and the report notes that it could not produce it. No heavy imports here (no torch, pandas

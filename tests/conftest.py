@@ -72,15 +72,15 @@ def one_torch_thread() -> Iterator[None]:
 
 @pytest.fixture
 def count_trainings(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """Counts in-process calls of sesweep.train.train per run key."""
-    import sesweep.train
+    """Counts in-process calls of sesweep.training.train.train per run key."""
+    import sesweep.training.train
 
     calls: Counter[str] = Counter()
-    real = sesweep.train.train
+    real = sesweep.training.train.train
 
     def counting(spec, **kwargs):
-        calls[sesweep.train.run_key(spec)] += 1
+        calls[sesweep.training.train.run_key(spec)] += 1
         return real(spec, **kwargs)
 
-    monkeypatch.setattr(sesweep.train, "train", counting)
+    monkeypatch.setattr(sesweep.training.train, "train", counting)
     return calls

@@ -9,8 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from sesweep.measure import attention_params, count_macs, count_params, hidden_widths, model_cost
-from sesweep.models.adaptive import (
+from sesweep.spec import AttentionSpec
+from sesweep.training.measure import attention_params, count_macs, count_params, hidden_widths, model_cost
+from sesweep.training.models.adaptive import (
     KNEE,
     TEMPERATURE,
     AdaptiveSEFactory,
@@ -26,10 +27,9 @@ from sesweep.models.adaptive import (
     record_dynamic_widths,
     soft_width,
 )
-from sesweep.models.attention import SEFactory, SqueezeExcite
-from sesweep.models.init import generator_for, init_weights
-from sesweep.models.resnet import BasicBlock, ResNet
-from sesweep.spec import AttentionSpec
+from sesweep.training.models.attention import SEFactory, SqueezeExcite
+from sesweep.training.models.init import generator_for, init_weights
+from sesweep.training.models.resnet import BasicBlock, ResNet
 
 
 def gen(seed: int = 0, prefix: str = "blk"):

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from sesweep import sweep as sw
 from sesweep.cli import main
 from sesweep.plan import load_plan
+from sesweep.runner import sweep as sw
 from sesweep.spec import flatten, run_spec
 
 #: a run of well under a second (as in conftest.FAKE_RECIPE)
@@ -158,7 +158,8 @@ def test_every_experiment_names_valid_tables_and_figures():
 
 
 def test_the_vocabulary_is_exactly_what_tables_and_figures_recognise():
-    from sesweep import figures, tables, vocabulary
+    from sesweep import vocabulary
+    from sesweep.analysis import figures, tables
     from sesweep.spec import schema_keys
 
     assert tables.PAPER_TABLES is vocabulary.PAPER_TABLES

@@ -1,4 +1,4 @@
-"""Data sets, subsets, the imagefolder cache and batched augmentation (sesweep.data).
+"""Data sets, subsets, the imagefolder cache and batched augmentation (sesweep.training.data).
 
 Every test makes its own small data (CIFAR pickles, PNG trees) in tmp_path; none touches the network
 or /work/shared/data.
@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from sesweep import data as sd
-from sesweep.data import (
+from sesweep.spec import RecipeSpec, SpecError
+from sesweep.training import data as sd
+from sesweep.training.data import (
     DataSplits,
     ImageSet,
     TrainBatches,
@@ -31,7 +32,6 @@ from sesweep.data import (
     load_data,
     subset,
 )
-from sesweep.spec import RecipeSpec, SpecError
 
 # --------------------------------------------------------------------------------------------------
 # helpers

@@ -9,18 +9,18 @@ import math
 import pytest
 import torch
 
-from sesweep import figures, stats, tables
-from sesweep import train as train_module
-from sesweep.data import load_data
-from sesweep.models.adaptive import (
+from sesweep.analysis import figures, stats, tables
+from sesweep.spec import run_spec
+from sesweep.training import train as train_module
+from sesweep.training.data import load_data
+from sesweep.training.models.adaptive import (
     DynamicSE,
     adaptive_modules,
     budget_fraction,
     record_dynamic_widths,
     truncated,
 )
-from sesweep.models.init import generator_for
-from sesweep.spec import run_spec
+from sesweep.training.models.init import generator_for
 from tests.test_stats import ADAPTIVE_VARIANTS, adaptive_details, adaptive_outcome, write_sweep
 
 # -- the budget over the whole test set --------------------------------------------------------------------

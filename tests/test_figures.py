@@ -21,7 +21,7 @@ from matplotlib.lines import Line2D
 from PIL import Image
 from test_stats import adaptive_details, metrics_for, write_sweep  # tests/ is on sys.path
 
-from sesweep import figure_layout, figures, stats
+from sesweep.analysis import figure_layout, figures, stats
 
 Drawn = dict[str, tuple[Figure, figures.FigureFile]]
 

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 import torch
 
-from sesweep import train as train_module
-from sesweep.data import ImageSet, load_data
 from sesweep.spec import run_spec
-from sesweep.train import train
+from sesweep.training import train as train_module
+from sesweep.training.data import ImageSet, load_data
+from sesweep.training.train import train
 
 TINY = {"recipe.dataset": "fake", "recipe.train_subset": 64, "recipe.test_subset": 200, "recipe.image_size": 16,
         "recipe.batch_size": 32, "recipe.eval_batch_size": 100, "recipe.epochs": 1, "recipe.precision": "fp32",
@@ -45,7 +45,7 @@ def sorted_splits():
 # -- item 5: the excitation probe ---------------------------------------------------------------------------
 
 def test_probe_is_class_balanced_seeded_and_independent_of_the_run():
-    from sesweep.measure import PROBE_SEED, excitation_probe
+    from sesweep.training.measure import PROBE_SEED, excitation_probe
 
     labels = torch.arange(10).repeat_interleave(200)  # 2,000 images sorted by class
     index, info = excitation_probe(labels, images=1024, max_classes=10)
@@ -82,7 +82,7 @@ def test_training_probes_every_class_with_the_same_images_for_every_variant_and_
 # -- item 9: peak memory -------------------------------------------------------------------------------------
 
 def test_peak_rss_is_reset_per_measurement():
-    from sesweep.measure import peak_rss_mb, reset_peak_rss
+    from sesweep.training.measure import peak_rss_mb, reset_peak_rss
 
     if not reset_peak_rss():
         pytest.skip("this kernel cannot reset the resident-set high-water mark")
@@ -117,7 +117,7 @@ def test_two_runs_in_one_process_do_not_both_report_the_first_ones_peak(monkeypa
 # -- item 10: where a run was timed, and whether it shared the device ------------------------------------------
 
 def test_device_registry_marks_overlapping_trainers_shared(tmp_path):
-    from sesweep.hardware import device_slot
+    from sesweep.training.hardware import device_slot
 
     cpu = torch.device("cpu")
     with device_slot(cpu) as alone:
@@ -141,7 +141,7 @@ def test_device_registry_marks_overlapping_trainers_shared(tmp_path):
 
 
 def test_run_records_host_device_and_whether_its_timing_was_shared(tmp_path):
-    from sesweep.hardware import device_slot
+    from sesweep.training.hardware import device_slot
 
     alone = train(tiny(), progress=False).record()
     assert alone["host"] == os.uname().nodename and alone["device_name"]
@@ -164,7 +164,7 @@ def _runs() -> pd.DataFrame:
 
 
 def test_speed_statistics_are_grouped_by_host_and_device_without_shared_timings():
-    from sesweep.speed import speed_stats
+    from sesweep.analysis.speed import speed_stats
 
     table, caveat = speed_stats(_runs())
     table = table.set_index(["host", "device_name"])
@@ -181,14 +181,14 @@ def test_speed_statistics_are_grouped_by_host_and_device_without_shared_timings(
 
 
 def test_speed_module_does_not_import_torch():
-    code = "import sys, sesweep.speed; assert 'torch' not in sys.modules"
+    code = "import sys, sesweep.analysis.speed; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 # -- item 11: what hardening the learnable SE is -------------------------------------------------------------
 
 def _learnable_at(width: float):
-    from sesweep.models.adaptive import LearnableSE
+    from sesweep.training.models.adaptive import LearnableSE
 
     torch.manual_seed(0)
     se = LearnableSE(32, 2, block="b")  # H = 16 hidden units, min width 1
@@ -198,7 +198,7 @@ def _learnable_at(width: float):
 
 
 def test_hardening_drops_units_whose_masks_reach_one_half_and_folds_the_kept_ones():
-    from sesweep.models.adaptive import harden
+    from sesweep.training.models.adaptive import harden
 
     near_half = _learnable_at(10.47)  # measured on the smoke sweep's learned variant (seed 0, layer3.0)
     dropped, kept = near_half.hardening_masks()
@@ -228,8 +228,8 @@ def test_every_width_keeps_masks_of_at_least_one_half_and_drops_masks_of_at_most
 
 
 def test_the_adaptive_log_says_how_much_each_hardened_block_drops():
-    from sesweep.models import build_model
-    from sesweep.models.adaptive import adaptive_state
+    from sesweep.training.models import build_model
+    from sesweep.training.models.adaptive import adaptive_state
 
     spec = tiny(model__attention__adaptive="learnable", model__attention__reduction=2)
     rows = adaptive_state(build_model(spec.model, 10, 3, 0))

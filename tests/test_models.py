@@ -7,10 +7,10 @@ import torch
 import torchvision
 from torch import nn
 
-from sesweep.measure import attention_params, count_macs, count_params, hidden_widths
-from sesweep.models import SqueezeExcite, build_model, hidden_width
-from sesweep.models.attention import Attention
 from sesweep.spec import SpecError, run_spec
+from sesweep.training.measure import attention_params, count_macs, count_params, hidden_widths
+from sesweep.training.models import SqueezeExcite, build_model, hidden_width
+from sesweep.training.models.attention import Attention
 
 
 def model(seed: int = 0, classes: int = 10, **overrides):

@@ -18,7 +18,7 @@ from test_stats import (  # tests/ is on sys.path
     write_sweep,
 )
 
-from sesweep import figures, report, stats
+from sesweep.analysis import figures, report, stats
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 from test_stats import write_adaptive_sweep  # tests/ is on sys.path
 
-from sesweep import report
+from sesweep.analysis import report
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 

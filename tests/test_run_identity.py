@@ -17,12 +17,12 @@ import pytest
 from test_data import make_folder, write_png  # tests/ is on sys.path
 
 import sesweep.spec
-from sesweep import sweep as sw
 from sesweep.cli import main
-from sesweep.data import data_identity
 from sesweep.plan import load_plan
+from sesweep.runner import sweep as sw
+from sesweep.runner.tracking import code_version
 from sesweep.spec import RESULTS_VERSION, RecipeSpec, SpecError, run_key, run_spec
-from sesweep.tracking import code_version
+from sesweep.training.data import data_identity
 
 FAST = {"heartbeat_interval": 1, "grace_period": 4, "progress": False, "threads": 1}
 #: the tiny folders of make_folder (9 train, 3 test images of 8x8) in one epoch
@@ -229,7 +229,7 @@ def test_records_and_tables_carry_the_results_version_code_version_and_data_id(
                                                                               code_version())
     from mlflow import MlflowClient
 
-    from sesweep.tracking import ROLE_TAG
+    from sesweep.runner.tracking import ROLE_TAG
 
     client = MlflowClient(tracking_uri=uri)
     runs = client.search_runs([client.get_experiment_by_name("tagged").experiment_id])

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from sesweep import stats
+from sesweep.analysis import stats
 from sesweep.spec import flatten, run_key, run_spec
 
 MetricFn = Callable[[str, int], "dict[str, float] | str"]
@@ -228,7 +228,7 @@ T975_DF2 = math.sqrt(2 * 0.9025 / 0.0975)
 
 
 def test_every_recorded_metric_is_aggregated(tmp_path):
-    from sesweep.train import METRICS
+    from sesweep.training.train import METRICS
 
     runs = hand_runs(tmp_path)
     for m in METRICS:  # a metric the record gained later is a plain numeric column of runs.csv

@@ -1,4 +1,4 @@
-"""The sweep runner (sesweep.sweep) on real storage, real processes and real (tiny) training.
+"""The sweep runner (sesweep.runner.sweep) on real storage, real processes and real (tiny) training.
 
 Exactly-once is checked three ways: the claim protocol alone under four racing processes (no training),
 two spawned training workers counted through MLflow (one MLflow run per training attempt), and a worker
@@ -29,8 +29,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from sesweep import sweep as sw
 from sesweep.plan import Plan, load_plan
+from sesweep.runner import sweep as sw
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = {"heartbeat_interval": 1, "grace_period": 4, "progress": False, "threads": 1}

@@ -22,7 +22,7 @@ from test_stats import (  # tests/ is on sys.path
     write_sweep,
 )
 
-from sesweep import figures, stats, tables
+from sesweep.analysis import figures, stats, tables
 
 
 @pytest.fixture(scope="module")
@@ -343,7 +343,7 @@ def test_paper_tables_hold_the_other_factors_at_the_base_value(tmp_path):
 
 
 def test_published_numbers_are_senets():
-    from sesweep import published
+    from sesweep.analysis import published
     r16 = published.imagenet_row(10, 16)
     assert (r16.top1, r16.top5, r16.params_m) == (22.28, 6.03, 28.1) and "Table 10" in r16.source
     assert published.imagenet_row(10, 32.0).top1 == 22.72 and published.imagenet_row(10, "2").top1 == 22.29
@@ -442,7 +442,7 @@ def test_variants_follow_the_spec_order_of_the_runners_manifest(tmp_path):
 
 
 def test_top5_is_shown_only_with_more_than_ten_classes(ratio, tmp_path):
-    from sesweep import data
+    from sesweep.training import data
     assert tables.DATASET_CLASSES == data.NUM_CLASSES
     assert tables.class_count(ratio) == 10                                   # digits
     built = tables.build_tables(ratio)[0]

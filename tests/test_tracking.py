@@ -1,4 +1,4 @@
-"""MLflow tracking (sesweep.tracking): one experiment per sweep, one MLflow run per run, failures are harmless."""
+"""MLflow tracking (runner/tracking.py): one experiment per sweep, one MLflow run per run, failures are harmless."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from sesweep import sweep as sw
 from sesweep.plan import load_plan
-from sesweep.tracking import Tracker, code_version, default_tracking_uri
+from sesweep.runner import sweep as sw
+from sesweep.runner.tracking import Tracker, code_version, default_tracking_uri
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = {"heartbeat_interval": 1, "grace_period": 4, "progress": False, "threads": 1}
@@ -145,9 +145,9 @@ def test_a_sweep_is_one_parent_run_holding_its_training_runs_spec_tables_and_rep
                                                                                     tracking_store):
     from mlflow import MlflowClient
 
-    from sesweep.report import run_report
+    from sesweep.analysis.report import run_report
+    from sesweep.analysis.tables import run_aggregate
     from sesweep.spec import RESULTS_VERSION
-    from sesweep.tables import run_aggregate
 
     results = tmp_path / "results"
     spec_path = make_sweep("nested", recipe=DIGITS,
@@ -272,8 +272,8 @@ def load_plan_of_one(tmp_path: Path):
 
 
 def test_logged_params_leave_out_the_knobs_a_run_does_not_use():
+    from sesweep.runner.tracking import logged_params
     from sesweep.spec import flatten, run_spec
-    from sesweep.tracking import logged_params
 
     plain = logged_params(run_spec({"model.attention.kind": "none"}))
     assert plain["model.attention.kind"] == "none" and not [k for k in plain if k.startswith("model.attention.")
@@ -287,7 +287,7 @@ def test_logged_params_leave_out_the_knobs_a_run_does_not_use():
 
 
 def test_sweep_outputs_are_not_logged_without_a_tracking_store(tmp_path: Path):
-    from sesweep.tracking import log_sweep_outputs
+    from sesweep.runner.tracking import log_sweep_outputs
 
     results = tmp_path / "results" / "untracked"
     (results / "tables").mkdir(parents=True)
@@ -301,7 +301,7 @@ def test_report_of_a_store_without_a_sweep_run_creates_it_finished_and_nests_the
                                                                                            tracking_store):
     from mlflow import MlflowClient
 
-    from sesweep.tracking import log_sweep_outputs
+    from sesweep.runner.tracking import log_sweep_outputs
 
     results = tmp_path / "results"
     uri = tracking_store(results, "race")

@@ -9,10 +9,10 @@ import math
 import pytest
 import torch
 
-from sesweep import train as train_module
 from sesweep.cli import main
 from sesweep.spec import run_spec
-from sesweep.train import METRICS, lr_factor, train
+from sesweep.training import train as train_module
+from sesweep.training.train import METRICS, lr_factor, train
 
 TINY = {"recipe.dataset": "fake", "recipe.train_subset": 256, "recipe.test_subset": 100, "recipe.batch_size": 64,
         "recipe.epochs": 2, "recipe.precision": "fp32", "recipe.device": "cpu"}
@@ -141,9 +141,9 @@ def test_learnable_run_logs_widths_per_epoch_and_records_the_hardened_net(tmp_pa
 
 
 def test_width_parameters_get_no_weight_decay():
-    from sesweep.models import build_model
-    from sesweep.models.adaptive import adaptive_parameters
-    from sesweep.train import make_optimizer
+    from sesweep.training.models import build_model
+    from sesweep.training.models.adaptive import adaptive_parameters
+    from sesweep.training.train import make_optimizer
 
     spec = _adaptive("learnable", 0.1)
     model = build_model(spec.model, 10, 3, 0)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from test_stats import metrics_for, run_row, write_sweep  # tests/ is on sys.path
 
-from sesweep import report, stats, tables
+from sesweep.analysis import report, stats, tables
 from sesweep.plan import Plan, parse_plan
 from sesweep.spec import SpecError
 

@@ -19,8 +19,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from sesweep.data import DataSplits, ImageSet, TrainBatches, eval_batches, load_data
-from sesweep.hardware import (
+from sesweep.spec import RecipeSpec, RunSpec, flatten, run_key
+from sesweep.training.data import DataSplits, ImageSet, TrainBatches, eval_batches, load_data
+from sesweep.training.hardware import (
     DeviceSlot,
     autocast,
     device_name,
@@ -30,7 +31,7 @@ from sesweep.hardware import (
     resolve_precision,
     synchronize,
 )
-from sesweep.measure import (
+from sesweep.training.measure import (
     excitation_probe,
     excitation_profile,
     latency_ms,
@@ -39,8 +40,8 @@ from sesweep.measure import (
     peak_rss_mb,
     reset_peak_memory,
 )
-from sesweep.models import build_model
-from sesweep.models.adaptive import (
+from sesweep.training.models import build_model
+from sesweep.training.models.adaptive import (
     DynamicSE,
     LearnableSE,
     active_width_fraction,
@@ -54,7 +55,6 @@ from sesweep.models.adaptive import (
     record_dynamic_widths,
     truncated,
 )
-from sesweep.spec import RecipeSpec, RunSpec, flatten, run_key
 
 #: metric columns every run record has (errors in percent, as in the SENet paper)
 METRICS = ("top1_err", "top5_err", "test_loss", "train_loss", "params", "se_params", "macs", "train_seconds",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sesweep.models.adaptive import AdaptiveSEFactory
-from sesweep.models.attention import SEFactory
-from sesweep.models.init import init_weights
-from sesweep.models.resnet import BasicBlock, Bottleneck, ResNet
 from sesweep.spec import ModelSpec, SpecError
+from sesweep.training.models.adaptive import AdaptiveSEFactory
+from sesweep.training.models.attention import SEFactory
+from sesweep.training.models.init import init_weights
+from sesweep.training.models.resnet import BasicBlock, Bottleneck, ResNet
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """Does the dynamic SE save time when it really truncates? Accuracy and latency of its inference paths.
 
-``python -m sesweep.dynamic_bench [--epochs 15] [--cost-weight 1] [--batch 128] [--repeats 30] [--threads N]``
+``python -m sesweep.training.dynamic_bench [--epochs 15] [--cost-weight 1] [--batch 128] [--repeats 30] [--threads N]``
 
 Trains a dynamic ResNet-20 (max r=2) on the embedded digits data so its router spreads the widths, then
 evaluates the soft path (every allocated unit computed, the mask multiplied in) and the truncated path
-(:func:`sesweep.models.adaptive.truncated`: each image's FCs computed only up to its own hard width) on the
+(:func:`sesweep.training.models.adaptive.truncated`: each image's FCs computed only up to its own hard width) on the
 whole test set, and times one eval forward of a batch for: no SE, the fixed SE at the allocated width (r=2),
 dynamic soft, dynamic truncated — interleaved round-robin, medians reported. The SE is a small part of
 ResNet-20's compute, so compare the rows of one run, not figures across runs.
@@ -25,13 +25,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from sesweep.data import TrainBatches, eval_batches, load_data
-from sesweep.measure import model_cost
-from sesweep.models import build_model
-from sesweep.models.adaptive import DynamicSE, adaptive_modules, record_dynamic_widths, truncated
-from sesweep.models.attention import SqueezeExcite
 from sesweep.spec import run_spec
-from sesweep.train import evaluate, lr_factor, make_optimizer, make_penalty, make_step
+from sesweep.training.data import TrainBatches, eval_batches, load_data
+from sesweep.training.measure import model_cost
+from sesweep.training.models import build_model
+from sesweep.training.models.adaptive import DynamicSE, adaptive_modules, record_dynamic_widths, truncated
+from sesweep.training.models.attention import SqueezeExcite
+from sesweep.training.train import evaluate, lr_factor, make_optimizer, make_penalty, make_step
 
 
 def train_dynamic(epochs: int, cost_weight: float, seed: int = 0) -> tuple[Any, nn.Module]:

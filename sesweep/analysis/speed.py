@@ -2,7 +2,7 @@
 
 A run's speed says something only about the device it ran on, and only if nothing else was training there
 while it was timed. Every run record carries ``host``, ``device_name`` and ``timed_shared`` (see
-:func:`sesweep.hardware.device_slot`); :func:`speed_stats` groups by the first two and leaves out runs timed
+:func:`sesweep.training.hardware.device_slot`); :func:`speed_stats` groups by the first two and leaves out runs timed
 while shared. pandas only (no torch), so tables and reports can call it cheaply.
 """
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from sesweep.figures import FigureFile
-from sesweep.tables import text_columns, to_markdown
+from sesweep.analysis.figures import FigureFile
+from sesweep.analysis.tables import text_columns, to_markdown
 
 
 @dataclass(frozen=True)

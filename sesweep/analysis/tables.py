@@ -24,9 +24,9 @@ from typing import Any
 
 import pandas as pd
 
-from sesweep import published
-from sesweep.speed import speed_stats, variant_speeds
-from sesweep.stats import (
+from sesweep.analysis import published
+from sesweep.analysis.speed import speed_stats, variant_speeds
+from sesweep.analysis.stats import (
     ADAPTIVE_KEY,
     ADAPTIVE_KEYS,
     ATTENTION_PREFIX,
@@ -166,7 +166,7 @@ def factor_table(an: Analysis, key: str) -> pd.DataFrame:
 
 def _groups(an: Analysis, keys: Sequence[str]) -> list[list[str]]:
     """The variants in sweep order, split where the non-attention factors ``keys`` change (the order groups
-    by them, :func:`sesweep.stats.variant_order`)."""
+    by them, :func:`sesweep.analysis.stats.variant_order`)."""
     out: list[list[str]] = []
     last: tuple[str, ...] | None = None
     for v in an.order:
@@ -192,7 +192,7 @@ def speed_table(an: Analysis) -> pd.DataFrame:
 
 def overall_table(an: Analysis) -> pd.DataFrame:
     """Every variant, best mean top-1 error first, with cost and speed columns and the rank (speed only where
-    every run ran on one device, from the runs that had it to themselves: :func:`sesweep.speed.variant_speeds`)."""
+    every run ran on one device, from the runs that had it to themselves: :func:`.speed.variant_speeds`)."""
     factors = [k for k in an.factors if k != "model.attention.kind"]
     speeds = variant_speeds(an.sweep.runs)
     rows = []
@@ -212,7 +212,7 @@ def overall_table(an: Analysis) -> pd.DataFrame:
 
 
 def adaptive_table(an: Analysis) -> pd.DataFrame:
-    """One row per adaptive variant against the fixed-ratio curve (:func:`sesweep.stats.adaptive_comparisons`).
+    """One row per adaptive variant against the fixed-ratio curve (:func:`sesweep.analysis.stats.adaptive_comparisons`).
 
     ``se_params`` are the SE parameters the net has (a dynamic variant's allocated ones: its soft mask computes
     every unit); ``se_active_width`` a dynamic variant's mean share of the allocated hidden units active per test
@@ -560,7 +560,7 @@ def caption(an: Analysis, choice: TableChoice, *, top5: bool = True, classes: in
             f"{speed}{sources}")
 
 
-#: classes per data set (``recipe.dataset``; image folders say theirs in their ``data_id``), as sesweep.data
+#: classes per data set (``recipe.dataset``; image folders say theirs in their ``data_id``), as sesweep.training.data
 DATASET_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "fake": 10}
 
 
@@ -652,7 +652,7 @@ def run_aggregate(target: str | Path, *, results_root: Path | None = None, out: 
     an = analyze(sweep, confidence)
     paths = write_tables(an, out if out is not None else sweep.results_dir / "tables")
     paths = [*paths, write_metrics(an, (out.parent if out is not None else sweep.results_dir) / "metrics.json")]
-    from sesweep.tracking import log_sweep_outputs  # on the sweep's MLflow run, when it is tracked
+    from sesweep.runner.tracking import log_sweep_outputs  # on the sweep's MLflow run, when it is tracked
 
     log_sweep_outputs(sweep.results_dir, "tables", paths)
     return paths

@@ -638,7 +638,7 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """The CPU generator for one epoch's order and augmentation; depends on (seed, epoch) only.
 
     Hashing (rather than ``seed * K + epoch``) keeps every (seed, epoch) pair on its own stream, and
-    the ``sesweep.data`` salt keeps it apart from the model-initialisation stream of the same seed.
+    the ``sesweep.training.data`` salt keeps it apart from the model-initialisation stream of the same seed.
     """
     digest = hashlib.sha256(f"sesweep.data:{seed}:{epoch}".encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))

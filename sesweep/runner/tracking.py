@@ -10,7 +10,7 @@ later worker reads first. It holds the sweep's spec (``sweep.yaml``, ``manifest.
 
 Every training run is nested under it (tag ``mlflow.parentRunId``). Its params are the spec keys that apply
 to it (:func:`logged_params`: a plain ResNet logs no SE knob); metrics are the per-epoch curves (step =
-epoch, logged from :func:`sesweep.train.train`'s ``on_epoch`` hook, one batch per epoch), an adaptive SE's
+epoch, logged from :func:`sesweep.training.train.train`'s ``on_epoch`` hook, one batch per epoch), an adaptive SE's
 learned widths per epoch (``width/stage2.block0``, ``learned_r/stage2.block0``, the stage mean
 ``learned_r/stage2``; from the run's adaptive log) and the final metrics; artifacts are ``run.json`` and,
 for an SE run, ``excitation.json`` (SENet Fig. 6: mean excitation per channel and class, and its probe);
@@ -78,7 +78,7 @@ def code_version() -> str:
         from importlib.metadata import version
 
         package = version("sesweep")
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the sesweep package, whose parent is the checkout
 
     def git(*args: str) -> str | None:
         try:
@@ -402,7 +402,7 @@ class TrackedRun:
         from mlflow.entities import Metric, RunTag
 
         record = payload["record"]
-        from sesweep.train import METRICS
+        from sesweep.training.train import METRICS
 
         step = int(record.get("epochs_done") or 0)
         now = int(time.time() * 1000)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from sesweep.models.attention import Attention
+from sesweep.training.models.attention import Attention
 
 
 def count_params(model: nn.Module) -> int:
@@ -70,7 +70,7 @@ def model_cost(model: nn.Module, input_size: int, in_channels: int = 3) -> dict[
 @torch.no_grad()
 def latency_ms(model: nn.Module, x: torch.Tensor, precision: str, repeats: int = 10, warmup: int = 3) -> float:
     """Median wall-clock milliseconds of one eval-mode forward pass on the batch ``x``."""
-    from sesweep.hardware import autocast, synchronize
+    from sesweep.training.hardware import autocast, synchronize
 
     was_training = model.training
     model.eval()
@@ -191,7 +191,7 @@ def excitation_profile(model: nn.Module, batches: Iterable[tuple[torch.Tensor, t
 
     Reads the gate's output through forward hooks, so it sees exactly what scales the features.
     """
-    from sesweep.hardware import autocast
+    from sesweep.training.hardware import autocast
 
     blocks = {name: m for name, m in model.named_modules() if isinstance(m, Attention) and hasattr(m, "gate")}
     if not blocks:

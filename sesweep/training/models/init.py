@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from sesweep.models.attention import Attention
+from sesweep.training.models.attention import Attention
 
 
 def generator_for(seed: int, name: str) -> torch.Generator:

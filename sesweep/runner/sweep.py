@@ -64,7 +64,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sesweep.plan import UNRESOLVED, Plan, Run, check_data, load_plan
 from sesweep.spec import RESULTS_VERSION, SpecError, flatten, schema_keys
 
-log = logging.getLogger("sesweep.sweep")
+log = logging.getLogger("sesweep.runner.sweep")
 
 DEFAULT_RESULTS = "results"
 #: seconds between heartbeats of a running trial (Optuna takes whole seconds)
@@ -121,7 +121,7 @@ def _config(plan: Plan, storage: str | None, results_dir: str | Path, tracking_u
     grace = GRACE_INTERVALS * int(heartbeat_interval) if grace_period is None else int(grace_period)
     if grace <= heartbeat_interval:
         raise SpecError("--grace", f"{grace} is not allowed; allowed: more than the heartbeat ({heartbeat_interval} s)")
-    from sesweep.tracking import default_tracking_uri
+    from sesweep.runner.tracking import default_tracking_uri
 
     uri = (tracking_uri or default_tracking_uri(plan.name, results_dir)) if tracking else None
     return SweepConfig(storage or default_storage(plan, results_dir), str(Path(results_dir).resolve()), uri,
@@ -460,7 +460,7 @@ class WorkerReport:
 
 def run_worker(plan: Plan, cfg: SweepConfig, on_run_done: Callable[[], None] | None = None) -> WorkerReport:
     """Take runs from the sweep's queue until none is left (see the module doc); the body of every worker."""
-    from sesweep.tracking import Tracker
+    from sesweep.runner.tracking import Tracker
 
     storage = open_storage(cfg.storage, cfg.heartbeat_interval, cfg.grace_period)
     study = open_study(plan, storage)
@@ -510,7 +510,7 @@ def _execute(plan: Plan, cfg: SweepConfig, study: optuna.Study, lock: SweepLock,
         log.info("%s seed %s: adopted the result in %s", run.variant, run.seed, path)
         return "adopted" if outcome == "recorded" else "duplicates"
 
-    from sesweep.train import train
+    from sesweep.training.train import train
 
     tracked = tracker.start(run, trial=study._storage.get_trial(trial_id).number) if tracker is not None else None
     started = time.perf_counter()
@@ -556,7 +556,7 @@ DATA_KEYS = ("dataset", "data_root", "train_subset", "test_subset", "image_size"
 
 
 def _data_for(run: Run, cache: dict[tuple[Any, ...], Any]) -> Any:
-    from sesweep.data import load_data
+    from sesweep.training.data import load_data
 
     key = tuple(getattr(run.spec.recipe, k) for k in DATA_KEYS)
     if key not in cache:
@@ -580,8 +580,8 @@ def result_payload(result: Any) -> dict[str, Any]:
 
 def provenance(run: Run) -> dict[str, Any]:
     """What computed a run, recorded beside its result: ``results_version`` (part of its key), ``code_version``
-    (:func:`sesweep.tracking.code_version`) and ``data_id`` (:func:`sesweep.data.data_identity`)."""
-    from sesweep.tracking import code_version
+    (:func:`sesweep.runner.tracking.code_version`) and ``data_id`` (:func:`sesweep.training.data.data_identity`)."""
+    from sesweep.runner.tracking import code_version
 
     return {"results_version": RESULTS_VERSION, "code_version": code_version(), "data_id": run.data_id}
 
@@ -679,7 +679,7 @@ def write_tables(plan: Plan, results_dir: str | Path, study: optuna.Study | None
     With ``study``: results the study holds but this machine lacks (finished on another machine) are
     written as run JSONs first, and runs that failed for good get a ``failed`` row with their reason.
     """
-    from sesweep.train import METRICS
+    from sesweep.training.train import METRICS
 
     out = sweep_dir(plan, results_dir)
     failed: dict[str, str] = {}
@@ -941,7 +941,7 @@ def run_sweep(plan: Plan, storage: str | None = None, workers: int = 1, results_
     status = _study_status(plan, study, cfg)
     tracker = None
     if cfg.tracking_uri:  # the store, the experiment and the sweep's own MLflow run, before workers race to
-        from sesweep.tracking import start_sweep
+        from sesweep.runner.tracking import start_sweep
 
         tracker = start_sweep(plan, study, cfg.tracking_uri, results_dir)
     bar = _progress_bar(status, progress)
@@ -958,7 +958,7 @@ def run_sweep(plan: Plan, storage: str | None = None, workers: int = 1, results_
         status = _study_status(plan, study, cfg)
         _update_bar(bar, status)
         if tracker is not None:
-            from sesweep.tracking import end_sweep
+            from sesweep.runner.tracking import end_sweep
 
             end_sweep(tracker, status)
     finally:
@@ -1203,9 +1203,9 @@ def manifest_costs(plan: Plan) -> dict[str, tuple[dict[str, Any], str]]:
 
     Where the data are not on this machine (imagefolder, CIFAR not downloaded) the class count and input
     size cannot be read; the cost is then given at the architecture's design size and 10 classes, marked."""
-    from sesweep.data import dataset_image_size, dataset_num_classes
-    from sesweep.measure import model_cost
-    from sesweep.models import ARCHS, build_model
+    from sesweep.training.data import dataset_image_size, dataset_num_classes
+    from sesweep.training.measure import model_cost
+    from sesweep.training.models import ARCHS, build_model
 
     costs: dict[str, tuple[dict[str, Any], str]] = {}
     for v in plan.variants:

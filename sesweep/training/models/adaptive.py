@@ -73,7 +73,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sesweep.models.attention import Attention, HiddenWidth, SEFactory, SqueezeExcite
+from sesweep.training.models.attention import Attention, HiddenWidth, SEFactory, SqueezeExcite
 
 #: mask temperature τ in hidden units (see the module docstring for why 0.15)
 TEMPERATURE = 0.15
@@ -105,7 +105,7 @@ def soft_width(theta: torch.Tensor, lo: float, hi: float, knee: float = KNEE) ->
 class _Transient:
     """Holds the last forward's graph-attached width; dropped (not copied) by ``copy.deepcopy``.
 
-    ``sesweep.measure.count_macs`` deep-copies models, and a tensor in the middle of an autograd graph
+    ``sesweep.training.measure.count_macs`` deep-copies models, and a tensor in the middle of an autograd graph
     cannot be deep-copied.
     """
 
@@ -380,7 +380,7 @@ AdaptiveSE = LearnableSE | DynamicSE
 
 @dataclass(frozen=True)
 class AdaptiveSEFactory(SEFactory):
-    """Builds the adaptive SE of one block: :class:`~sesweep.models.attention.SEFactory` plus the mode.
+    """Builds the adaptive SE of one block: :class:`~sesweep.training.models.attention.SEFactory` plus the mode.
 
     ``reduction`` sets the *maximum* hidden width H (through ``hidden_width``, with ``min_hidden`` and
     ``divisor``); ``min_hidden`` is also the lower bound of the learned width.
@@ -430,7 +430,7 @@ def cost_term(model: nn.Module, unit: CostUnit = "params", model_total: float | 
     Add ``cost_weight * cost_term(model, unit)`` to the task loss after the forward pass (dynamic blocks
     use that forward's batch). ``model_total`` is the model's cost in millions of the same unit; for
     ``params`` it defaults to the model's parameter count, for ``macs`` pass the model's MACs per image
-    (``sesweep.measure.model_cost(...)["macs"] / 1e6``). Why this unit: ``cost_weight`` reads as "loss
+    (``sesweep.training.measure.model_cost(...)["macs"] / 1e6``). Why this unit: ``cost_weight`` reads as "loss
     (nats) that 100 % of the model's cost is worth", and on ResNet-20 it makes 0.01 no pressure, 0.1 weak
     and 1 strong within a few epochs (measured numbers in the module docstring). SE is cheap in MACs, so the
     same weight pulls far less with ``macs``. 0 (a constant) when the model has no adaptive block.

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from sesweep.stats import Analysis, is_attention_off
+from sesweep.analysis.stats import Analysis, is_attention_off
 
 SOURCE = "SENet TPAMI v4"
 

@@ -41,7 +41,7 @@ from scipy import stats as sps
 from sesweep.spec import RunSpec, flatten
 from sesweep.vocabulary import short_name
 
-#: the usual metric columns of a run record, in ``sesweep.train.METRICS`` order; any other numeric column
+#: the usual metric columns of a run record, in ``sesweep.training.train.METRICS`` order; any other numeric column
 #: of runs.csv is aggregated too (after these), so a metric added to the record needs no change here, and
 #: aggregating never imports torch
 METRICS: tuple[str, ...] = ("top1_err", "top5_err", "test_loss", "train_loss", "params", "se_params", "macs",

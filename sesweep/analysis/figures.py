@@ -6,10 +6,10 @@ global backend or style changes: the paper style is an ``rc_context`` around eac
 pasted into a paper at its natural size stays readable. Every seed is drawn (points, or thin curves) and the
 mean; a Student-t 95% interval (the tables') only where there are seeds enough for it (:data:`MIN_CI_N`,
 :data:`MIN_BAND_N`). Artists drawn for a variant carry its name as ``gid`` and its colour from
-:func:`variant_colors`. Each figure's layout is measured before it is saved (:mod:`sesweep.figure_layout`). A factor
-or ratio figure shows that factor's levels only, the other attention factors at their held levels
-(:func:`sesweep.stats.held_levels`), one panel per architecture/recipe group. The SENet Fig. 6 excitation figure
-is in :mod:`sesweep.excitation_figure`.
+:func:`variant_colors`. Each figure's layout is measured before it is saved (:mod:`.figure_layout`).
+A factor or ratio figure shows that factor's levels only, the other attention factors at their held levels
+(:func:`.stats.held_levels`), one panel per architecture/recipe group. The SENet Fig. 6 excitation figure
+is in :mod:`.excitation_figure`.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, ScalarFormatter
 
-from sesweep.figure_layout import LayoutWarning, fit_tick_labels, layout_problems, legend_below
-from sesweep.speed import speed_stats, variant_speeds
-from sesweep.stats import (
+from sesweep.analysis.figure_layout import LayoutWarning, fit_tick_labels, layout_problems, legend_below
+from sesweep.analysis.speed import speed_stats, variant_speeds
+from sesweep.analysis.stats import (
     ADAPTIVE_KEYS,
     ATTENTION_PREFIX,
     AdaptiveComparison,
@@ -91,7 +91,7 @@ class FigureFile:
     pdf: Path
     #: the spec key a factor or ratio figure shows ("model.attention.pool"); None for the other figures
     factor: str | None = None
-    #: what :func:`sesweep.figure_layout.layout_problems` found when it was saved (empty: nothing)
+    #: what :func:`sesweep.analysis.figure_layout.layout_problems` found when it was saved (empty: nothing)
     problems: tuple[str, ...] = ()
 
 
@@ -220,7 +220,7 @@ def _ci_note(ci_drawn: bool, ns: Sequence[int]) -> tuple[str, str]:
 
 
 def _held_groups(an: Analysis, key: str, min_levels: int = 1) -> dict[str, list[str]]:
-    """The SE variants that differ from the held levels (:func:`sesweep.stats.held_levels`) in ``key`` only, per
+    """The SE variants that differ from the held levels (:func:`.stats.held_levels`) in ``key`` only, per
     group of the non-attention factors ("arch=resnet20"; "" without such factors), in sweep order; groups with
     fewer than ``min_levels`` levels of ``key`` are left out."""
     held = {k: format_value(h.value) for k, h in held_levels(an).items() if k != key}
@@ -836,7 +836,7 @@ def make_figures(an: Analysis, out_dir: Path) -> tuple[list[FigureFile], list[st
     if _wanted(requested, FIGURE_NAMES["curves"]):
         out.append(curves_figure(an, colors, out_dir))
     known |= set(FIGURE_NAMES["excitation"])
-    from sesweep.excitation_figure import excitation_figures  # it draws with this module's style and save()
+    from sesweep.analysis.excitation_figure import excitation_figures  # it draws with this module's style and save()
 
     out += excitation_figures(an, out_dir)  # whenever the runs saved excitations
     notes = skipped + [f"figure '{r}' was requested but this sweep cannot draw it" for r in requested or []

@@ -14,12 +14,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from sesweep.data import DataSplits, TrainBatches, eval_batches, load_data
-from sesweep.hardware import resolve_device, resolve_precision, synchronize
-from sesweep.measure import count_params, latency_ms
-from sesweep.models import build_model
 from sesweep.spec import RunSpec, SpecError, build, flatten, nest
-from sesweep.train import make_optimizer, make_step
+from sesweep.training.data import DataSplits, TrainBatches, eval_batches, load_data
+from sesweep.training.hardware import resolve_device, resolve_precision, synchronize
+from sesweep.training.measure import count_params, latency_ms
+from sesweep.training.models import build_model
+from sesweep.training.train import make_optimizer, make_step
 
 
 def bench(spec: RunSpec, kinds: list[str], precisions: list[str], steps: int = 10, repeats: int = 3,

@@ -1,8 +1,8 @@
 """The SENet TPAMI Fig. 6 figure: the excitation (the gate's output) per channel, averaged over the test images of
 a few classes, for the last block of each stage and the blocks of the last stage.
 
-Drawn by :func:`sesweep.figures.make_figures` whenever the runs saved excitations, whatever the spec's
-``figures:`` list says; in the style and with the saving of :mod:`sesweep.figures`.
+Drawn by :func:`sesweep.analysis.figures.make_figures` whenever the runs saved excitations, whatever the spec's
+``figures:`` list says; in the style and with the saving of :mod:`sesweep.analysis.figures`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from sesweep import figures
-from sesweep.figure_layout import legend_below
-from sesweep.stats import Analysis, finished_details, format_value, held_levels
+from sesweep.analysis import figures
+from sesweep.analysis.figure_layout import legend_below
+from sesweep.analysis.stats import Analysis, finished_details, format_value, held_levels
 
 #: at most this many excitation figures (the variant at the held levels first)
 MAX_EXCITATION_FIGURES = 3

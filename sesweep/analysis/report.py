@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sesweep.figures import DPI, PAPER_DIR, FigureFile, is_adaptive_figure, make_figures
-from sesweep.published import Setting, describe_levels, direction_note, sweep_setting, table_for_key
-from sesweep.report_render import (  # noqa: F401  (Para … html_table: the report's blocks, re-exported)
+from sesweep.analysis.figures import DPI, PAPER_DIR, FigureFile, is_adaptive_figure, make_figures
+from sesweep.analysis.published import Setting, describe_levels, direction_note, sweep_setting, table_for_key
+from sesweep.analysis.report_render import (  # noqa: F401  (Para … html_table: the report's blocks, re-exported)
     Block,
     Bullets,
     Code,
@@ -38,9 +38,8 @@ from sesweep.report_render import (  # noqa: F401  (Para … html_table: the rep
     render_html,
     render_markdown,
 )
-from sesweep.spec import RESULTS_VERSION
-from sesweep.speed import speed_stats, variant_speeds
-from sesweep.stats import (
+from sesweep.analysis.speed import speed_stats, variant_speeds
+from sesweep.analysis.stats import (
     ADAPTIVE_KEY,
     BASELINE_FAMILY,
     INTERPOLATED,
@@ -64,8 +63,9 @@ from sesweep.stats import (
     short_name,
     variant_labels,
 )
-from sesweep.tables import ADAPTIVE, Table, build_tables, class_count, count_column, shows_top5
-from sesweep.tracking import code_version
+from sesweep.analysis.tables import ADAPTIVE, Table, build_tables, class_count, count_column, shows_top5
+from sesweep.runner.tracking import code_version
+from sesweep.spec import RESULTS_VERSION
 
 #: the Holm family of the adaptive variants' paired comparisons with their nearest fixed ratio
 ADAPTIVE_FAMILY = "adaptive vs nearest fixed r"
@@ -236,7 +236,7 @@ def verdict_section(an: Analysis, found: Sequence[Contrast], headline: Table | N
 
 def direction(an: Analysis, found: Sequence[Contrast], headline: Table, table: int) -> str:
     """The headline rows' Δ vs the baseline against the side of ResNet-50 SENet's levels are on
-    (:func:`sesweep.published.direction_note`)."""
+    (:func:`sesweep.analysis.published.direction_note`)."""
     rows = [str(v) for v in headline.numbers.get("variant", []) if not an.is_baseline(str(v))]
     ours = [c.comparison for c in found if c.factor is None and c.comparison.variant in rows and c.comparison.n > 0]
     k = sum(_p_decides(c) < an.alpha for c in ours if not math.isnan(_p_decides(c)))
@@ -631,7 +631,7 @@ def run_report(target: str | Path, *, results_root: Path | None = None, out: Pat
         expected, note = expected_runs(sweep.spec_path)
     folder = out if out is not None else (reports_root or Path("reports")) / sweep.name
     files = write_report(an, folder, expected=expected, figures=figures, notes=[note] if note else [])
-    from sesweep.tracking import log_sweep_outputs  # on the sweep's MLflow run, when it is tracked
+    from sesweep.runner.tracking import log_sweep_outputs  # on the sweep's MLflow run, when it is tracked
 
     log_sweep_outputs(sweep.results_dir, "report", [files.markdown, files.html, *files.figures])
     return files

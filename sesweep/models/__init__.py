@@ -1,9 +1,0 @@
-"""Models: SE attention (fixed and adaptive width), ResNet families, and the one spec → network builder."""
-
-from sesweep.models.adaptive import DynamicSE, LearnableSE, harden_model
-from sesweep.models.attention import Attention, HiddenWidth, SqueezeExcite, hidden_width
-from sesweep.models.build import ARCHS, build_model, resolve_num_classes
-from sesweep.models.resnet import PLACEMENTS, ResNet
-
-__all__ = ["ARCHS", "PLACEMENTS", "Attention", "DynamicSE", "HiddenWidth", "LearnableSE", "ResNet", "SqueezeExcite",
-           "build_model", "harden_model", "hidden_width", "resolve_num_classes"]
