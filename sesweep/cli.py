@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import math
 import sys
@@ -199,31 +198,56 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help=f"{JSON_HELP}: a list of rows, one per kind x precision")
 
 
+AddArguments = Callable[[argparse.ArgumentParser], None]
+Handler = Callable[[argparse.Namespace], int]
+
+
 @dataclass(frozen=True)
 class Command:
-    """A sub-command: where its arguments and handler live (imported only when it runs: a fast --help)."""
+    """A sub-command: its one-line help and ``load``, which returns its (add_arguments, handler); a command's
+    module is imported only when that command runs (a fast --help, and no torch for aggregate/report)."""
 
-    module: str
-    add_arguments: str
-    handler: str
     help: str
+    load: Callable[[], tuple[AddArguments, Handler]]
 
 
-#: the data flow, in order: spec → runs → records → tables → figures
+def _run_command() -> tuple[AddArguments, Handler]:
+    from sesweep.runner.commands import add_run_arguments, cmd_run
+
+    return add_run_arguments, cmd_run
+
+
+def _status_command() -> tuple[AddArguments, Handler]:
+    from sesweep.runner.commands import add_status_arguments, cmd_status
+
+    return add_status_arguments, cmd_status
+
+
+def _aggregate_command() -> tuple[AddArguments, Handler]:
+    from sesweep.analysis.tables import add_aggregate_arguments, cmd_aggregate
+
+    return add_aggregate_arguments, cmd_aggregate
+
+
+def _report_command() -> tuple[AddArguments, Handler]:
+    from sesweep.analysis.report import add_report_arguments, cmd_report
+
+    return add_report_arguments, cmd_report
+
+
+#: every sub-command, in the order of the data flow: spec → runs → records → tables → figures
 COMMANDS: dict[str, Command] = {
-    "run": Command("sesweep.runner.sweep", "add_run_arguments", "cmd_run",
-                   "run, resume or join a sweep (experiments/NAME.yaml) until every run is done"),
-    "status": Command("sesweep.runner.sweep", "add_status_arguments", "cmd_status",
-                      "done / running / failed / pending runs of a sweep, with an ETA"),
-    "train": Command("sesweep.cli", "add_train_arguments", "cmd_train", "train and evaluate one run, print its record"),
-    "info": Command("sesweep.cli", "add_info_arguments", "cmd_info",
-                    "cost of one variant: params, SE params, MACs, hidden widths"),
-    "aggregate": Command("sesweep.analysis.tables", "add_aggregate_arguments", "cmd_aggregate",
-                         "mean ± CI per variant, paired deltas vs the baseline, paper-style tables"),
-    "report": Command("sesweep.analysis.report", "add_report_arguments", "cmd_report",
-                      "report.md and a self-contained report.html with tables, figures and a summary"),
-    "bench": Command("sesweep.cli", "add_bench_arguments", "cmd_bench",
-                     "training-step and inference speed of baseline vs SE, fp32 vs bf16"),
+    "run": Command("run, resume or join a sweep (experiments/NAME.yaml) until every run is done", _run_command),
+    "status": Command("done / running / failed / pending runs of a sweep, with an ETA", _status_command),
+    "train": Command("train and evaluate one run, print its record", lambda: (add_train_arguments, cmd_train)),
+    "info": Command("cost of one variant: params, SE params, MACs, hidden widths",
+                    lambda: (add_info_arguments, cmd_info)),
+    "aggregate": Command("mean ± CI per variant, paired deltas vs the baseline, paper-style tables",
+                         _aggregate_command),
+    "report": Command("report.md and a self-contained report.html with tables, figures and a summary",
+                      _report_command),
+    "bench": Command("training-step and inference speed of baseline vs SE, fp32 vs bf16",
+                     lambda: (add_bench_arguments, cmd_bench)),
 }
 
 
@@ -250,11 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"sesweep: error: unknown command {name!r}; allowed: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    command = COMMANDS[name]
-    module = importlib.import_module(command.module)
-    handler: Callable[[argparse.Namespace], int] = getattr(module, command.handler)
+    add_arguments, handler = COMMANDS[name].load()
     parser = argparse.ArgumentParser(prog=f"sesweep {name}", description=handler.__doc__)
-    getattr(module, command.add_arguments)(parser)
+    add_arguments(parser)
     args = parser.parse_args(rest)
     try:
         if getattr(args, "json", False):  # stdout holds the JSON alone: anything else printed goes to stderr

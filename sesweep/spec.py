@@ -337,6 +337,8 @@ def check_key(key: str, known: Iterable[str]) -> None:
 
 #: keys that say where or how fast a run happens, not what it computes; left out of the run key
 LOCATION_KEYS = frozenset({"recipe.data_root"})
+#: the keys of the attention module: what an ablation varies (others — backbone, recipe — group the results)
+ATTENTION_PREFIX = "model.attention."
 
 
 def inert_keys(spec: RunSpec) -> frozenset[str]:

@@ -32,6 +32,8 @@ from sesweep.training.data import (
     load_data,
     subset,
 )
+from sesweep.training.data import imagefolder as sd_folder
+from sesweep.training.data import sources as sd_sources
 
 # --------------------------------------------------------------------------------------------------
 # helpers
@@ -199,7 +201,7 @@ def test_fake_is_deterministic_balanced_and_measured() -> None:
 def test_image_size_resizes_antialiased() -> None:
     d = load_data(recipe(dataset="fake", image_size=16, train_subset=20, test_subset=10))
     assert d.train.images.shape == (20, 3, 16, 16) and d.image_size == 16
-    src = subset(sd._fake_split(1000, seed=0), 20, "k", "train").images.float()
+    src = subset(sd_sources._fake_split(1000, seed=0), 20, "k", "train").images.float()
     ref = F.interpolate(src, size=(16, 16), mode="bilinear", antialias=True, align_corners=False)
     assert torch.equal(d.train.images, ref.round().clamp(0, 255).to(torch.uint8))
     assert dataset_image_size(recipe(dataset="cifar10", image_size=40)) == 40
@@ -283,13 +285,13 @@ def test_cifar_truncated_file_is_a_read_error(tmp_path: Path) -> None:
 
 def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
-    real = sd._decode_image
+    real = sd_folder._decode_image
 
     def counting(path: str, image_size: int | None) -> torch.Tensor:
         seen.append(path)
         return real(path, image_size)
 
-    monkeypatch.setattr(sd, "_decode_image", counting)
+    monkeypatch.setattr(sd_folder, "_decode_image", counting)
     return seen
 
 
@@ -380,9 +382,9 @@ def test_imagefolder_damaged_cache_is_decoded_again(tmp_path: Path, monkeypatch:
 def test_imagefolder_thread_pool_keeps_order_and_reports_bad_files(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     ref = make_folder(tmp_path / "ds")
-    monkeypatch.setattr(sd, "_POOL_MIN_SECONDS", 0.0)  # take the pool path even for tiny images
-    monkeypatch.setattr(sd, "_DECODE_CHUNK", 2)
-    monkeypatch.setattr(sd.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(sd_folder, "_POOL_MIN_SECONDS", 0.0)  # take the pool path even for tiny images
+    monkeypatch.setattr(sd_folder, "_DECODE_CHUNK", 2)
+    monkeypatch.setattr(sd_folder.os, "cpu_count", lambda: 2)
     seen = count_decodes(monkeypatch)
     d = load_data(recipe(dataset="imagefolder", data_root=str(tmp_path / "ds")))
     assert len(seen) == 12 and torch.equal(d.train.images, stack_hwc(ref["train"]))
@@ -472,7 +474,7 @@ def test_subset_too_large_names_key_and_split_size() -> None:
 
 
 def test_subset_through_load_data_measures_the_subset() -> None:
-    full = sd._fake_split(1000, seed=0)
+    full = sd_sources._fake_split(1000, seed=0)
     d = load_data(recipe(dataset="fake", train_subset=105, test_subset=30))
     assert len(d.train) == 105 and len(d.test) == 30
     assert sorted(torch.bincount(d.train.labels).tolist()) == [10] * 5 + [11] * 5

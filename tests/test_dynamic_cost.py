@@ -9,7 +9,8 @@ import math
 import pytest
 import torch
 
-from sesweep.analysis import figures, stats, tables
+from sesweep import results
+from sesweep.analysis import equal_cost, factors, figures, tables
 from sesweep.spec import run_spec
 from sesweep.training import train as train_module
 from sesweep.training.data import load_data
@@ -97,11 +98,11 @@ def macs_sweep(tmp_path_factory):
     variants = {**ADAPTIVE_VARIANTS,
                 "dynamic-w1": {**ADAPTIVE_VARIANTS["dynamic-w1"], "model.attention.cost_unit": "macs"}}
     spec = write_sweep(root, "adaptive", variants, [0, 1, 2], _outcome, details=adaptive_details, excitation=False)
-    return stats.analyze(stats.load_sweep(spec, root / "results"))
+    return factors.analyze(results.load_sweep(spec, root / "results"))
 
 
 def test_dynamic_variant_sits_at_its_allocated_se_params(macs_sweep):
-    (dyn,) = [c for c in stats.adaptive_comparisons(macs_sweep) if c.kind == "dynamic"]
+    (dyn,) = [c for c in equal_cost.adaptive_comparisons(macs_sweep) if c.kind == "dynamic"]
     assert dyn.se_params == 16_000                     # allocated: r=2's, never 0.02 × 16000 (MAC share × params)
     assert dyn.nearest == "se_r2" and dyn.fixed_at_cost == pytest.approx(8.0)
     assert dyn.active_width == pytest.approx(0.5)

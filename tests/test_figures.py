@@ -21,7 +21,10 @@ from matplotlib.lines import Line2D
 from PIL import Image
 from test_stats import adaptive_details, metrics_for, write_sweep  # tests/ is on sys.path
 
-from sesweep.analysis import figure_layout, figures, stats
+from sesweep import results
+from sesweep.analysis import factors, figures
+from sesweep.analysis.figures import layout as figure_layout
+from sesweep.analysis.figures import style
 
 Drawn = dict[str, tuple[Figure, figures.FigureFile]]
 
@@ -55,7 +58,7 @@ def outcome_for(variants: Mapping[str, Mapping[str, Any]]) -> Callable[[str, int
 
 
 def analysis(root: Path, name: str, variants: Mapping[str, Mapping[str, Any]], seeds: list[int], *,
-             baseline: str | None = "resnet", shared: bool | None = False, **kw: Any) -> stats.Analysis:
+             baseline: str | None = "resnet", shared: bool | None = False, **kw: Any) -> factors.Analysis:
     """A synthetic sweep written as the runner writes it; ``shared``: every run's ``timed_shared``."""
     spec = write_sweep(root, name, variants, seeds, outcome_for(variants), baseline=baseline,
                        details=adaptive_details, **kw)
@@ -64,15 +67,15 @@ def analysis(root: Path, name: str, variants: Mapping[str, Mapping[str, Any]], s
         runs = pd.read_csv(path)
         runs = runs.assign(host="vm", device_name="cpu", timed_shared=shared)
         runs.to_csv(path, index=False)
-    return stats.analyze(stats.load_sweep(spec, root / "results"))
+    return factors.analyze(results.load_sweep(spec, root / "results"))
 
 
-def draw_all(an: stats.Analysis, out: Path, real: bool = False, formats: tuple[str, ...] = ("png",)) -> Drawn:
+def draw_all(an: factors.Analysis, out: Path, real: bool = False, formats: tuple[str, ...] = ("png",)) -> Drawn:
     """make_figures, keeping each figure object next to its files (slug → (Figure, FigureFile)). Unless ``real``,
     only ``formats`` at 100 dpi (the layout is in inches and points, the same at any dpi; writing the PDF's fonts
     takes as long as drawing)."""
     drawn: Drawn = {}
-    save = figures.save
+    save = style.save
 
     def spy(fig: Figure, *args: Any, **kwargs: Any) -> figures.FigureFile:
         file = save(fig, *args, **kwargs)
@@ -80,10 +83,10 @@ def draw_all(an: stats.Analysis, out: Path, real: bool = False, formats: tuple[s
         return file
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(figures, "save", spy)
+        mp.setattr(style, "save", spy)      # the builders save through the style module, at call time
         if not real:
-            mp.setattr(figures, "FORMATS", formats)
-            mp.setattr(figures, "DPI", 100)
+            mp.setattr(style, "FORMATS", formats)
+            mp.setattr(style, "DPI", 100)
         files, _ = figures.make_figures(an, out)
     assert [f.slug for f in files] == list(drawn)
     return drawn
@@ -104,7 +107,7 @@ def category_labels(fig: Figure, panel: int = 0) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def mixed(tmp_path_factory) -> tuple[stats.Analysis, Drawn]:
+def mixed(tmp_path_factory) -> tuple[factors.Analysis, Drawn]:
     root = tmp_path_factory.mktemp("mixed")
     an = analysis(root, "mixed", MIXED, [0, 1], extra_spec=BASE_R8, excitation=False)
     return an, draw_all(an, root / "fig", formats=())   # what is drawn, not how it looks: no files
@@ -137,7 +140,7 @@ SMALL = {"ratio": {"r=4": {"model.attention.reduction": 4}, "r=16": {"model.atte
 
 
 @pytest.fixture(scope="module")
-def wide(tmp_path_factory) -> tuple[stats.Analysis, Drawn]:
+def wide(tmp_path_factory) -> tuple[factors.Analysis, Drawn]:
     root = tmp_path_factory.mktemp("wide")
     an = analysis(root, "wide", WIDE, [0, 1], baseline=long_name(0, "resnet"), extra_spec=BASE_R8, excitation=False)
     return an, draw_all(an, root / "fig")
@@ -198,7 +201,7 @@ def test_every_figure_of_two_variants_fits(name, tmp_path):
 
 def test_every_figure_of_twelve_long_named_variants_fits(wide):
     an, drawn = wide
-    assert len(an.order) == 12 and stats.variant_labels(an)[an.order[1]] == an.order[1]  # the long names
+    assert len(an.order) == 12 and factors.variant_labels(an)[an.order[1]] == an.order[1]  # the long names
     assert {"ratio", "squeeze", "gate", "stages", "pareto_params", "pareto_macs", "pareto_infer_ms",
             "adaptive_pareto", "adaptive_ratios", "adaptive_trajectories", "curves"} <= set(drawn)
     assert_clean(drawn)

@@ -18,7 +18,8 @@ from test_stats import (  # tests/ is on sys.path
     write_sweep,
 )
 
-from sesweep.analysis import figures, report, stats
+from sesweep import results
+from sesweep.analysis import factors, figures, report, stats
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +77,10 @@ def test_expected_runs_and_unseen_variants_come_from_the_runners_manifest(tmp_pa
     assert "No run recorded yet for 1 variant of the manifest: se_r2." in md
 
 
-def comparison(diffs: tuple[float, ...], label: str = "r=8 vs resnet") -> stats.Contrast:
+def comparison(diffs: tuple[float, ...], label: str = "r=8 vs resnet") -> factors.Contrast:
     comp = stats.Comparison("r=8", "resnet", "top1_err", tuple(range(len(diffs))), diffs, stats.summarize(diffs),
                             stats.paired_t_p(diffs), stats.sign_flip_p(diffs))
-    return stats.Contrast(None, label, comp)
+    return factors.Contrast(None, label, comp)
 
 
 def test_summary_wording():
@@ -231,7 +232,7 @@ def test_caveats_are_stated_once_and_the_comparisons_lack_them(built):
 
 def test_the_appendix_lists_every_run(built):
     root, files = built
-    runs = stats.read_runs(root / "results" / "ratio" / "runs.csv")
+    runs = results.read_runs(root / "results" / "ratio" / "runs.csv")
     md = files.markdown.read_text(encoding="utf-8")
     rows = md_table(section(md, "Appendix: every run"))
     assert len(rows) == len(runs) == 10

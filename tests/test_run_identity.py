@@ -19,8 +19,10 @@ from test_data import make_folder, write_png  # tests/ is on sys.path
 import sesweep.spec
 from sesweep.cli import main
 from sesweep.plan import load_plan
+from sesweep.results import code_version
 from sesweep.runner import sweep as sw
-from sesweep.runner.tracking import code_version
+from sesweep.runner.outputs import find_result
+from sesweep.runner.status import sweep_status
 from sesweep.spec import RESULTS_VERSION, RecipeSpec, SpecError, run_key, run_spec
 from sesweep.training.data import data_identity
 
@@ -254,9 +256,9 @@ def test_find_result_refuses_records_of_another_results_version_or_other_data(tm
                    {"results_version": RESULTS_VERSION, "data_id": "digits"},
                    {"results_version": RESULTS_VERSION + 1, "data_id": "fake"}):
         path.write_text(json.dumps(_fake_record(run, **fields)))
-        assert sw.find_result(run.key, plan, results) is None, fields
+        assert find_result(run.key, plan, results) is None, fields
     path.write_text(json.dumps(_fake_record(run, results_version=RESULTS_VERSION, data_id="fake")))
-    assert sw.find_result(run.key, plan, results) == (path, json.loads(path.read_text()))
+    assert find_result(run.key, plan, results) == (path, json.loads(path.read_text()))
 
 
 def test_status_shows_runs_recorded_by_an_older_results_version(
@@ -274,7 +276,7 @@ def test_status_shows_runs_recorded_by_an_older_results_version(
     current = _fake_record(plan.runs[3], results_version=RESULTS_VERSION, data_id="fake")
     (runs / f"{plan.runs[3].key}.json").write_text(json.dumps(current))
 
-    status = sw.sweep_status(plan, results_dir=results)
+    status = sweep_status(plan, results_dir=results)
     line = f"3 runs recorded by results version 1 (older than {RESULTS_VERSION}): not reused, will be trained again"
     assert line in status.table()
     assert main(["status", str(spec), "--results", str(results)]) == 0

@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from sesweep.analysis import stats
+from sesweep import results
+from sesweep.analysis import factors, stats
 from sesweep.spec import flatten, run_key, run_spec
 
 MetricFn = Callable[[str, int], "dict[str, float] | str"]
@@ -215,7 +216,7 @@ def hand_runs(tmp_path: Path) -> pd.DataFrame:
              run_row("hand", "se_r8", 2, {"model.attention.reduction": 8}, "failed")]
     path = tmp_path / "runs.csv"
     pd.DataFrame(rows).sample(frac=1.0, random_state=3).to_csv(path, index=False)  # completion order
-    return stats.read_runs(path)
+    return results.read_runs(path)
 
 
 def t_cdf_df2(t: float) -> float:
@@ -326,11 +327,11 @@ def test_small_samples_and_degenerate_differences():
 
 def test_factors_baseline_order_and_contrasts(tmp_path):
     spec = write_sweep(tmp_path, "ratio", RATIO_VARIANTS, [0, 1, 2], partial_ratio_outcome)
-    an = stats.analyze(stats.load_sweep(spec, tmp_path / "results"))
+    an = factors.analyze(results.load_sweep(spec, tmp_path / "results"))
     assert an.factors == ["model.attention.kind", "model.attention.reduction"]
     assert an.baseline == "resnet"
     assert an.order == ["resnet", "se_r4", "se_r8", "se_r16"]
-    labels = [c.label for c in stats.contrasts(an)]
+    labels = [c.label for c in factors.contrasts(an)]
     assert labels[:3] == ["r=4 vs resnet", "r=8 vs resnet", "r=16 vs resnet"]
     # the reference level of r is the schema default 16
     assert "r=4 vs r=16" in labels and "r=8 vs r=16" in labels
@@ -341,7 +342,7 @@ def test_a_column_written_twice_is_read_once(tmp_path):
     path = tmp_path / "runs.csv"
     path.write_text("run_key,variant,seed,status,model.attention.kind,seed,top1_err\n"
                     "a,resnet,0,finished,none,0,10.0\nb,resnet,1,finished,none,1,11.0\n")
-    runs = stats.read_runs(path)
+    runs = results.read_runs(path)
     assert list(runs.columns) == ["run_key", "variant", "seed", "status", "model.attention.kind", "top1_err"]
     assert stats.metric_columns(runs) == ["top1_err"]
 
@@ -350,12 +351,12 @@ def test_target_resolution(tmp_path, monkeypatch):
     spec = write_sweep(tmp_path, "ratio", RATIO_VARIANTS, [0], partial_ratio_outcome)
     monkeypatch.chdir(tmp_path)
     assert spec == tmp_path / "experiments/ratio.yaml"
-    assert stats.resolve_target("experiments/ratio.yaml") == ("ratio", Path("results/ratio"),
+    assert results.resolve_target("experiments/ratio.yaml") == ("ratio", Path("results/ratio"),
                                                               Path("experiments/ratio.yaml"))
-    name, folder, found = stats.resolve_target("results/ratio")
+    name, folder, found = results.resolve_target("results/ratio")
     assert (name, folder) == ("ratio", Path("results/ratio")) and found == Path("experiments/ratio.yaml")
-    with pytest.raises(stats.SweepDataError, match="neither a sweep spec"):
-        stats.resolve_target("nowhere")
+    with pytest.raises(results.SweepDataError, match="neither a sweep spec"):
+        results.resolve_target("nowhere")
     (tmp_path / "results" / "empty").mkdir()
-    with pytest.raises(stats.SweepDataError, match=r"runs\.csv: not found"):
-        stats.load_sweep("results/empty")
+    with pytest.raises(results.SweepDataError, match=r"runs\.csv: not found"):
+        results.load_sweep("results/empty")

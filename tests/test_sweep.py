@@ -31,6 +31,9 @@ from optuna.trial import TrialState
 
 from sesweep.plan import Plan, load_plan
 from sesweep.runner import sweep as sw
+from sesweep.runner.config import SweepConfig
+from sesweep.runner.queue import SweepLock, claim, default_storage, failure_reason, finish, open_storage, open_study
+from sesweep.runner.status import sweep_status
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = {"heartbeat_interval": 1, "grace_period": 4, "progress": False, "threads": 1}
@@ -41,8 +44,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def trials_of(plan: Plan, storage: str | None = None, results: Path | None = None) -> list[optuna.trial.FrozenTrial]:
-    url = storage or sw.default_storage(plan, results)
-    return optuna.load_study(study_name=plan.name, storage=sw.open_storage(url)).get_trials(deepcopy=False)
+    url = storage or default_storage(plan, results)
+    return optuna.load_study(study_name=plan.name, storage=open_storage(url)).get_trials(deepcopy=False)
 
 
 def assert_exactly_once(plan: Plan, trials: list[optuna.trial.FrozenTrial]) -> None:
@@ -96,7 +99,7 @@ def test_sweep_writes_run_json_and_tables_then_resume_trains_nothing_and_a_new_s
     assert len(trials_of(plan, results=results)) == 2
 
     grown = load_plan(make_sweep("grow", seeds=(0, 1), axes={"model.attention.reduction": [4, 16]}))
-    before = sw.sweep_status(grown, results_dir=results)
+    before = sweep_status(grown, results_dir=results)
     assert (before.done, before.pending, before.running) == (2, 2, 0)
     mean = sum(r["seconds"] for r in before.rows if r["state"] == "finished") / 2
     assert before.eta_seconds == pytest.approx(2 * mean)  # the mean time of a trained run x runs left
@@ -177,7 +180,7 @@ def test_a_failing_run_is_retried_max_retries_times_then_left_failed(make_sweep,
     # never retried forever: running the sweep again leaves it failed ...
     sw.run_sweep(plan, results_dir=results, tracking=False, max_retries=1, **FAST)
     assert len(attempts()) == 2
-    table = sw.sweep_status(plan, results_dir=results).table()
+    table = sweep_status(plan, results_dir=results).table()
     assert "failed" in table and "5000 is more than" in table
     # ... until asked to retry failed runs, which gives one fresh budget
     status = sw.run_sweep(plan, results_dir=results, tracking=False, max_retries=0, retry_failed=True, **FAST)
@@ -186,7 +189,7 @@ def test_a_failing_run_is_retried_max_retries_times_then_left_failed(make_sweep,
 
 def test_status_of_a_sweep_that_never_ran_creates_nothing(make_sweep, tmp_path: Path):
     plan = load_plan(make_sweep("never", seeds=(0, 1)))
-    status = sw.sweep_status(plan, results_dir=tmp_path / "results")
+    status = sweep_status(plan, results_dir=tmp_path / "results")
     assert (status.total, status.pending, status.done, status.eta_seconds) == (2, 2, 0, None)
     assert "0/2 done" in status.table()
     assert not (tmp_path / "results").exists()
@@ -198,14 +201,14 @@ def test_status_of_a_sweep_that_never_ran_creates_nothing(make_sweep, tmp_path: 
 
 def _claim_worker(plan: Plan, storage: str, log_path: str) -> None:
     """Claim and finish runs without training, as fast as possible; log every claim."""
-    cfg = sw.SweepConfig(storage=storage, results_dir=str(Path(log_path).parent), tracking_uri=None,
+    cfg = SweepConfig(storage=storage, results_dir=str(Path(log_path).parent), tracking_uri=None,
                          heartbeat_interval=1, grace_period=30)
-    st = sw.open_storage(storage, 1, 30)
-    study = sw.open_study(plan, st)
-    lock = sw.SweepLock(st, plan.name)
+    st = open_storage(storage, 1, 30)
+    study = open_study(plan, st)
+    lock = SweepLock(st, plan.name)
     with open(log_path, "a") as log:
         while True:
-            action, run, trial_id = sw._claim(plan, study, lock, cfg)
+            action, run, trial_id = claim(plan, study, lock, cfg)
             if action == "done":
                 return
             if action == "wait":
@@ -215,7 +218,7 @@ def _claim_worker(plan: Plan, storage: str, log_path: str) -> None:
             log.flush()
             payload = {"record": {"run_key": run.key, "status": "finished", "top1_err": 1.0}, "curves": [],
                        "hidden_widths": []}
-            assert sw._finish(plan, study, lock, trial_id, run, payload, {}) == "recorded"
+            assert finish(plan, study, lock, trial_id, run, payload, {}) == "recorded"
 
 
 def race_claims(plan: Plan, storage: str, tmp_path: Path, processes: int = 3) -> Counter[str]:
@@ -232,7 +235,7 @@ def race_claims(plan: Plan, storage: str, tmp_path: Path, processes: int = 3) ->
 
 def test_racing_processes_claim_every_run_exactly_once_on_sqlite(make_sweep, tmp_path: Path):
     plan = load_plan(make_sweep("race", seeds=tuple(range(24))))
-    storage = sw.default_storage(plan, tmp_path / "results")
+    storage = default_storage(plan, tmp_path / "results")
     claims = race_claims(plan, storage, tmp_path)
     assert claims == Counter(plan.keys)
     assert_exactly_once(plan, trials_of(plan, storage))
@@ -273,7 +276,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(make_sweep
     # the base run comes first and is long enough to be caught running; the second run is quick
     path = make_sweep("kill", recipe={"epochs": 12}, variants={"quick": {"recipe.epochs": 1}})
     plan = load_plan(path)
-    storage = sw.default_storage(plan, results)
+    storage = default_storage(plan, results)
     cmd = [sys.executable, "-m", "sesweep", "run", str(path), "--results", str(results), "--heartbeat", "1",
            "--grace", "4", "--no-tracking", "--threads", "1", "--quiet"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -308,7 +311,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(make_sweep
     lost = [t for t in trials if t.state == TrialState.FAIL]
     assert len(trials) == 3  # the two runs and the lost attempt
     assert [t.user_attrs["run_key"] for t in lost] == [victim]
-    assert "lost" in sw.failure_reason(lost[0])
+    assert "lost" in failure_reason(lost[0])
     assert sorted(p.stem for p in (results / "kill" / "runs").glob("*.json")) == sorted(plan.keys)
     rows = read_csv(results / "kill" / "runs.csv")
     assert sorted(r["run_key"] for r in rows) == sorted(plan.keys) and {r["status"] for r in rows} == {"finished"}

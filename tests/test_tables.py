@@ -22,7 +22,8 @@ from test_stats import (  # tests/ is on sys.path
     write_sweep,
 )
 
-from sesweep.analysis import figures, stats, tables
+from sesweep import results
+from sesweep.analysis import equal_cost, factors, figures, stats, tables
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +31,10 @@ def ratio(tmp_path_factory):
     """The partial ratio sweep: se_r4 one seed, se_r8 one diverged run, se_r16 one failed run."""
     root = tmp_path_factory.mktemp("ratio")
     spec = write_sweep(root, "ratio", RATIO_VARIANTS, [0, 1, 2], partial_ratio_outcome)
-    return stats.analyze(stats.load_sweep(spec, root / "results"))
+    return factors.analyze(results.load_sweep(spec, root / "results"))
 
 
-def factor_sweep(tmp_path, key: str, levels: list[str], partial: bool = False) -> stats.Analysis:
+def factor_sweep(tmp_path, key: str, levels: list[str], partial: bool = False) -> factors.Analysis:
     """A sweep of one categorical factor, variants named as sesweep.plan names axes variants.
 
     ``partial``: the last level has seed 0 only and the first level's seed 2 failed.
@@ -50,7 +51,7 @@ def factor_sweep(tmp_path, key: str, levels: list[str], partial: bool = False) -
         return metrics_for(err[v] + 0.2 * s + 0.01 * len(v) * s, 2.0, 272_474 + 100 * len(v))
 
     spec = write_sweep(tmp_path, short, variants, [0, 1, 2], outcome, axes={key: levels}, excitation=False)
-    return stats.analyze(stats.load_sweep(spec, tmp_path / "results"))
+    return factors.analyze(results.load_sweep(spec, tmp_path / "results"))
 
 
 @pytest.mark.parametrize("key, slug", [
@@ -68,7 +69,7 @@ def test_the_chooser_reads_the_factors_off_the_runs(ratio, tmp_path):
     pool = factor_sweep(tmp_path / "pool", "model.attention.pool", ["max", "avg"])
     assert pool.factors == ["model.attention.kind", "model.attention.pool"]
     assert [c.slug for c in tables.choose_tables(pool.factors)[0]] == ["table11_squeeze", "overall"]
-    assert [c.label for c in stats.contrasts(pool)][-1] == "pool=max vs pool=avg"   # avg: the reference level
+    assert [c.label for c in factors.contrasts(pool)][-1] == "pool=max vs pool=avg"   # avg: the reference level
     gate = factor_sweep(tmp_path / "gate", "model.attention.gate", ["tanh", "relu", "sigmoid"])
     assert [c.slug for c in tables.choose_tables(gate.factors)[0]] == ["table12_excitation", "overall"]
     assert gate.order == ["resnet", "gate=sigmoid", "gate=tanh", "gate=relu"]  # schema order, as in the paper
@@ -214,21 +215,21 @@ def adaptive(tmp_path_factory):
     """Fixed r = 2 … 16, learned-w1 (between r=8 and r=4), learned-w4 (below r=16), dynamic-w1 (allocates r=2)."""
     root = tmp_path_factory.mktemp("adaptive")
     spec = write_adaptive_sweep(root)
-    return stats.analyze(stats.load_sweep(spec, root / "results"))
+    return factors.analyze(results.load_sweep(spec, root / "results"))
 
 
 def test_interpolation_in_log_se_params_never_extrapolates():
     costs, errors = [8_000, 2_000, 4_000], [8.4, 9.2, 8.8]                    # unsorted: sorted by cost
-    value, note = stats.interpolate_log_cost(costs, errors, 6_000)
-    assert note == stats.INTERPOLATED
+    value, note = equal_cost.interpolate_log_cost(costs, errors, 6_000)
+    assert note == equal_cost.INTERPOLATED
     assert value == pytest.approx(8.8 - 0.4 * math.log(1.5) / math.log(2))  # 8.566015
-    assert stats.interpolate_log_cost(costs, errors, 8_000) == (pytest.approx(8.4), stats.INTERPOLATED)
+    assert equal_cost.interpolate_log_cost(costs, errors, 8_000) == (pytest.approx(8.4), equal_cost.INTERPOLATED)
     for at in (1_999, 8_001):
-        value, note = stats.interpolate_log_cost(costs, errors, at)
-        assert math.isnan(value) and note == stats.OUTSIDE_RANGE
-    assert stats.interpolate_log_cost([4_000], [8.8], 4_000)[1] == stats.TOO_FEW_FIXED
-    assert stats.interpolate_log_cost(costs, errors, math.nan)[1] == stats.NO_FINISHED_RUN
-    assert stats.block_stage("layer1.2.attn_branch") == 2 and stats.block_stage("fc") is None
+        value, note = equal_cost.interpolate_log_cost(costs, errors, at)
+        assert math.isnan(value) and note == equal_cost.OUTSIDE_RANGE
+    assert equal_cost.interpolate_log_cost([4_000], [8.8], 4_000)[1] == equal_cost.TOO_FEW_FIXED
+    assert equal_cost.interpolate_log_cost(costs, errors, math.nan)[1] == equal_cost.NO_FINISHED_RUN
+    assert equal_cost.block_stage("layer1.2.attn_branch") == 2 and equal_cost.block_stage("fc") is None
 
 
 def test_adaptive_table_against_hand_computed_values(adaptive):
@@ -239,7 +240,7 @@ def test_adaptive_table_against_hand_computed_values(adaptive):
     assert list(nums.index) == ["learned-w1", "learned-w4", "dynamic-w1"]
     w1 = nums.loc["learned-w1"]
     assert w1["se_params"] == pytest.approx(6_000) and math.isnan(w1["se_active_width"])
-    assert w1["fixed_r"] == "16,8,4,2" and w1["fixed_note"] == stats.INTERPOLATED
+    assert w1["fixed_r"] == "16,8,4,2" and w1["fixed_note"] == equal_cost.INTERPOLATED
     at_cost = 8.8 + (8.4 - 8.8) * math.log(6_000 / 4_000) / math.log(8_000 / 4_000)
     assert w1["fixed_top1_err"] == pytest.approx(at_cost) and w1["top1_err"] == pytest.approx(7.9)
     assert w1["d_fixed_curve"] == pytest.approx(7.9 - at_cost)
@@ -253,7 +254,8 @@ def test_adaptive_table_against_hand_computed_values(adaptive):
     assert w1[["ratio_stage2", "ratio_stage3", "ratio_stage4"]].tolist() == pytest.approx(
         [(4 + 5 + 5) / 3, (8 + 6.4 + 6.4) / 3, 4.0])
     w4 = nums.loc["learned-w4"]
-    assert w4["se_params"] == 1_500 and math.isnan(w4["fixed_top1_err"]) and w4["fixed_note"] == stats.OUTSIDE_RANGE
+    assert w4["se_params"] == 1_500 and math.isnan(w4["fixed_top1_err"]) \
+        and w4["fixed_note"] == equal_cost.OUTSIDE_RANGE
     assert w4["nearest"] == "se_r16"
     dyn = nums.loc["dynamic-w1"]   # allocated SE params 16000: exactly r=2's (never 0.5 × 16000); ratio from the log
     assert dyn["se_params"] == 16_000 and dyn["fixed_top1_err"] == pytest.approx(8.0) and dyn["nearest"] == "se_r2"
@@ -283,11 +285,11 @@ def test_adaptive_table_files_and_name(adaptive, ratio, tmp_path):
     assert [c.slug for c in tables.choose_tables(factors, ["adaptive"], adaptive=True)[0]] == ["adaptive", "overall"]
     assert tables.choose_tables(ratio.factors, ["adaptive"])[1] == [
         "table 'adaptive' was requested but this sweep does not vary its factor"]
-    assert stats.adaptive_comparisons(ratio) == [] and figures.adaptive_ratio_figure(ratio, {}, tmp_path) is None
+    assert equal_cost.adaptive_comparisons(ratio) == [] and figures.adaptive_ratio_figure(ratio, {}, tmp_path) is None
 
 
 def test_learned_ratio_per_block_figure(adaptive, tmp_path):
-    ratios = stats.block_ratios(adaptive, "learned-w1")
+    ratios = equal_cost.block_ratios(adaptive, "learned-w1")
     assert ratios["seed"].tolist() == [0] * 9 + [1] * 9 + [2] * 9
     assert ratios["stage"].tolist()[:9] == [2, 2, 2, 3, 3, 3, 4, 4, 4] and ratios["position"].max() == 8
     assert ratios["ratio"].tolist()[:9] == pytest.approx([4, 4, 4, 8, 8, 8, 4, 4, 4])
@@ -306,12 +308,12 @@ def test_partial_adaptive_sweep(tmp_path):
             return "missing"
         return "failed" if variant == "learned-w1" else adaptive_outcome(variant, seed)
 
-    an = stats.analyze(stats.load_sweep(write_adaptive_sweep(tmp_path, outcome), tmp_path / "results"))
+    an = factors.analyze(results.load_sweep(write_adaptive_sweep(tmp_path, outcome), tmp_path / "results"))
     t = next(t for t in tables.build_tables(an)[0] if t.choice.slug == "adaptive")
     nums = t.numbers.set_index("variant")
-    assert nums.loc["learned-w1", "n"] == 0 and nums.loc["learned-w1", "fixed_note"] == stats.NO_FINISHED_RUN
+    assert nums.loc["learned-w1", "n"] == 0 and nums.loc["learned-w1", "fixed_note"] == equal_cost.NO_FINISHED_RUN
     assert nums.loc["learned-w4", "n"] == 2 and nums.loc["learned-w4", "n_pairs_nearest"] == 2
-    assert nums.loc["learned-w4", "fixed_note"] == nums.loc["dynamic-w1", "fixed_note"] == stats.TOO_FEW_FIXED
+    assert nums.loc["learned-w4", "fixed_note"] == nums.loc["dynamic-w1", "fixed_note"] == equal_cost.TOO_FEW_FIXED
     assert nums.loc["dynamic-w1", "nearest"] == "se_r4"
     shown = t.shown.set_index("variant")
     assert shown.loc["learned-w1", "top-1 err (%)"] == "—" and shown.loc["learned-w1", "excluded"] == "3 failed"
@@ -329,13 +331,13 @@ def test_paper_tables_hold_the_other_factors_at_the_base_value(tmp_path):
     spec = write_sweep(tmp_path, "mixed", variants, [0, 1],
                        lambda v, s: metrics_for(err[v] + 0.1 * s, 2.0, 272_474 + 100 * len(v)), excitation=False,
                        extra_spec={"model": {"arch": "resnet20", "attention": {"reduction": 8}}})
-    an = stats.analyze(stats.load_sweep(spec, tmp_path / "results"))
+    an = factors.analyze(results.load_sweep(spec, tmp_path / "results"))
     built = {t.choice.slug: t for t in tables.build_tables(an)[0]}
     ratio_rows = built["table10_ratio"].numbers
     assert ratio_rows["r"].dropna().tolist() == [4, 8, 16] and len(ratio_rows) == 4  # + the baseline row
     assert built["table12_excitation"].numbers["gate"].dropna().tolist() == ["sigmoid", "tanh"]
     assert "other factors held at the sweep's base value (r=8, pool=avg)" in built["table12_excitation"].caption
-    assert stats.variant_labels(an)["tanh"] == "gate=tanh" and stats.variant_labels(an)["r=4"] == "r=4"
+    assert factors.variant_labels(an)["tanh"] == "gate=tanh" and factors.variant_labels(an)["r=4"] == "r=4"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -383,7 +385,7 @@ def test_a_sweep_matching_a_published_cifar_entry_gets_its_numbers(tmp_path):
                 "se_r8": {**where, "model.attention.reduction": 8}}
     spec = write_sweep(tmp_path, "c10", variants, [0, 1], lambda v, s: metrics_for(7.0 - len(v) / 10 + s, 1, 1),
                        excitation=False)
-    an = stats.analyze(stats.load_sweep(spec, tmp_path / "results"))
+    an = factors.analyze(results.load_sweep(spec, tmp_path / "results"))
     t10 = next(t for t in tables.build_tables(an)[0] if t.choice.slug == "table10_ratio")
     shown = t10.shown.set_index("variant")
     cifar = shown["SENet CIFAR-10 err (%)"]
@@ -403,7 +405,7 @@ def significant_r4(variant: str, seed: int) -> dict[str, float]:
 def test_significant_deltas_are_marked_and_the_caption_says_so(tmp_path):
     variants = {k: RATIO_VARIANTS[k] for k in ("resnet", "se_r4", "se_r8")}
     spec = write_sweep(tmp_path, "sig", variants, [0, 1, 2, 3], significant_r4, excitation=False)
-    an = stats.analyze(stats.load_sweep(spec, tmp_path / "results"))
+    an = factors.analyze(results.load_sweep(spec, tmp_path / "results"))
     for t in tables.build_tables(an)[0][:2]:                            # Table 10 and the overall table
         shown = t.shown.set_index("variant")
         delta = shown["Δ top-1 vs resnet"]
@@ -420,12 +422,12 @@ def test_variants_follow_the_spec_order_of_the_runners_manifest(tmp_path):
                 "max_pool": {"model.attention.pool": "max"}, "resnet": {"model.attention.kind": "none"}}
     spec = write_sweep(tmp_path, "order", variants, [0, 1], lambda v, s: metrics_for(9.0 + len(v) / 10 + s, 1, 1),
                        excitation=False)
-    before = stats.analyze(stats.load_sweep(spec, tmp_path / "results"))
+    before = factors.analyze(results.load_sweep(spec, tmp_path / "results"))
     assert before.order == ["resnet", "se_r4", "se_r16", "max_pool"]          # no manifest: sorted by level
     manifest = {"name": "order", "baseline": "resnet", "variants": [{"name": n} for n in variants],
                 "runs": [{"variant": n, "seed": s} for n in variants for s in (0, 1)]}
     (tmp_path / "results" / "order" / "manifest.json").write_text(json.dumps(manifest))
-    an = stats.analyze(stats.load_sweep(spec, tmp_path / "results"))
+    an = factors.analyze(results.load_sweep(spec, tmp_path / "results"))
     assert an.order == ["resnet", "se_r16", "se_r4", "max_pool"]              # the spec's order, baseline first
     t10 = tables.build_tables(an)[0][0]
     assert t10.numbers["variant"].tolist() == ["se_r16", "se_r4", "resnet"]   # baseline row last, as in the paper
@@ -436,9 +438,9 @@ def test_variants_follow_the_spec_order_of_the_runners_manifest(tmp_path):
                            index=["a32", "a20", "base32", "base20", "b20"])
     keys = ["model.arch", "model.attention.kind", "model.attention.reduction"]
     runs = [{"variant": v, "seed": 0} for v in ("a32", "a20", "b20", "base32", "base20")]
-    assert stats.variant_order(configs, ["base32", "base20"], keys, {"runs": runs}) == [
+    assert factors.variant_order(configs, ["base32", "base20"], keys, {"runs": runs}) == [
         "base32", "a32", "base20", "a20", "b20"]
-    assert stats.variant_order(configs, ["base32", "base20"], keys) == ["base20", "b20", "a20", "base32", "a32"]
+    assert factors.variant_order(configs, ["base32", "base20"], keys) == ["base20", "b20", "a20", "base32", "a32"]
 
 
 def test_top5_is_shown_only_with_more_than_ten_classes(ratio, tmp_path):
@@ -453,6 +455,6 @@ def test_top5_is_shown_only_with_more_than_ten_classes(ratio, tmp_path):
     variants = {k: {**v, "recipe.dataset": "cifar100"} for k, v in RATIO_VARIANTS.items()}
     spec = write_sweep(tmp_path, "c100", variants, [0, 1], lambda v, s: metrics_for(30.0 - len(v) + s, 9.0, 1),
                        excitation=False)
-    an = stats.analyze(stats.load_sweep(spec, tmp_path / "results"))
+    an = factors.analyze(results.load_sweep(spec, tmp_path / "results"))
     assert tables.class_count(an) == 100
     assert all("top-5 err (%)" in t.shown.columns for t in tables.build_tables(an)[0])

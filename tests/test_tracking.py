@@ -11,8 +11,10 @@ import optuna
 import pytest
 
 from sesweep.plan import load_plan
+from sesweep.results import code_version
 from sesweep.runner import sweep as sw
-from sesweep.runner.tracking import Tracker, code_version, default_tracking_uri
+from sesweep.runner.queue import default_storage, open_storage
+from sesweep.runner.tracking import Tracker, default_tracking_uri
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = {"heartbeat_interval": 1, "grace_period": 4, "progress": False, "threads": 1}
@@ -101,7 +103,7 @@ def test_a_tracking_failure_does_not_lose_the_run(make_sweep, tmp_path: Path):
     assert status.done == 1
     assert (results / "untracked" / "runs" / f"{plan.keys[0]}.json").is_file()
     trial = optuna.load_study(study_name="untracked",
-                              storage=sw.open_storage(sw.default_storage(plan, results))).get_trials()[0]
+                              storage=open_storage(default_storage(plan, results))).get_trials()[0]
     assert trial.state == optuna.trial.TrialState.COMPLETE
     assert "MLflow" in trial.user_attrs["tracking_error"]
 
@@ -229,7 +231,7 @@ def test_workers_starting_at_once_create_one_parent_run(tmp_path: Path, tracking
 
     uri = tracking_store(tmp_path, "race")
     assert Tracker(uri, "race").setup() is not None
-    storage = sw.open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    storage = open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
     optuna.create_study(storage=storage, study_name="race")
     n = 4
     barrier = threading.Barrier(n)

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from test_stats import metrics_for, run_row, write_sweep  # tests/ is on sys.path
 
-from sesweep.analysis import report, stats, tables
+from sesweep import results
+from sesweep.analysis import factors, report, stats, tables
 from sesweep.plan import Plan, parse_plan
 from sesweep.spec import SpecError
 
@@ -87,10 +88,10 @@ DEPTH_ERR = {"arch=resnet20": 9.0, "baseline,arch=resnet20": 10.0, "arch=resnet3
              "baseline,arch=resnet32": 8.0, "arch=resnet44": 6.8, "baseline,arch=resnet44": 7.0}
 
 
-def depth_analysis(tmp_path: Path) -> stats.Analysis:
+def depth_analysis(tmp_path: Path) -> factors.Analysis:
     plan = parse_plan(DEPTH)
     out = write_plan_results(tmp_path, plan, lambda v, s: DEPTH_ERR[v] + 0.1 * s * (1 + len(v) % 3))
-    return stats.analyze(stats.load_sweep(out))
+    return factors.analyze(results.load_sweep(out))
 
 
 def test_deltas_pair_within_the_architecture(tmp_path):
@@ -100,7 +101,7 @@ def test_deltas_pair_within_the_architecture(tmp_path):
     assert d["arch=resnet20"] == pytest.approx(-1.0, abs=0.2)
     assert d["arch=resnet32"] == pytest.approx(-0.5, abs=0.2)   # not −2.5 (vs ResNet-20)
     assert d["arch=resnet44"] == pytest.approx(-0.2, abs=0.2)
-    vs_base = [c for c in stats.contrasts(an) if c.factor is None]
+    vs_base = [c for c in factors.contrasts(an) if c.factor is None]
     assert {(c.comparison.variant, c.comparison.reference) for c in vs_base} == {
         (f"arch={a}", f"baseline,arch={a}") for a in ("resnet20", "resnet32", "resnet44")}
     # the depth table groups by architecture: each SE row next to the plain ResNet of its depth
@@ -117,7 +118,7 @@ def test_a_single_baseline_is_never_paired_across_architectures(tmp_path):
     err = {"resnet": 10.0, "se20": 9.5, "se56": 7.0}
     spec = write_sweep(tmp_path, "old", variants, [0, 1, 2], lambda v, s: metrics_for(err[v] + 0.1 * s * len(v), 1, 1),
                        excitation=False)
-    an = stats.analyze(stats.load_sweep(spec, tmp_path / "results"))
+    an = factors.analyze(results.load_sweep(spec, tmp_path / "results"))
     assert an.table.at["se20", "d_top1_err_mean"] == pytest.approx(-0.5, abs=0.3)
     assert math.isnan(an.table.at["se56", "d_top1_err_mean"])
     comp = stats.compare(an.sweep.runs, "se56", "resnet", "top1_err")
@@ -138,7 +139,7 @@ def test_paper_tables_hold_other_factors_at_the_base_value_not_by_a_tie_break(tm
     spec = write_sweep(tmp_path, "gxp", variants, [0, 1], lambda v, s: metrics_for(10.0 - len(v) / 10 + s, 1, 1),
                        excitation=False,
                        extra_spec={"model": {"arch": "resnet20", "attention": {"gate": "sigmoid"}}})
-    an = stats.analyze(stats.load_sweep(spec, tmp_path / "results"))
+    an = factors.analyze(results.load_sweep(spec, tmp_path / "results"))
     built = {t.choice.slug: t for t in tables.build_tables(an)[0]}
     gate_table = built["table12_excitation"]
     assert list(gate_table.numbers["variant"]) == ["sigmoid-standard", "relu-standard", "resnet"]  # schema order
@@ -146,7 +147,7 @@ def test_paper_tables_hold_other_factors_at_the_base_value_not_by_a_tie_break(tm
     integration = built["table14_integration"]
     assert list(integration.numbers["variant"]) == ["sigmoid-standard", "sigmoid-identity", "resnet"]
     assert "held at the sweep's base value (gate=sigmoid)" in integration.caption
-    assert stats.variant_labels(an)["relu-identity"] == "gate=relu, placement=identity"
+    assert factors.variant_labels(an)["relu-identity"] == "gate=relu, placement=identity"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -174,9 +175,9 @@ def test_significance_in_the_report_and_tables_uses_holm(tmp_path):
                                                                 for r in (2, 4, 8, 16)}}
     spec = write_sweep(tmp_path, "holm", variants, [0, 1, 2, 3], significant_once, excitation=False)
     files = report.run_report(spec, results_root=tmp_path / "results", out=tmp_path / "r", figures=False)
-    an = stats.analyze(stats.load_sweep(spec, tmp_path / "results"))
-    r4 = next(c for c in stats.contrasts(an) if c.factor is None and c.comparison.variant == "se_r4").comparison
-    assert r4.p_t < 0.05 < r4.p_holm and r4.family_size == 4 and r4.family == stats.BASELINE_FAMILY
+    an = factors.analyze(results.load_sweep(spec, tmp_path / "results"))
+    r4 = next(c for c in factors.contrasts(an) if c.factor is None and c.comparison.variant == "se_r4").comparison
+    assert r4.p_t < 0.05 < r4.p_holm and r4.family_size == 4 and r4.family == factors.BASELINE_FAMILY
     md = files.markdown.read_text(encoding="utf-8")
     assert "r=4 vs resnet: no significant difference in top-1 error" in md
     assert "Holm" in md and "without correction" not in md
@@ -194,11 +195,11 @@ def test_identical_differences_get_no_p_value_and_no_interval(tmp_path):
     variants = {"resnet": {"model.attention.kind": "none"}, "se": {}}
     spec = write_sweep(tmp_path, "same", variants, [0, 1, 2],
                        lambda v, s: metrics_for((8.3 if v == "se" else 8.0) - s, 1.0, 1), excitation=False)
-    an = stats.analyze(stats.load_sweep(spec, tmp_path / "results"))
+    an = factors.analyze(results.load_sweep(spec, tmp_path / "results"))
     comp = stats.compare(an.sweep.runs, "se", "resnet", "top1_err")
     assert comp.n == 3 and comp.delta.mean == pytest.approx(0.3)
     assert math.isnan(comp.p_t) and math.isnan(comp.delta.ci_lo) and "zero spread" in comp.note
-    sentence = report.describe_contrast(stats.Contrast(None, "se vs resnet", comp))
+    sentence = report.describe_contrast(factors.Contrast(None, "se vs resnet", comp))
     assert "paired t p" not in sentence and "p<0.001" not in sentence and "p and CI n/a" in sentence
     shown = tables.display(tables.overall_table(an), an.baselines).set_index("variant")
     assert shown.at["se", "p (paired t)"] == "n/a" and shown.at["se", "p (Holm)"] == "n/a"

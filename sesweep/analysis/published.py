@@ -22,7 +22,8 @@ from typing import Any
 
 import pandas as pd
 
-from sesweep.analysis.stats import Analysis, is_attention_off
+from sesweep.analysis.factors import Analysis, is_attention_off
+from sesweep.analysis.fmt import num_or_blank, signed_finite
 
 SOURCE = "SENet TPAMI v4"
 
@@ -205,14 +206,6 @@ def _standard_se(config: Mapping[str, Any]) -> bool:
         k not in config or normalize_level(k, config[k]) == normalize_level(k, v) for k, v in STANDARD_SE.items())
 
 
-def _num(x: float | None) -> str:
-    return "" if x is None else f"{x:.2f}"
-
-
-def _signed(x: float) -> str:
-    return f"{x:+.2f}".replace("-", "−")
-
-
 def columns(an: Analysis, key: str | None, variants: Sequence[str], setting: Setting,
             ) -> tuple[dict[str, list[str]], list[str]]:
     """The published columns beside a table's rows (``variants``, in order) and the caption sentences that
@@ -233,8 +226,8 @@ def columns(an: Analysis, key: str | None, variants: Sequence[str], setting: Set
             else:
                 row = imagenet_row(table, an.configs.at[v, key])
                 hits += row is not None
-            top1.append(_num(row.top1) if row else "")
-            delta.append(_signed(row.top1 - IMAGENET_BASELINE.top1) if row and row.key else "")
+            top1.append(num_or_blank(row.top1) if row else "")
+            delta.append(signed_finite(row.top1 - IMAGENET_BASELINE.top1) if row and row.key else "")
         if hits:
             out |= {"SENet top-1 (%)": top1, "SENet Δ vs ResNet-50": delta}
             notes.append(imagenet_note(table, setting))
@@ -245,8 +238,8 @@ def columns(an: Analysis, key: str | None, variants: Sequence[str], setting: Set
         for v in variants:
             config = an.configs.loc[v]
             plain, standard = is_attention_off(config), _standard_se(config)
-            errs.append(_num(c.original) if plain else _num(c.se) if standard else "")
-            deltas.append(_signed(c.se - c.original) if standard else "")
+            errs.append(num_or_blank(c.original) if plain else num_or_blank(c.se) if standard else "")
+            deltas.append(signed_finite(c.se - c.original) if standard else "")
         if any(deltas):
             name = DATASET_NAMES.get(c.dataset, c.dataset)
             out |= {f"SENet {name} err (%)": errs, f"SENet {name} Δ vs {c.paper_arch}": deltas}
@@ -279,12 +272,12 @@ def describe_levels(table: int, levels: Sequence[Any]) -> str:
     deltas = sorted(r.top1 - IMAGENET_BASELINE.top1 for r in rows)
     if len(rows) == 1:
         return (f"{SOURCE}, Table {table} (ImageNet SE-ResNet-50), at the {key_name} level run here: "
-                f"{best.label} {best.top1:.2f}%, {_signed(deltas[0])} points vs ResNet-50.")
+                f"{best.label} {best.top1:.2f}%, {signed_finite(deltas[0])} points vs ResNet-50.")
     beside = "below" if deltas[-1] < 0 else "above" if deltas[0] > 0 else "around"
     return (f"{SOURCE}, Table {table} (ImageNet SE-ResNet-50), at the {key_name} levels run here: "
             f"{', '.join(f'{r.label} {r.top1:.2f}%' for r in rows)} — best {best.label}, worst {worst.label}, "
             f"{worst.top1 - best.top1:.2f} points apart, all {beside} ResNet-50's {IMAGENET_BASELINE.top1:.2f}% "
-            f"(Δ {_signed(deltas[0])} to {_signed(deltas[-1])}).")
+            f"(Δ {signed_finite(deltas[0])} to {signed_finite(deltas[-1])}).")
 
 
 def direction_note(table: int, levels: Sequence[Any], deltas: Sequence[float], significant: int, ref: str) -> str:
@@ -302,4 +295,5 @@ def direction_note(table: int, levels: Sequence[Any], deltas: Sequence[float], s
     ours = side(ds)
     verdict = "SENet's direction" if ours == side(theirs) else "not SENet's direction"
     return (f" Here the same levels are {'all ' if ours != 'on both sides of' else ''}{ours} {ref} "
-            f"(Δ {_signed(ds[0])} to {_signed(ds[-1])} points, {significant} of {len(ds)} significant): {verdict}.")
+            f"(Δ {signed_finite(ds[0])} to {signed_finite(ds[-1])} points, {significant} of {len(ds)} significant): "
+            f"{verdict}.")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from sesweep.analysis.figures import FigureFile
-from sesweep.analysis.tables import text_columns, to_markdown
+from sesweep.analysis.table_display import text_columns, to_markdown
 
 
 @dataclass(frozen=True)

@@ -8,16 +8,16 @@ later worker reads first. It holds the sweep's spec (``sweep.yaml``, ``manifest.
 :func:`start_sweep`, its tables (``tables/``) from ``sesweep aggregate`` and its report (``report/``,
 ``report/figures/``) from ``sesweep report`` (:func:`log_sweep_outputs`, replacing the older copies).
 
-Every training run is nested under it (tag ``mlflow.parentRunId``). Its params are the spec keys that apply
-to it (:func:`logged_params`: a plain ResNet logs no SE knob); metrics are the per-epoch curves (step =
-epoch, logged from :func:`sesweep.training.train.train`'s ``on_epoch`` hook, one batch per epoch), an adaptive SE's
-learned widths per epoch (``width/stage2.block0``, ``learned_r/stage2.block0``, the stage mean
-``learned_r/stage2``; from the run's adaptive log) and the final metrics; artifacts are ``run.json`` and,
-for an SE run, ``excitation.json`` (SENet Fig. 6: mean excitation per channel and class, and its probe);
-tags say ``run_key``, ``sweep``, ``variant``, ``seed``, ``status``, ``code_version``, ``results_version`` and
-``data_id`` (of the code and data that computed the result, also for an adopted one). The default store
-is ``sqlite:///results/<name>/mlflow.db``; a server's URI works the same way (``results/<name>/tracking.json``
-then names it, for ``aggregate`` and ``report``).
+Every training run (:mod:`sesweep.runner.tracked_run`) is nested under it (tag ``mlflow.parentRunId``). Its
+params are the spec keys that apply to it (:func:`logged_params`: a plain ResNet logs no SE knob); metrics are
+the per-epoch curves (step = epoch, logged from :func:`sesweep.training.train.train`'s ``on_epoch`` hook, one
+batch per epoch), an adaptive SE's learned widths per epoch (``width/stage2.block0``,
+``learned_r/stage2.block0``, the stage mean ``learned_r/stage2``; from the run's adaptive log) and the final
+metrics; artifacts are ``run.json`` and, for an SE run, ``excitation.json`` (SENet Fig. 6: mean excitation per
+channel and class, and its probe); tags say ``run_key``, ``sweep``, ``variant``, ``seed``, ``status``,
+``code_version``, ``results_version`` and ``data_id`` (of the code and data that computed the result, also for
+an adopted one). The default store is ``sqlite:///results/<name>/mlflow.db``; a server's URI works the same way
+(``results/<name>/tracking.json`` then names it, for ``aggregate`` and ``report``).
 
 Tracking is a side channel: every MLflow call is guarded, a failure is warned about and recorded
 (``TrackedRun.errors``), and the run itself — its JSON and its trial — is never lost to it.
@@ -26,28 +26,27 @@ Tracking is a side channel: every MLflow call is guarded, a failure is warned ab
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import logging
-import math
 import os
 import re
-import subprocess
 import time
-import warnings
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sesweep.plan import Run
+from sesweep.results import code_version
+from sesweep.runner.tracked_run import TrackedRun, warn
 from sesweep.spec import RunSpec, flatten, inert_keys
+
+if TYPE_CHECKING:  # the plan only as a type: aggregate and report log through this module without it
+    from sesweep.plan import Run
 
 log = logging.getLogger(__name__)
 
 #: MLflow's limits per log_batch call
-_MAX_PARAMS, _MAX_METRICS = 100, 1000
+_MAX_PARAMS = 100
 #: the tag that marks a sweep's own (parent) run
 ROLE_TAG = "sesweep.role"
 #: seconds a worker that has just created the sweep's run waits before it looks for others created at the same
@@ -63,39 +62,6 @@ def default_tracking_uri(name: str, results_dir: str | Path = "results") -> str:
     return f"sqlite:///{path}"
 
 
-@functools.cache
-def code_version() -> str:
-    """The code that computed a run: ``<package version>[+g<commit>[.dirty]]``, e.g. ``0.1.0+g895d768a1b2c.dirty``.
-
-    The one source of truth for every record's ``code_version`` and every MLflow run's tag. The commit (12 hex
-    digits) and the ``.dirty`` flag (tracked files differ from the commit) come from git when the package runs
-    from its own checkout; installed without git, or from a wheel, it is the package version alone.
-    """
-    from sesweep import __version__
-
-    package = __version__
-    with contextlib.suppress(Exception):
-        from importlib.metadata import version
-
-        package = version("sesweep")
-    here = Path(__file__).resolve().parents[1]  # the sesweep package, whose parent is the checkout
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", "--no-optional-locks", *args], cwd=here, capture_output=True, text=True,
-                                 timeout=10, check=False)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    top = git("rev-parse", "--show-toplevel")
-    commit = git("rev-parse", "--short=12", "HEAD") if top else None
-    if not top or not commit or Path(top).resolve() != here.parent:  # not sesweep's own checkout
-        return package
-    dirty = git("status", "--porcelain", "--untracked-files=no")
-    return f"{package}+g{commit}{'.dirty' if dirty else ''}"
-
-
 def logged_params(spec: RunSpec) -> dict[str, Any]:
     """The spec keys that apply to a run, logged as its MLflow params: every resolved key except the knobs the
     variant does not use (:func:`sesweep.spec.inert_keys`, the same rule that keeps them out of its run key: a
@@ -106,10 +72,6 @@ def logged_params(spec: RunSpec) -> dict[str, Any]:
 
 def _param_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value is not None
 
 
 class Tracker:
@@ -144,7 +106,7 @@ class Tracker:
         try:
             return self.experiment_id()
         except Exception as exc:
-            _warn(f"cannot set up MLflow tracking at {self.uri}: {exc}")
+            warn(f"cannot set up MLflow tracking at {self.uri}: {exc}")
             return None
 
     def experiment_id(self) -> str:
@@ -191,7 +153,7 @@ class Tracker:
                 if run_id is not None and study is not None:
                     study.set_user_attr(self._study_attr(), {"run_id": run_id, "experiment_id": self.experiment_id()})
         except Exception as exc:
-            _warn(f"cannot find or create the MLflow run of sweep {self.experiment}: {exc}")
+            warn(f"cannot find or create the MLflow run of sweep {self.experiment}: {exc}")
             return None
         self.parent_run_id = run_id
         return run_id
@@ -326,7 +288,7 @@ class Tracker:
                     self.client.set_tag(existing[0].info.run_id, "mlflow.parentRunId", self.parent_run_id)
                 return {"run_id": existing[0].info.run_id}
         except Exception as exc:
-            _warn(f"MLflow lookup of run {run.key} failed: {exc}")
+            warn(f"MLflow lookup of run {run.key} failed: {exc}")
             return {"error": str(exc)}
         tracked = self.start(run, sweep=sweep)
         if tracked.run_id is not None:
@@ -349,140 +311,6 @@ class Tracker:
         return {"run_key": run.key, "sweep": sweep, "variant": run.variant, "seed": str(run.seed),
                 "status": status, "code_version": code_version(), "results_version": str(RESULTS_VERSION),
                 "data_id": run.data_id or ""}
-
-
-class TrackedRun:
-    """One MLflow run; every method is safe to call after a tracking failure (it then does nothing)."""
-
-    def __init__(self, tracker: Tracker, run: Run, sweep: str) -> None:
-        self.tracker = tracker
-        self.run = run
-        self.sweep = sweep
-        self.run_id: str | None = None
-        self.errors: list[str] = []
-        self._curve_last: dict[str, tuple[int, float]] = {}
-
-    def error(self, message: str) -> None:
-        self.errors.append(message)
-        _warn(f"tracking run {self.run.key} ({self.run.variant} seed {self.run.seed}): {message}")
-        if len(self.errors) > 3:  # a dead tracking server: stop trying for this run
-            self.run_id = None
-
-    def set_tag(self, key: str, value: str) -> None:
-        if self.run_id is None:
-            return
-        try:
-            self.tracker.client.set_tag(self.run_id, key, value)
-        except Exception as exc:
-            self.error(f"set_tag failed: {exc}")
-
-    def on_epoch(self, row: dict[str, Any]) -> None:
-        """Log one epoch's curve row (``epoch`` is the step); the ``on_epoch`` hook of ``train``."""
-        if self.run_id is None:
-            return
-        from mlflow.entities import Metric
-
-        step = int(row.get("epoch", 0))
-        now = int(time.time() * 1000)
-        metrics = []
-        for k, v in row.items():
-            if k == "epoch" or not _is_number(v):
-                continue
-            metrics.append(Metric(k, float(v), now, step))
-            self._curve_last[k] = (step, float(v))
-        try:
-            self.tracker.client.log_batch(self.run_id, metrics=metrics)
-        except Exception as exc:
-            self.error(f"log_batch failed: {exc}")
-
-    def finish(self, payload: dict[str, Any]) -> None:
-        """Final metrics, status tag, the run JSON as an artifact, and FINISHED."""
-        if self.run_id is None:
-            return
-        from mlflow.entities import Metric, RunTag
-
-        record = payload["record"]
-        from sesweep.training.train import METRICS
-
-        step = int(record.get("epochs_done") or 0)
-        now = int(time.time() * 1000)
-        metrics = []
-        for k in METRICS:
-            v = record.get(k)
-            if not _is_number(v):
-                continue
-            last = self._curve_last.get(k)
-            if (last is not None and last[1] == float(v)) or math.isnan(float(v)):
-                continue  # already the last point of its curve
-            metrics.append(Metric(k, float(v), now, step))
-        metrics += adaptive_metrics(payload.get("adaptive") or [], now)
-        client = self.tracker.client
-        try:
-            for i in range(0, max(1, len(metrics)), _MAX_METRICS):
-                client.log_batch(self.run_id, metrics=metrics[i : i + _MAX_METRICS],
-                                 tags=[RunTag("status", str(record.get("status", "finished"))),
-                                       RunTag("reason", str(record.get("reason", "")))])
-        except Exception as exc:
-            self.error(f"logging the final metrics failed: {exc}")
-        try:
-            client.log_dict(self.run_id, payload, "run.json")
-            if payload.get("excitation"):
-                client.log_dict(self.run_id, {"probe": payload.get("excitation_probe") or {},
-                                              "excitation": payload["excitation"]}, "excitation.json")
-        except Exception as exc:
-            self.error(f"logging the run's artifacts failed: {exc}")
-        if self.run_id is None:
-            return
-        try:
-            client.set_terminated(self.run_id, "FINISHED")
-        except Exception as exc:
-            self.error(f"finishing the MLflow run failed: {exc}")
-
-    def fail(self, status: str, reason: str) -> None:
-        if self.run_id is None:
-            return
-        try:
-            client = self.tracker.client
-            client.set_tag(self.run_id, "status", status)
-            client.set_tag(self.run_id, "reason", reason[:5000])
-            client.set_terminated(self.run_id, "KILLED" if status == "interrupted" else "FAILED")
-        except Exception as exc:
-            self.error(f"marking the MLflow run {status} failed: {exc}")
-
-
-_BLOCK = re.compile(r"^layer(\d+)\.(\d+)(\.|$)")
-
-
-def _block_name(block: str) -> tuple[str, str | None]:
-    """``layer1.0.attn_branch`` → (``stage2.block0``, ``stage2``): SENet's stage naming (stage k =
-    ``layer{k-1}``); a name of another form is kept as it is, without a stage."""
-    m = _BLOCK.match(block)
-    if m is None:
-        return block, None
-    stage = f"stage{int(m.group(1)) + 1}"
-    return f"{stage}.block{m.group(2)}", stage
-
-
-def adaptive_metrics(log_rows: Sequence[dict[str, Any]], timestamp: int) -> list[Any]:
-    """An adaptive SE's learned widths as MLflow metrics, step = epoch, from its adaptive log: per block the
-    effective width ``width/stage2.block0`` and ratio ``learned_r/stage2.block0``, and per stage the mean ratio
-    of its blocks ``learned_r/stage2``."""
-    from mlflow.entities import Metric
-
-    out = []
-    stages: dict[tuple[str, int], list[float]] = defaultdict(list)
-    for row in log_rows:
-        step, block = int(row.get("epoch", 0)), str(row.get("block", ""))
-        name, stage = _block_name(block)
-        width, ratio = row.get("effective_width"), row.get("effective_ratio")
-        if _is_number(width) and math.isfinite(width):
-            out.append(Metric(f"width/{name}", float(width), timestamp, step))
-        if _is_number(ratio) and math.isfinite(ratio):
-            out.append(Metric(f"learned_r/{name}", float(ratio), timestamp, step))
-            if stage is not None:
-                stages[stage, step].append(float(ratio))
-    out += [Metric(f"learned_r/{stage}", sum(v) / len(v), timestamp, step) for (stage, step), v in stages.items()]
-    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -510,7 +338,7 @@ def start_sweep(plan: Any, study: Any, uri: str, results_dir: str | Path) -> Tra
             client.update_run(run_id, status="RUNNING")
         _log_spec(tracker, run_id, folder)
     except Exception as exc:
-        _warn(f"cannot log the spec of sweep {plan.name} to MLflow: {exc}")
+        warn(f"cannot log the spec of sweep {plan.name} to MLflow: {exc}")
     return tracker
 
 
@@ -529,7 +357,7 @@ def end_sweep(tracker: Tracker, status: Any) -> None:
     try:
         tracker.client.set_terminated(tracker.parent_run_id, "FINISHED" if status.done == status.total else "FAILED")
     except Exception as exc:
-        _warn(f"cannot end the MLflow run of sweep {tracker.experiment}: {exc}")
+        warn(f"cannot end the MLflow run of sweep {tracker.experiment}: {exc}")
 
 
 def _write_pointer(folder: Path, uri: str, name: str) -> None:
@@ -542,7 +370,7 @@ def _write_pointer(folder: Path, uri: str, name: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         pointer.write_text(json.dumps({"tracking_uri": shown, "experiment": name}, indent=1) + "\n")
     except OSError as exc:
-        _warn(f"cannot write {pointer}: {exc}")
+        warn(f"cannot write {pointer}: {exc}")
 
 
 def sweep_tracking(results_dir: str | Path) -> tuple[str, str] | None:
@@ -579,13 +407,9 @@ def log_sweep_outputs(results_dir: str | Path, artifact_path: str, paths: Sequen
             _log_spec(tracker, run_id, Path(results_dir))
         return run_id
     except Exception as exc:
-        _warn(f"cannot log {artifact_path}/ of sweep {experiment} to MLflow: {exc}")
+        warn(f"cannot log {artifact_path}/ of sweep {experiment} to MLflow: {exc}")
         return None
 
 
 def _quote(value: str) -> str:
     return value.replace("'", "\\'")
-
-
-def _warn(message: str) -> None:
-    warnings.warn(f"sesweep tracking: {message}", RuntimeWarning, stacklevel=3)

@@ -9,10 +9,7 @@ whole test set, and times one eval forward of a batch for: no SE, the fixed SE a
 dynamic soft, dynamic truncated — interleaved round-robin, medians reported. The SE is a small part of
 ResNet-20's compute, so compare the rows of one run, not figures across runs.
 
-Measured (this 2-core CPU, shared, 2 threads, fp32, batch 128; 15 epochs, cost weight 1): top-1 error 1.39 %
-on both paths (359 images), 58 % of the allocated hidden units in use; whole net 102.6 ms fixed SE, 108.3
-soft, 111.5 truncated (92.7 without SE); the 9 excitations alone 6.2 / 8.1 / 14.8 ms. Truncation does not
-save time here: the FCs are a sliver of the SE's time and grouping samples by width costs more than it skips.
+Measured results: ``docs/adaptive.md`` (section "Does truncation save time?").
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from sesweep.results import METRICS  # noqa: F401  (the record's metric columns, defined with the results)
 from sesweep.spec import RecipeSpec, RunSpec, flatten, run_key
 from sesweep.training.data import DataSplits, ImageSet, TrainBatches, eval_batches, load_data
 from sesweep.training.hardware import (
@@ -55,11 +56,6 @@ from sesweep.training.models.adaptive import (
     record_dynamic_widths,
     truncated,
 )
-
-#: metric columns every run record has (errors in percent, as in the SENet paper)
-METRICS = ("top1_err", "top5_err", "test_loss", "train_loss", "params", "se_params", "macs", "train_seconds",
-           "train_img_per_s", "infer_ms", "peak_mem_mb", "peak_rss_mb", "epochs_done", "diverged_epoch", "se_budget",
-           "soft_top1_err", "se_active_width", "truncated_top1_err")
 
 EXCITATION_IMAGES, EXCITATION_BATCH = 1024, 256
 

@@ -1,9 +1,5 @@
-"""The SENet TPAMI Fig. 6 figure: the excitation (the gate's output) per channel, averaged over the test images of
-a few classes, for the last block of each stage and the blocks of the last stage.
-
-Drawn by :func:`sesweep.analysis.figures.make_figures` whenever the runs saved excitations, whatever the spec's
-``figures:`` list says; in the style and with the saving of :mod:`sesweep.analysis.figures`.
-"""
+"""SENet TPAMI Fig. 6: the excitation per channel, averaged over the test images of a few classes, for the last
+block of each stage and the blocks of the last stage. Drawn whenever the runs saved excitations."""
 
 from __future__ import annotations
 
@@ -17,9 +13,12 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from sesweep.analysis import figures
-from sesweep.analysis.figure_layout import legend_below
-from sesweep.analysis.stats import Analysis, finished_details, format_value, held_levels
+from sesweep.analysis.equal_cost import finished_details
+from sesweep.analysis.factors import Analysis, held_levels
+from sesweep.analysis.figures import style
+from sesweep.analysis.figures.layout import legend_below
+from sesweep.analysis.figures.style import COLUMN_IN, FONT_PT, PAGE_IN, FigureFile, new_figure, paper_style, slugify
+from sesweep.analysis.fmt import format_value
 
 #: at most this many excitation figures (the variant at the held levels first)
 MAX_EXCITATION_FIGURES = 3
@@ -29,7 +28,7 @@ EXCITATION_CLASSES = 4
 EXCITATION_BLOCKS = 6
 
 
-def excitation_figures(an: Analysis, out_dir: Path) -> list[figures.FigureFile]:
+def excitation_figures(an: Analysis, out_dir: Path) -> list[FigureFile]:
     """The excitation figures of the variants that saved excitations (:func:`excitation_variants`)."""
     drawn = [excitation_figure(an, v, out_dir) for v in excitation_variants(an)]
     return [f for f in drawn if f is not None]
@@ -85,7 +84,7 @@ def _block_index(name: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", name))
 
 
-def excitation_figure(an: Analysis, variant: str, out_dir: Path) -> figures.FigureFile | None:
+def excitation_figure(an: Analysis, variant: str, out_dir: Path) -> FigureFile | None:
     """Mean excitation per channel for a few classes and their average, one panel per block."""
     seed, rows = excitation_rows(an, variant)
     if not rows:
@@ -96,8 +95,8 @@ def excitation_figure(an: Analysis, variant: str, out_dir: Path) -> figures.Figu
     palette = sns.color_palette("dark", len(classes))
     cols = min(3, len(blocks))
     nrows = math.ceil(len(blocks) / cols)
-    with figures.paper_style():
-        fig = figures.new_figure(figures.PAGE_IN if cols > 1 else figures.COLUMN_IN, 1.75 * nrows + 0.2)
+    with paper_style():
+        fig = new_figure(PAGE_IN if cols > 1 else COLUMN_IN, 1.75 * nrows + 0.2)
         handles: list[Any] = []
         for i, (stage, block) in enumerate(blocks):
             ax = fig.add_subplot(nrows, cols, i + 1)
@@ -115,7 +114,7 @@ def excitation_figure(an: Analysis, variant: str, out_dir: Path) -> figures.Figu
                              label=f"mean of {len(part)} classes")
             if i == 0:
                 handles.append(avg)
-            ax.set_title(f"stage {stage} · {block}", fontsize=figures.FONT_PT)
+            ax.set_title(f"stage {stage} · {block}", fontsize=FONT_PT)
             ax.set_xlim(0, every.shape[1] - 1)
             if i % cols == 0:
                 ax.set_ylabel("excitation")
@@ -125,4 +124,4 @@ def excitation_figure(an: Analysis, variant: str, out_dir: Path) -> figures.Figu
         caption = (f"Excitation of {variant} (seed {seed}): the gate's output per channel, averaged over the test "
                    f"images of each class (SENet TPAMI Fig. 6 style), for the last block of each stage and the "
                    f"blocks of the last stage. {probe_description(an, variant, seed)}")
-        return figures.save(fig, out_dir, f"excitation_{figures.slugify(variant)}", caption)
+        return style.save(fig, out_dir, f"excitation_{slugify(variant)}", caption)

@@ -1,11 +1,7 @@
-"""Figure layout measured on the rendered figure, not judged by eye.
+"""Figure layout measured on the rendered figure, not judged by eye (what is checked: docs/figures.md).
 
-:func:`layout_problems` draws a figure with its own canvas renderer and lists what a reviewer would reject:
-text, legends or axes reaching outside the image, tick labels of one axis printed over each other, a legend
-over a plotting area, and texts (labels, titles, annotations) over each other or over tick labels.
-:func:`legend_below` places a legend under the axes that fits the figure's width (columns chosen from the
-measured label widths, long labels wrapped) and grows the figure by the legend's height, so the axes keep
-their size; :func:`fit_tick_labels` turns category labels that would collide.
+:func:`layout_problems` lists what a reviewer would reject; :func:`legend_below` and :func:`fit_tick_labels` make
+legends and tick labels fit.
 """
 
 from __future__ import annotations

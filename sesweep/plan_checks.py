@@ -1,0 +1,160 @@
+"""The checks a plan makes before anything runs: every distinct model can be built (SE widths named per block),
+every data set can be read (:func:`check_data`), and the data identity of each data config (part of the run
+keys). torch and the data sets are imported lazily, inside the functions, so ``import sesweep.plan`` stays light.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sesweep.spec import RunSpec, SpecError
+
+if TYPE_CHECKING:
+    from sesweep.plan import Plan, Variant
+
+
+def data_config(recipe: Any) -> tuple[str, str | None]:
+    """What :func:`.training.data.data_identity` reads of a recipe: the data set, and where an image folder is."""
+    return recipe.dataset, recipe.data_root if recipe.dataset == "imagefolder" else None
+
+
+def data_ids(specs: Sequence[RunSpec]) -> tuple[dict[tuple[str, str | None], str | None], str | None]:
+    """The data identity of every distinct data config of ``specs`` (each read once), None where the data
+    are not on this machine; and the first such error as one line (None when every identity is known)."""
+    from sesweep.training.data import data_identity
+
+    ids: dict[tuple[str, str | None], str | None] = {}
+    unresolved = None
+    for spec in specs:
+        config = data_config(spec.recipe)
+        if config in ids:
+            continue
+        try:
+            _check_readable(spec.recipe)
+            ids[config] = data_identity(spec.recipe)
+        except SpecError as exc:
+            ids[config] = None
+            unresolved = unresolved or str(exc)
+        except OSError as exc:  # a folder that cannot be listed (permissions, a dead mount)
+            ids[config] = None
+            unresolved = unresolved or str(_unreadable(exc))
+    return ids, unresolved
+
+
+def _check_readable(recipe: Any) -> None:
+    """An image folder that is there but cannot be listed is named as such (not as "no train/ folder")."""
+    if recipe.dataset != "imagefolder" or recipe.data_root is None:
+        return
+    root = Path(recipe.data_root).expanduser()
+    if root.is_dir() and not os.access(root, os.R_OK | os.X_OK):
+        raise SpecError("recipe.data_root", f"cannot read {root.resolve()}: permission denied")
+
+
+def _unreadable(exc: OSError) -> SpecError:
+    where = f" {exc.filename}" if exc.filename else ""
+    return SpecError("recipe.data_root", f"cannot read{where}: {exc.strerror or exc}")
+
+
+def check_data(plan: Plan) -> None:
+    """Raise the :class:`SpecError` the runs of ``plan`` would each fail with at data loading, once, before
+    anything is queued: an image folder without images (or with fewer than a subset asks for), a folder
+    that cannot be read, CIFAR that is neither there nor downloadable, a subset larger than a built-in set.
+
+    Image folders are only listed (and one image header read), never decoded: that is each run's work, and
+    cached. Built-in sets are loaded once (CIFAR: downloaded once, here, if it is not there yet)."""
+    from sesweep.training.data import dataset_image_size, folder_classes, folder_files, folder_root, load_data
+
+    if plan.unresolved:
+        raise SpecError("", plan.unresolved)
+    checked: set[tuple[Any, ...]] = set()
+    for v in plan.variants:
+        recipe = v.spec.recipe
+        config = (recipe.dataset, recipe.data_root, recipe.train_subset, recipe.test_subset, recipe.image_size)
+        if config in checked:
+            continue
+        checked.add(config)
+        try:
+            try:
+                if recipe.dataset != "imagefolder":
+                    load_data(recipe)
+                    continue
+                root = folder_root(recipe)
+                classes = folder_classes(root)
+                for split, n, key in (("train", recipe.train_subset, "recipe.train_subset"),
+                                      ("test", recipe.test_subset, "recipe.test_subset")):
+                    files, _ = folder_files(root / split, classes)
+                    if not files:
+                        raise SpecError("recipe.data_root", f"no images in {split}/ under {root} (its class "
+                                                            f"folders {', '.join(classes)} hold no image files)")
+                    if n is not None and n > len(files):
+                        raise SpecError(key, f"{n} is more than the {len(files)} images of the {split} split "
+                                             f"under {root}")
+                dataset_image_size(recipe)
+            except OSError as exc:
+                raise _unreadable(exc) from None
+        except SpecError as exc:
+            raise in_variant(exc, v) from None
+
+
+def check_models(variants: list[Variant]) -> None:
+    """Every distinct model must be buildable (SE widths, stages, …); errors name where the value came from."""
+    checked: dict[Any, SpecError | None] = {}
+    for v in variants:
+        probe = (v.spec.model, v.spec.recipe.dataset)
+        if probe not in checked:
+            try:
+                check_model(v.spec)
+                checked[probe] = None
+            except SpecError as exc:
+                checked[probe] = exc
+        exc = checked[probe]
+        if exc is None:
+            continue
+        raise in_variant(exc, v, always=True)
+
+
+def in_variant(exc: SpecError, v: Variant, always: bool = False) -> SpecError:
+    """The error of one variant, keyed where its value came from (``axes.…``, ``variants.NAME.…``) and naming
+    the variant; an error of the base's value names no variant unless ``always``."""
+    key = exc.key
+    if key not in v.overrides:
+        return SpecError(key, f"{exc.message} (variant {v.name})") if always else exc
+    key = {"axes": f"axes.{key}", "baseline": f"baseline.{key}"}.get(v.origin, f"variants.{v.name}.{key}")
+    return SpecError(key, f"{exc.message} (variant {v.name})")
+
+
+def check_model(spec: RunSpec) -> None:
+    """Raise the :class:`SpecError` building this run's model would raise, without building big models.
+
+    The SE hidden width of every block is checked analytically with the same rule the model uses
+    (:func:`sesweep.training.models.hidden_width`), so the message names the block; CIFAR-size models (milliseconds
+    to build) are also built, which catches every other build-time check.
+    """
+    from sesweep.training.data import NUM_CLASSES, dataset_channels
+    from sesweep.training.models import ARCHS, build_model, hidden_width
+    from sesweep.training.models.build import attention_stages
+
+    model = spec.model
+    arch = ARCHS[model.arch]
+    att = model.attention
+    if att.kind == "se":
+        stages = attention_stages(model)
+        site = {"standard": "attn_branch", "pre": "attn_pre", "post": "attn_post",
+                "identity": "attn_identity"}[att.placement]
+        inplanes = arch.widths[0]
+        for i, (n, planes) in enumerate(zip(arch.layers, arch.widths, strict=True)):
+            cout = planes * arch.block.expansion
+            for j in range(n):
+                cin = inplanes if j == 0 else cout
+                if stages is None or i + 2 in stages:
+                    channels = cin if att.placement == "pre" else cout
+                    hidden_width(channels, att.reduction, att.min_hidden, att.divisor, f"layer{i + 1}.{j}.{site}")
+            inplanes = cout
+    if arch.input_size <= 32:
+        classes = NUM_CLASSES.get(spec.recipe.dataset)  # imagefolder: not known without reading the folders
+        if classes is None and model.num_classes == "auto":
+            classes = 2
+        build_model(model, classes, dataset_channels(spec.recipe), spec.seed)

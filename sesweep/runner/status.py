@@ -1,0 +1,174 @@
+"""Where a sweep stands: counts of done / running / failed / pending runs, an ETA and a per-run table."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from sesweep.plan import Plan
+from sesweep.results import DEFAULT_RESULTS, sweep_dir
+from sesweep.runner.config import SweepConfig
+from sesweep.runner.outputs import find_result, older_results
+from sesweep.runner.queue import classify, default_storage, failure_reason, open_storage, retry_from
+from sesweep.spec import RESULTS_VERSION
+
+
+@dataclass
+class SweepStatus:
+    """Counts of a sweep's runs and a per-run table; ``eta_seconds`` from the mean time of trained runs."""
+
+    name: str
+    total: int
+    done: int
+    finished: int
+    diverged: int
+    running: int
+    failed: int
+    pending: int
+    eta_seconds: float | None
+    rows: list[dict[str, Any]]
+    #: run JSONs under results/NAME/runs/ recorded by another results version: [{results_version, runs}]
+    older_results: list[dict[str, int]] = field(default_factory=list)
+    #: why the run keys cannot be resolved (the plan's data are not on this machine), else None
+    unresolved: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.done + self.failed == self.total
+
+    def summary(self) -> str:
+        eta = "" if self.eta_seconds is None or self.complete else f", eta {duration(self.eta_seconds)}"
+        return (f"sweep {self.name}: {self.done}/{self.total} done ({self.finished} finished, {self.diverged} "
+                f"diverged), {self.running} running, {self.failed} failed, {self.pending} pending{eta}")
+
+    def notes(self) -> list[str]:
+        """Lines about results that are not counted above: unresolved keys, records of other results versions."""
+        lines = []
+        if self.unresolved:
+            lines.append(f"run keys cannot be resolved ({self.unresolved}): results on disk or in the study "
+                         "cannot be matched, so every run shows as pending")
+        for old in self.older_results:
+            v, n = old["results_version"], old["runs"]
+            runs = f"{n} run{'s' if n != 1 else ''}"
+            if v < RESULTS_VERSION:
+                lines.append(f"{runs} recorded by results version {v} (older than {RESULTS_VERSION}): not reused, "
+                             "will be trained again")
+            else:
+                lines.append(f"{runs} recorded by results version {v} (newer than this code's {RESULTS_VERSION}): "
+                             "not reused")
+        return lines
+
+    def table(self) -> str:
+        lines = [self.summary(), *self.notes()]
+        if not self.rows:
+            return "\n".join(lines)
+        cols = ("variant", "seed", "run_key", "state", "attempts", "seconds", "top1_err", "note")
+        cells = [[_show(r.get(c)) for c in cols] for r in self.rows]
+        widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip())
+        lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def duration(seconds: float) -> str:
+    seconds = round(seconds)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def _trial_seconds(t: FrozenTrial) -> float | None:
+    if t.datetime_start is None or t.datetime_complete is None:
+        return None
+    return (t.datetime_complete - t.datetime_start).total_seconds()
+
+
+def status_from_trials(plan: Plan, trials: Sequence[FrozenTrial], max_retries: int = 1, retry_from: int = 0,
+                       grace_period: int | None = None) -> SweepStatus:
+    states = classify(plan, trials, retry_from)
+    counts = dict.fromkeys(("finished", "diverged", "running", "failed", "pending"), 0)
+    rows = []
+    trained_seconds = []
+    for run in plan.queue_order():
+        st = states[run.key]
+        state = st.state(max_retries)
+        counts[state if state in counts else "finished"] += 1
+        row: dict[str, Any] = {"variant": run.variant, "seed": run.seed, "run_key": run.key, "state": state,
+                               "attempts": len(st.failures) + (1 if st.done or st.running else 0)}
+        if st.done is not None:
+            row["seconds"] = st.done.user_attrs.get("wall_seconds") or _trial_seconds(st.done)
+            record = (st.done.user_attrs.get("result") or {}).get("record", {})
+            row["top1_err"] = record.get("top1_err")
+            if "adopted_from" in st.done.user_attrs:
+                row["note"] = "adopted"
+            elif row["seconds"]:
+                trained_seconds.append(float(row["seconds"]))
+        elif st.running:
+            row["note"] = f"on {st.running[0].user_attrs.get('worker', '?')}"
+        elif st.last_failure is not None:
+            row["note"] = failure_reason(st.last_failure, grace_period)
+        rows.append(row)
+    done = counts["finished"] + counts["diverged"]
+    remaining = counts["pending"] + counts["running"]
+    eta = None
+    if trained_seconds and remaining:
+        eta = sum(trained_seconds) / len(trained_seconds) * remaining / max(1, counts["running"])
+    return SweepStatus(plan.name, len(plan.runs), done, counts["finished"], counts["diverged"], counts["running"],
+                       counts["failed"], counts["pending"], eta, rows)
+
+
+def sweep_status(plan: Plan, storage: str | None = None, results_dir: str | Path = DEFAULT_RESULTS,
+                 max_retries: int = 1) -> SweepStatus:
+    """Where a sweep stands (read-only: a sweep that never ran is all pending, and nothing is created), with
+    the run JSONs of other results versions and, for a plan without its data, why keys are unresolved."""
+    url = storage or default_storage(plan, results_dir)
+    if storage is None and not (sweep_dir(plan, results_dir) / "optuna.db").is_file():
+        return _with_notes(status_from_trials(plan, [], max_retries), plan, results_dir)
+    st = open_storage(url)
+    try:
+        study = optuna.load_study(study_name=plan.name, storage=st)
+    except KeyError:
+        return _with_notes(status_from_trials(plan, [], max_retries), plan, results_dir)
+    status = status_from_trials(plan, study.get_trials(deepcopy=False), max_retries, retry_from(study))
+    return _with_notes(status, plan, results_dir)
+
+
+def _with_notes(status: SweepStatus, plan: Plan, results_dir: str | Path) -> SweepStatus:
+    return dataclasses.replace(status, older_results=older_results(plan, results_dir), unresolved=plan.unresolved)
+
+
+def study_status(plan: Plan, study: optuna.Study, cfg: SweepConfig) -> SweepStatus:
+    return status_from_trials(plan, study.get_trials(deepcopy=False), cfg.max_retries, retry_from(study),
+                              cfg.grace_period)
+
+
+def dry_status(plan: Plan, results_dir: str | Path) -> SweepStatus:
+    rows = []
+    done = finished = 0
+    for run in plan.queue_order():
+        found = find_result(run.key, plan, results_dir)
+        state = found[1]["record"]["status"] if found else "pending"
+        done += found is not None
+        finished += state == "finished"
+        rows.append({"variant": run.variant, "seed": run.seed, "run_key": run.key, "state": state,
+                     "note": "" if found is None else f"result in {found[0]}"})
+    status = SweepStatus(plan.name, len(plan.runs), done, finished, done - finished, 0, 0, len(plan.runs) - done,
+                         None, rows)
+    return _with_notes(status, plan, results_dir)

@@ -1,0 +1,212 @@
+"""One worker: take runs from the sweep's queue and train (or adopt) them until none is left; and the
+spawned processes that run several workers on one machine."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import random
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+from sesweep.plan import Plan, Run
+from sesweep.results import sweep_dir, write_run_json
+from sesweep.runner.config import SweepConfig
+from sesweep.runner.outputs import find_result, provenance, result_payload, with_identity, write_tables
+from sesweep.runner.queue import Heartbeat, SweepLock, claim, fail, finish, open_storage, open_study
+
+log = logging.getLogger("sesweep.runner.worker")
+
+
+class Interrupted(BaseException):
+    """SIGTERM inside a worker: end the current run as ``interrupted`` and stop."""
+
+
+@dataclass
+class WorkerReport:
+    trained: int = 0
+    adopted: int = 0
+    failed: int = 0
+    duplicates: int = 0
+
+
+def run_worker(plan: Plan, cfg: SweepConfig, on_run_done: Callable[[], None] | None = None) -> WorkerReport:
+    """Take runs from the sweep's queue until none is left (see the module doc); the body of every worker."""
+    from sesweep.runner.tracking import Tracker
+
+    storage = open_storage(cfg.storage, cfg.heartbeat_interval, cfg.grace_period)
+    study = open_study(plan, storage)
+    lock = SweepLock(storage, plan.name)
+    tracker = Tracker(cfg.tracking_uri, plan.name, artifact_dir=sweep_dir(plan, cfg.results_dir) / "mlartifacts") \
+        if cfg.tracking_uri else None
+    if tracker is not None:
+        tracker.sweep_run(study)  # the sweep's own run (from the study, where run_sweep put it): the runs' parent
+    data_cache: dict[tuple[Any, ...], Any] = {}
+    report = WorkerReport()
+    while True:
+        action, run, trial_id = claim(plan, study, lock, cfg)
+        if action == "done":
+            break
+        if action == "wait":
+            if not cfg.wait:
+                break
+            time.sleep(cfg.poll_interval * (0.75 + 0.5 * random.random()))
+            continue
+        assert run is not None and trial_id is not None
+        heartbeat = Heartbeat(storage, trial_id, cfg.heartbeat_interval).start()
+        try:
+            outcome = _execute(plan, cfg, study, lock, trial_id, run, tracker, data_cache)
+        finally:
+            heartbeat.stop()
+        setattr(report, outcome, getattr(report, outcome) + 1)
+        write_tables(plan, cfg.results_dir, study)
+        if on_run_done is not None:
+            on_run_done()
+    return report
+
+
+def _execute(plan: Plan, cfg: SweepConfig, study: optuna.Study, lock: SweepLock, trial_id: int, run: Run,
+             tracker: Any, data_cache: dict[tuple[Any, ...], Any]) -> str:
+    """Train (or adopt) one claimed run and record it; returns the WorkerReport field to count."""
+    found = find_result(run.key, plan, cfg.results_dir)
+    if found is not None:
+        path, payload = found
+        payload = with_identity(payload, plan, run)
+        write_run_json(plan, cfg.results_dir, payload)
+        extra: dict[str, Any] = {"adopted_from": str(path)}
+        if tracker is not None:
+            tracking = tracker.log_completed(run, payload)
+            if tracking.get("error"):
+                extra["tracking_error"] = tracking["error"]
+        outcome = finish(plan, study, lock, trial_id, run, payload, extra)
+        log.info("%s seed %s: adopted the result in %s", run.variant, run.seed, path)
+        return "adopted" if outcome == "recorded" else "duplicates"
+
+    from sesweep.training.train import train
+
+    tracked = tracker.start(run, trial=study._storage.get_trial(trial_id).number) if tracker is not None else None
+    started = time.perf_counter()
+    try:
+        data = _data_for(run, data_cache)
+        result = train(run.spec, data=data, progress=False, on_epoch=tracked.on_epoch if tracked else None)
+    except (KeyboardInterrupt, Interrupted):
+        if tracked is not None:
+            tracked.fail("interrupted", "worker interrupted")
+        fail(study, trial_id, "interrupted", "worker interrupted (Ctrl-C or SIGTERM)")
+        raise
+    except Exception as exc:
+        reason = f"{exc.__class__.__name__}: {exc}".splitlines()[0]
+        log.warning("%s seed %s failed: %s", run.variant, run.seed, reason)
+        if tracked is not None:
+            tracked.fail("failed", reason)
+        fail(study, trial_id, "failed", reason, traceback.format_exc())
+        return "failed"
+    payload = with_identity(result_payload(result), plan, run)
+    payload["record"].update(provenance(run))
+    if payload["record"]["run_key"] != run.key:  # its data identity changed after the sweep was loaded
+        reason = (f"recipe.data_root: the data changed while the sweep ran (run key {payload['record']['run_key']} "
+                  f"now, {run.key} when the sweep was loaded); run the sweep again")
+        if tracked is not None:
+            tracked.fail("failed", reason)
+        fail(study, trial_id, "failed", reason)
+        return "failed"
+    write_run_json(plan, cfg.results_dir, payload)
+    extra = {"wall_seconds": time.perf_counter() - started}
+    if tracked is not None:
+        tracked.finish(payload)
+        if tracked.errors:
+            extra["tracking_error"] = "; ".join(tracked.errors)[:2000]
+    outcome = finish(plan, study, lock, trial_id, run, payload, extra)
+    rec = payload["record"]
+    log.info("%s seed %s: %s, top1_err %.2f%% in %.1f s", run.variant, run.seed, rec["status"],
+             rec.get("top1_err", float("nan")), extra["wall_seconds"])
+    return "trained" if outcome == "recorded" else "duplicates"
+
+
+#: recipe keys that decide which images a run sees (load_data reads nothing else)
+DATA_KEYS = ("dataset", "data_root", "train_subset", "test_subset", "image_size")
+
+
+def _data_for(run: Run, cache: dict[tuple[Any, ...], Any]) -> Any:
+    from sesweep.training.data import load_data
+
+    key = tuple(getattr(run.spec.recipe, k) for k in DATA_KEYS)
+    if key not in cache:
+        cache[key] = load_data(run.spec.recipe)
+    return cache[key]
+
+
+# --------------------------------------------------------------------------------------------------
+# processes
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run this process's worker with ``threads`` torch threads, then put the old number back."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _worker_process(plan: Plan, cfg: SweepConfig, index: int, log_level: int) -> None:
+    """Entry point of a spawned worker process."""
+    def on_term(signum: int, frame: Any) -> None:
+        raise Interrupted()
+
+    signal.signal(signal.SIGTERM, on_term)
+    import torch
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if torch.cuda.is_available() and torch.cuda.device_count() > 1:
+        torch.cuda.set_device(index % torch.cuda.device_count())  # `device: auto`/`cuda` → this worker's GPU
+    logging.basicConfig(level=logging.WARNING, format=f"[worker {index}] %(message)s")
+    logging.getLogger("sesweep").setLevel(log_level)
+    try:
+        run_worker(plan, cfg)
+    except (KeyboardInterrupt, Interrupted):
+        sys.exit(130)
+
+
+def run_processes(plan: Plan, cfg: SweepConfig, workers: int, on_tick: Callable[[], None],
+                   quiet: bool = False) -> None:
+    """``workers`` spawned processes running :func:`run_worker`; ``on_tick`` about once a second."""
+    ctx = multiprocessing.get_context("spawn")
+    # with a progress bar here, workers print only warnings (their lines would tear the bar)
+    level = logging.WARNING if quiet else logging.getLogger("sesweep").getEffectiveLevel()
+    procs = [ctx.Process(target=_worker_process, args=(plan, cfg, i, level), name=f"sesweep-worker-{i}", daemon=False)
+             for i in range(workers)]
+    for p in procs:
+        p.start()
+    try:
+        while any(p.is_alive() for p in procs):
+            for p in procs:
+                p.join(timeout=1.0 / workers)
+            with contextlib.suppress(Exception):
+                on_tick()
+    except KeyboardInterrupt:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join(timeout=60)
+        raise
+    bad = [p for p in procs if p.exitcode not in (0, None)]
+    for p in bad:
+        log.warning("%s exited with code %s", p.name, p.exitcode)

@@ -1,0 +1,62 @@
+"""The layers import one way: the analysis reads results, never the runner's plan, the training code or torch."""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import sesweep
+import sesweep.analysis
+
+PACKAGE = Path(sesweep.__file__).parent
+MAX_LINES = 450
+#: what importing any analysis module must not pull in (``sesweep report`` starts fast and works without torch)
+UPSTREAM = ("torch", "sesweep.plan", "sesweep.training")
+
+
+def analysis_modules() -> list[str]:
+    """Every module of sesweep.analysis, subpackages included (figures/)."""
+    found = ["sesweep.analysis"]
+    for info in pkgutil.walk_packages(sesweep.analysis.__path__, "sesweep.analysis."):
+        found.append(info.name)
+    return sorted(found)
+
+
+def test_the_analysis_imports_neither_torch_nor_the_plan_nor_the_training_code():
+    modules = analysis_modules()
+    assert {"sesweep.analysis.report", "sesweep.analysis.tables", "sesweep.analysis.stats"} <= set(modules)
+    code = ("import importlib, json, sys\n"
+            f"for name in {modules!r}:\n"
+            "    importlib.import_module(name)\n"
+            f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'torch' or "
+            f"any(m == u or m.startswith(u + '.') for u in {UPSTREAM!r}))))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_aggregate_and_report_commands_start_without_torch_or_the_plan():
+    """What ``sesweep aggregate``/``report`` load to parse their arguments and to run (a results folder that is
+    not there: the command fails after loading everything it needs)."""
+    code = ("import sys\n"
+            "from sesweep import cli\n"
+            "for argv in (['aggregate', '/nonexistent/x'], ['report', '/nonexistent/x']):\n"
+            "    try:\n"
+            "        cli.main(argv)\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            f"print(sorted(m for m in sys.modules if any(m == u or m.startswith(u + '.') for u in {UPSTREAM!r})))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr[-2000:]
+
+
+def _too_long() -> list[str]:
+    return sorted(f"{path.relative_to(PACKAGE.parent)} ({n})" for path in PACKAGE.rglob("*.py")
+                  if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES)
+
+
+def test_no_module_is_over_450_lines():
+    """One concept per module: past ~450 lines a file holds several (split it, do not raise the limit)."""
+    assert _too_long() == []
