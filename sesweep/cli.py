@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sesweep.json_output import print_json
 from sesweep.spec import SpecError, parse_assignments, run_spec
 
 EXAMPLES = """\
@@ -26,23 +26,6 @@ examples:
 #: the help of every command's --json flag
 JSON_HELP = ("print the result as JSON on stdout, and nothing else there (progress, logs and notes go to "
              "stderr); its keys are stable")
-
-
-def print_json(args: argparse.Namespace, doc: Any) -> None:
-    """A command's result as JSON on the real stdout (``main`` sends everything else a --json command or a
-    library prints to stderr meanwhile). NaN and infinities are null: standard JSON has neither."""
-    print(json.dumps(_finite(doc), indent=2, default=str, allow_nan=False),
-          file=getattr(args, "json_stdout", None) or sys.stdout)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _assignments(parser: argparse.ArgumentParser) -> None:

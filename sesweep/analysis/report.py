@@ -374,7 +374,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"sesweep report: error: {exc}", file=sys.stderr)
         return 2
     if getattr(args, "json", False):
-        from sesweep.cli import print_json
+        from sesweep.json_output import print_json
 
         print_json(args, {"markdown": str(files.markdown), "html": str(files.html),
                           "figures": [{"slug": f.slug, "caption": f.caption, "png": str(f.png), "pdf": str(f.pdf)}

@@ -319,7 +319,7 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
         return 2
     folder = paths[0].parent if paths else Path(".")
     if getattr(args, "json", False):
-        from sesweep.cli import print_json
+        from sesweep.json_output import print_json
 
         print_json(args, {"folder": str(folder), "files": [str(p) for p in paths]})
         return 0

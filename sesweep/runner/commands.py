@@ -91,7 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"sesweep run: interrupted; the same command resumes {plan.name}", file=sys.stderr)
         return 130
     if args.dry_run and args.json:
-        from sesweep.cli import print_json
+        from sesweep.json_output import print_json
 
         print_json(args, {**plan.manifest(), "unresolved": plan.unresolved, "runs": manifest_rows(plan),
                           "on_disk": status_json(status)})
@@ -102,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(line)
         return 0
     if args.json:
-        from sesweep.cli import print_json
+        from sesweep.json_output import print_json
 
         print_json(args, {**status_json(status), "results": str(sweep_dir(plan, args.results))})
     elif not args.quiet:
@@ -165,7 +165,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     plan = load_plan(args.sweep).with_data_root(args.data_root)
     status = sweep_status(plan, storage=args.storage, results_dir=args.results, max_retries=args.max_retries)
     if args.json:
-        from sesweep.cli import print_json
+        from sesweep.json_output import print_json
 
         print_json(args, status_json(status))
     else:
