@@ -160,6 +160,8 @@ def test_a_sweep_is_one_parent_run_holding_its_training_runs_spec_tables_and_rep
     uri = tracking_store(results, "nested")
     assert sw.run_sweep(plan, results_dir=results, **FAST).done == 3
     client = MlflowClient(uri)
+    # MLflow 3's UI opens the experiment on its training runs (without the kind: on an empty GenAI overview)
+    assert client.get_experiment_by_name("nested").tags.get("mlflow.experimentKind") == "custom_model_development"
 
     # one parent run per sweep, every training run nested under it
     parents = parent_runs(uri, "nested")

@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 _MAX_PARAMS = 100
 #: the tag that marks a sweep's own (parent) run
 ROLE_TAG = "sesweep.role"
+#: MLflow 3's UI opens an experiment on what its kind says: without it, on the GenAI traces overview (empty
+#: here); "custom_model_development" opens it on the training runs
+KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 #: seconds a worker that has just created the sweep's run waits before it looks for others created at the same
 #: moment (longer than a creation takes to become visible, and than the clock skew between its workers)
 SETTLE_SECONDS = 1.0
@@ -127,6 +130,8 @@ class Tracker:
                 client.restore_experiment(exp.experiment_id)
             self._experiment_id = exp.experiment_id
         assert self._experiment_id is not None
+        if exp is None or exp.tags.get(KIND_TAG) != MODEL_TRAINING:
+            client.set_experiment_tag(self._experiment_id, KIND_TAG, MODEL_TRAINING)
         return self._experiment_id
 
     def _local_store(self) -> bool:
