@@ -207,13 +207,13 @@ def _status_command() -> tuple[AddArguments, Handler]:
 
 
 def _aggregate_command() -> tuple[AddArguments, Handler]:
-    from sesweep.analysis.tables import add_aggregate_arguments, cmd_aggregate
+    from sesweep.publish import add_aggregate_arguments, cmd_aggregate
 
     return add_aggregate_arguments, cmd_aggregate
 
 
 def _report_command() -> tuple[AddArguments, Handler]:
-    from sesweep.analysis.report import add_report_arguments, cmd_report
+    from sesweep.publish import add_report_arguments, cmd_report
 
     return add_report_arguments, cmd_report
 

@@ -52,6 +52,19 @@ def test_the_aggregate_and_report_commands_start_without_torch_or_the_plan():
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr[-2000:]
 
 
+def test_no_analysis_module_imports_upstream_or_the_commands_even_inside_a_function():
+    """Lazy imports count too: the analysis reads results folders and writes files, nothing else (publishing to
+    MLflow and the commands live above it, in sesweep/publish.py and sesweep/cli.py)."""
+    banned = ("sesweep.plan", "sesweep.training", "sesweep.runner", "sesweep.cli", "sesweep.publish", "torch")
+    found = []
+    for path in (PACKAGE / "analysis").rglob("*.py"):
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            words = line.split()
+            if words[:1] in (["import"], ["from"]) and len(words) > 1 and words[1].startswith(banned):
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{n}: {line.strip()}")
+    assert found == []
+
+
 def _too_long() -> list[str]:
     return sorted(f"{path.relative_to(PACKAGE.parent)} ({n})" for path in PACKAGE.rglob("*.py")
                   if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES)

@@ -18,7 +18,7 @@ from test_stats import (  # tests/ is on sys.path
     write_sweep,
 )
 
-from sesweep import results
+from sesweep import publish, results
 from sesweep.analysis import factors, figures, report, stats
 
 
@@ -28,7 +28,7 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     spec = write_sweep(root, "ratio", RATIO_VARIANTS, [0, 1, 2], partial_ratio_outcome,
                        extra_spec={"figures": ["ratio", "curves"]})
-    files = report.run_report(spec, results_root=root / "results", reports_root=root / "reports", expected=12)
+    files = publish.run_report(spec, results_root=root / "results", reports_root=root / "reports", expected=12)
     return root, files
 
 
@@ -71,7 +71,7 @@ def test_expected_runs_and_unseen_variants_come_from_the_runners_manifest(tmp_pa
     manifest = {"name": "ratio", "baseline": "resnet", "variants": [{"name": n} for n in names],
                 "runs": [{"variant": n, "seed": s} for n in names for s in (0, 1, 2)]}
     (tmp_path / "results" / "ratio" / "manifest.json").write_text(json.dumps(manifest))
-    files = report.run_report(spec, results_root=tmp_path / "results", out=tmp_path / "r", figures=False)
+    files = publish.run_report(spec, results_root=tmp_path / "results", out=tmp_path / "r", figures=False)
     md = files.markdown.read_text(encoding="utf-8")
     assert "8 of 15 expected runs finished (partial)" in md
     assert "No run recorded yet for 1 variant of the manifest: se_r2." in md
@@ -101,19 +101,19 @@ def test_results_directory_target_finds_the_spec_and_runs_without_figures(built,
     root, _ = built
     monkeypatch.chdir(root)
     parser = argparse.ArgumentParser()
-    report.add_report_arguments(parser)
+    publish.add_report_arguments(parser)
     args = parser.parse_args(["results/ratio", "--out", str(tmp_path / "r"), "--no-figures", "--expected", "12"])
-    assert report.cmd_report(args) == 0
+    assert publish.cmd_report(args) == 0
     assert "wrote" in capsys.readouterr().out
     page = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
     assert "<img" not in page and "8 of 12 expected runs finished" in page
     assert "Sweep spec (experiments/ratio.yaml)" in page
-    assert report.cmd_report(parser.parse_args(["results/none"])) == 2
+    assert publish.cmd_report(parser.parse_args(["results/none"])) == 2
 
 
 def test_adaptive_section_summary_and_figures(tmp_path):
     spec = write_adaptive_sweep(tmp_path, extra_spec={"tables": ["ratio", "adaptive"], "figures": ["adaptive"]})
-    files = report.run_report(spec, results_root=tmp_path / "results", out=tmp_path / "r", expected=21)
+    files = publish.run_report(spec, results_root=tmp_path / "results", out=tmp_path / "r", expected=21)
     assert [f.slug for f in files.figures] == ["adaptive_pareto", "adaptive_ratios", "adaptive_trajectories"]
     md = files.markdown.read_text(encoding="utf-8")
     page = files.html.read_text(encoding="utf-8")

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 from test_stats import write_adaptive_sweep  # tests/ is on sys.path
 
-from sesweep.analysis import report
+from sesweep import publish
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -59,7 +59,7 @@ def wide_report(tmp_path_factory):
     browser()                                          # skip before building anything when there is none
     root = tmp_path_factory.mktemp("browser")
     spec = write_adaptive_sweep(root, extra_spec={"figures": ["ratio", "adaptive"]})
-    return report.run_report(spec, results_root=root / "results", out=root / "report")
+    return publish.run_report(spec, results_root=root / "results", out=root / "report")
 
 
 def test_report_fits_1280_px_and_every_image_loads(wide_report, tmp_path):

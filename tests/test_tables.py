@@ -22,7 +22,7 @@ from test_stats import (  # tests/ is on sys.path
     write_sweep,
 )
 
-from sesweep import results
+from sesweep import publish, results
 from sesweep.analysis import equal_cost, factors, figures, stats, tables
 
 
@@ -196,13 +196,13 @@ def test_pareto_front():
 
 def test_aggregate_command(ratio, tmp_path, capsys):
     parser = argparse.ArgumentParser()
-    tables.add_aggregate_arguments(parser)
+    publish.add_aggregate_arguments(parser)
     spec = ratio.sweep.spec_path
     results = ratio.sweep.results_dir.parent
     args = parser.parse_args([str(spec), "--results", str(results), "--out", str(tmp_path / "t")])
-    assert tables.cmd_aggregate(args) == 0
+    assert publish.cmd_aggregate(args) == 0
     assert (tmp_path / "t" / "table10_ratio.tex").is_file() and "wrote" in capsys.readouterr().out
-    assert tables.cmd_aggregate(parser.parse_args([str(tmp_path / "missing")])) == 2
+    assert publish.cmd_aggregate(parser.parse_args([str(tmp_path / "missing")])) == 2
     assert "neither a sweep spec" in capsys.readouterr().err
 
 

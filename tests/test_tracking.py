@@ -147,8 +147,7 @@ def test_a_sweep_is_one_parent_run_holding_its_training_runs_spec_tables_and_rep
                                                                                     tracking_store):
     from mlflow import MlflowClient
 
-    from sesweep.analysis.report import run_report
-    from sesweep.analysis.tables import run_aggregate
+    from sesweep.publish import run_aggregate, run_report
     from sesweep.spec import RESULTS_VERSION
 
     results = tmp_path / "results"

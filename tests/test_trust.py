@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from test_stats import metrics_for, run_row, write_sweep  # tests/ is on sys.path
 
-from sesweep import results
+from sesweep import publish, results
 from sesweep.analysis import factors, report, stats, tables
 from sesweep.plan import Plan, parse_plan
 from sesweep.spec import SpecError
@@ -174,7 +174,7 @@ def test_significance_in_the_report_and_tables_uses_holm(tmp_path):
     variants = {"resnet": {"model.attention.kind": "none"}, **{f"se_r{r}": {"model.attention.reduction": r}
                                                                 for r in (2, 4, 8, 16)}}
     spec = write_sweep(tmp_path, "holm", variants, [0, 1, 2, 3], significant_once, excitation=False)
-    files = report.run_report(spec, results_root=tmp_path / "results", out=tmp_path / "r", figures=False)
+    files = publish.run_report(spec, results_root=tmp_path / "results", out=tmp_path / "r", figures=False)
     an = factors.analyze(results.load_sweep(spec, tmp_path / "results"))
     r4 = next(c for c in factors.contrasts(an) if c.factor is None and c.comparison.variant == "se_r4").comparison
     assert r4.p_t < 0.05 < r4.p_holm and r4.family_size == 4 and r4.family == factors.BASELINE_FAMILY

@@ -12,18 +12,16 @@ resource, so it can be mailed or attached to a review as one file.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import math
 import platform
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from sesweep.analysis.factors import Analysis, analyze, contrasts
+from sesweep.analysis.factors import Analysis, contrasts
 from sesweep.analysis.figures import DPI, PAPER_DIR, FigureFile, is_adaptive_figure, make_figures
 from sesweep.analysis.fmt import count_column, format_value
 from sesweep.analysis.published import Setting, sweep_setting
@@ -51,7 +49,7 @@ from sesweep.analysis.report_text import (  # noqa: F401  (describe_contrast …
 )
 from sesweep.analysis.stats import finished
 from sesweep.analysis.tables import ADAPTIVE, Table, build_tables, class_count, shows_top5
-from sesweep.results import Sweep, SweepDataError, code_version, load_sweep
+from sesweep.results import Sweep, code_version
 from sesweep.spec import RESULTS_VERSION
 from sesweep.vocabulary import short_name
 
@@ -324,63 +322,3 @@ def write_report(an: Analysis, out_dir: Path, *, expected: int | None = None, fi
     md.write_text(render_markdown(title, sections), encoding="utf-8")
     page.write_text(render_html(title, sections), encoding="utf-8")
     return ReportFiles(md, page, tuple(figs), (*table_notes, *fig_notes))
-
-
-def run_report(target: str | Path, *, results_root: Path | None = None, out: Path | None = None,
-               reports_root: Path | None = None, expected: int | None = None, confidence: float = 0.95,
-               figures: bool = True) -> ReportFiles:
-    """Load, analyse and report a sweep.
-
-    ``expected`` (the number of runs the sweep should have) defaults to the runner's manifest.json, else
-    to unknown.
-    """
-    if not 0 < confidence < 1:
-        raise ValueError(f"--confidence must be in (0, 1), got {confidence}")
-    sweep = load_sweep(target, results_root)
-    an = analyze(sweep, confidence)
-    note = ""
-    if expected is None:
-        expected, note = expected_runs(sweep)
-    folder = out if out is not None else (reports_root or Path("reports")) / sweep.name
-    files = write_report(an, folder, expected=expected, figures=figures, notes=[note] if note else [])
-    from sesweep.runner.tracking import log_sweep_outputs  # on the sweep's MLflow run, when it is tracked
-
-    log_sweep_outputs(sweep.results_dir, "report", [files.markdown, files.html, *files.figures])
-    return files
-
-
-def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of ``sesweep report``."""
-    parser.add_argument("target", help="a sweep spec (experiments/NAME.yaml → results/NAME) or a results directory")
-    parser.add_argument("--results", dest="results_root", type=Path, default=None, metavar="DIR",
-                        help="results folder a spec's results are under (default results/, i.e. results/NAME)")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: reports/NAME)")
-    parser.add_argument("--expected", type=int, default=None,
-                        help="how many runs the sweep should have (default: from RESULTS/NAME/manifest.json, "
-                             "else unknown)")
-    parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
-    parser.add_argument("--no-figures", action="store_true", help="tables and summary only (faster)")
-    parser.add_argument("--json", action="store_true",
-                        help="print what was written as JSON on stdout, and nothing else there; its keys are "
-                             "stable: markdown, html, figures (slug, caption, png, pdf), notes")
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    """Write reports/NAME/report.md and a self-contained report.html (tables, figures, summary)."""
-    try:
-        files = run_report(args.target, results_root=args.results_root, out=args.out, expected=args.expected,
-                           confidence=args.confidence, figures=not args.no_figures)
-    except (SweepDataError, ValueError) as exc:
-        print(f"sesweep report: error: {exc}", file=sys.stderr)
-        return 2
-    if getattr(args, "json", False):
-        from sesweep.json_output import print_json
-
-        print_json(args, {"markdown": str(files.markdown), "html": str(files.html),
-                          "figures": [{"slug": f.slug, "caption": f.caption, "png": str(f.png), "pdf": str(f.pdf)}
-                                      for f in files.figures],
-                          "notes": list(files.notes)})
-        return 0
-    print(f"wrote {files.markdown}, {files.html} and {len(files.figures)} figures: PNG in "
-          f"{files.markdown.parent / 'figures'}, PDF in {files.markdown.parent / PAPER_DIR}")
-    return 0

@@ -14,9 +14,7 @@ hold the same rows formatted for reading (:mod:`.table_display`). This module ch
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,7 @@ import pandas as pd
 
 from sesweep.analysis import published
 from sesweep.analysis.equal_cost import ADAPTIVE_KEY, ADAPTIVE_KEYS, adaptive_variants
-from sesweep.analysis.factors import Analysis, analyze, contrast_frame, contrasts, held_levels
+from sesweep.analysis.factors import Analysis, contrast_frame, contrasts, held_levels
 from sesweep.analysis.fmt import format_value
 from sesweep.analysis.speed import speed_stats, variant_speeds
 from sesweep.analysis.stats import PAIRED_METRICS
@@ -52,7 +50,6 @@ from sesweep.analysis.table_numbers import (  # noqa: F401  (DATASET_CLASSES …
     shows_top5,
     speed_table,
 )
-from sesweep.results import SweepDataError, load_sweep
 from sesweep.vocabulary import (
     ADAPTIVE_TABLE,
     OVERALL_TABLE,
@@ -268,33 +265,6 @@ def write_tables(an: Analysis, out_dir: Path) -> list[Path]:
 # command line: `sesweep aggregate TARGET`
 
 
-def add_aggregate_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of ``sesweep aggregate``."""
-    parser.add_argument("target", help="a sweep spec (experiments/NAME.yaml → results/NAME) or a results directory")
-    parser.add_argument("--results", dest="results_root", type=Path, default=None, metavar="DIR",
-                        help="results folder a spec's results are under (default results/, i.e. results/NAME)")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: RESULTS/tables)")
-    parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
-    parser.add_argument("--json", action="store_true",
-                        help="print what was written as JSON on stdout, and nothing else there; its keys are "
-                             "stable: folder, files")
-
-
-def run_aggregate(target: str | Path, *, results_root: Path | None = None, out: Path | None = None,
-                  confidence: float = 0.95) -> list[Path]:
-    """Load a sweep, aggregate it and write its tables; returns the files written."""
-    if not 0 < confidence < 1:
-        raise ValueError(f"--confidence must be in (0, 1), got {confidence}")
-    sweep = load_sweep(target, results_root)
-    an = analyze(sweep, confidence)
-    paths = write_tables(an, out if out is not None else sweep.results_dir / "tables")
-    paths = [*paths, write_metrics(an, (out.parent if out is not None else sweep.results_dir) / "metrics.json")]
-    from sesweep.runner.tracking import log_sweep_outputs  # on the sweep's MLflow run, when it is tracked
-
-    log_sweep_outputs(sweep.results_dir, "tables", paths)
-    return paths
-
-
 #: what ``metrics.json`` holds per variant (DVC's ``dvc metrics show`` / ``dvc exp show`` read it)
 HEADLINE = ("top1_err_mean", "top1_err_ci_lo", "top1_err_ci_hi", "n", "d_top1_err_mean", "params_mean",
             "se_params_mean", "macs_mean")
@@ -308,20 +278,3 @@ def write_metrics(an: Analysis, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     return path
-
-
-def cmd_aggregate(args: argparse.Namespace) -> int:
-    """Aggregate a sweep's runs: mean ± CI per variant, paired deltas vs the baseline, paper-style tables."""
-    try:
-        paths = run_aggregate(args.target, results_root=args.results_root, out=args.out, confidence=args.confidence)
-    except (SweepDataError, ValueError) as exc:
-        print(f"sesweep aggregate: error: {exc}", file=sys.stderr)
-        return 2
-    folder = paths[0].parent if paths else Path(".")
-    if getattr(args, "json", False):
-        from sesweep.json_output import print_json
-
-        print_json(args, {"folder": str(folder), "files": [str(p) for p in paths]})
-        return 0
-    print(f"wrote {len(paths)} files to {folder}: {', '.join(sorted({p.stem for p in paths}))}")
-    return 0
