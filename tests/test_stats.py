@@ -229,7 +229,7 @@ T975_DF2 = math.sqrt(2 * 0.9025 / 0.0975)
 
 
 def test_every_recorded_metric_is_aggregated(tmp_path):
-    from sesweep.training.train import METRICS
+    from sesweep.results import METRICS
 
     runs = hand_runs(tmp_path)
     for m in METRICS:  # a metric the record gained later is a plain numeric column of runs.csv

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from sesweep.cli import main
+from sesweep.results import METRICS
 from sesweep.spec import run_spec
 from sesweep.training import train as train_module
-from sesweep.training.train import METRICS, lr_factor, train
+from sesweep.training.train import lr_factor, train
 
 TINY = {"recipe.dataset": "fake", "recipe.train_subset": 256, "recipe.test_subset": 100, "recipe.batch_size": 64,
         "recipe.epochs": 2, "recipe.precision": "fp32", "recipe.device": "cpu"}

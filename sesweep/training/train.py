@@ -19,7 +19,6 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from sesweep.results import METRICS  # noqa: F401  (the record's metric columns, defined with the results)
 from sesweep.spec import RecipeSpec, RunSpec, flatten, run_key
 from sesweep.training.data import DataSplits, ImageSet, TrainBatches, eval_batches, load_data
 from sesweep.training.hardware import (
