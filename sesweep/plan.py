@@ -97,6 +97,8 @@ class Plan:
     #: why the run keys cannot be resolved (data not on this machine; one SpecError line), else None: such
     #: a plan can be listed, but not run; its keys are placeholders starting with UNRESOLVED
     unresolved: str | None = None
+    #: what ``recipe.precision: auto`` was resolved to for this sweep (:meth:`with_precision`); None: not yet
+    resolved_precision: str | None = None
 
     @property
     def keys(self) -> list[str]:
@@ -134,6 +136,29 @@ class Plan:
             variants=tuple(dataclasses.replace(v, spec=moved(v.spec)) for v in self.variants),
             runs=runs, unresolved=unresolved)
 
+    def auto_precision(self) -> bool:
+        """Whether some run asks for ``recipe.precision: auto`` (which the runner resolves once per sweep)."""
+        return any(r.spec.recipe.precision == "auto" for r in self.runs)
+
+    def with_precision(self, precision: str) -> Plan:
+        """The same plan with ``recipe.precision: auto`` replaced by ``precision`` (what the sweep resolved it
+        to, :mod:`sesweep.runner.precision`): the run keys name what the runs compute, so a result trained in
+        fp32 is never taken for one trained in bf16."""
+        if not self.auto_precision():
+            return self
+
+        def settled(spec: RunSpec) -> RunSpec:
+            if spec.recipe.precision != "auto":
+                return spec
+            return dataclasses.replace(spec, recipe=dataclasses.replace(spec.recipe, precision=precision))
+
+        ids = {data_config(r.spec.recipe): r.data_id for r in self.runs}
+        runs = tuple(dataclasses.replace(r, spec=settled(r.spec), key=_key(settled(r.spec), ids)) for r in self.runs)
+        return dataclasses.replace(
+            self, base=settled(self.base), runs=runs,
+            variants=tuple(dataclasses.replace(v, spec=settled(v.spec)) for v in self.variants),
+            resolved_precision=precision)
+
     def queue_order(self) -> list[Run]:
         """Runs in the order workers take them: seed-major, so partial results cover every variant early."""
         seed_rank = {s: i for i, s in enumerate(self.seeds)}
@@ -152,6 +177,7 @@ class Plan:
             "notes": list(self.notes),
             "runs": [{"variant": r.variant, "seed": r.seed, "run_key": r.key} for r in self.runs],
             "tables": list(self.tables), "figures": list(self.figures),
+            "resolved_precision": self.resolved_precision,
         }
 
     def describe(self) -> str:
@@ -169,6 +195,9 @@ class Plan:
         for dropped, kept in self.duplicates:
             lines.append(f"  note: variant {dropped} is the same run as {kept}; kept {kept}")
         lines += [f"  note: {n}" for n in self.notes]
+        if self.resolved_precision:
+            lines.append(f"  note: recipe.precision auto is {self.resolved_precision} for this sweep (resolved once, "
+                         "on the machine that started it; part of the run keys)")
         if self.unresolved:
             lines.append(f"  note: run keys cannot be resolved ({self.unresolved}); the keys shown start with "
                          f"{UNRESOLVED!r} and nothing can run until the data are found (--data-root DIR)")

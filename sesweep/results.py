@@ -2,6 +2,7 @@
 
     results/NAME/
       runs/KEY.json    one finished run: {"record": flat record, "curves": [...], "hidden_widths": [...], …}
+      checkpoints/KEY/ a run's mid-run checkpoints while it trains (sesweep.training.checkpoint); gone when it ends
       runs.csv         one row per run of the current manifest (RUN_COLUMNS, PROVENANCE_COLUMNS, spec keys, METRICS)
       curves.csv       one row per run and epoch (CURVE_COLUMNS, then the curve's values)
       manifest.json    the expanded plan (runs, baselines, tables, figures, …) and the parsed sweep file (``spec``)
@@ -43,12 +44,13 @@ STATUSES = (*DONE_STATUSES, "failed")
 #: metric columns every run record has (errors in percent, as in the SENet paper), in runs.csv order
 METRICS = ("top1_err", "top5_err", "test_loss", "train_loss", "params", "se_params", "macs", "train_seconds",
            "train_img_per_s", "infer_ms", "peak_mem_mb", "peak_rss_mb", "epochs_done", "diverged_epoch", "se_budget",
-           "soft_top1_err", "se_active_width", "truncated_top1_err")
+           "soft_top1_err", "se_active_width", "truncated_top1_err", "setup_seconds", "eval_seconds", "probe_seconds")
 #: the metrics the analysis aggregates first, in this order (its tables' column order); the others are
 #: aggregated after them as plain numeric columns of runs.csv: CPU memory, the divergence epoch and the metrics
 #: only adaptive SE runs have (their tables read those by name)
 SUMMARY_METRICS: tuple[str, ...] = tuple(m for m in METRICS if m not in {
-    "peak_rss_mb", "diverged_epoch", "se_budget", "soft_top1_err", "se_active_width", "truncated_top1_err"})
+    "peak_rss_mb", "diverged_epoch", "se_budget", "soft_top1_err", "se_active_width", "truncated_top1_err",
+    "setup_seconds", "eval_seconds", "probe_seconds"})
 
 #: variant names the baseline defaults to when the spec names none
 DEFAULT_BASELINES = ("resnet", "baseline")
@@ -74,6 +76,12 @@ def sweep_dir(sweep: str | _Named, results_dir: str | Path = DEFAULT_RESULTS) ->
 
 def run_json_path(sweep: str | _Named, results_dir: str | Path, key: str) -> Path:
     return sweep_dir(sweep, results_dir) / "runs" / f"{key}.json"
+
+
+def checkpoint_dir(sweep: str | _Named, results_dir: str | Path, key: str) -> Path:
+    """``results_dir/NAME/checkpoints/KEY/``: one run's mid-run checkpoints (in the results folder, which every
+    worker of the sweep reads, so a run whose worker died resumes on any other)."""
+    return sweep_dir(sweep, results_dir) / "checkpoints" / key
 
 
 @functools.cache

@@ -103,6 +103,8 @@ class RecipeSpec:
     epochs: int = field(default=15, metadata=_range(ge=1))
     batch_size: int = field(default=128, metadata=_range(ge=1))
     eval_batch_size: int = field(default=512, metadata=_range(ge=1))
+    #: evaluate on the test set every N epochs (the last epoch always): fewer curve points, less time
+    eval_every: int = field(default=1, metadata=_range(ge=1))
     lr: float = field(default=0.1, metadata=_range(gt=0))
     momentum: float = field(default=0.9, metadata=_range(ge=0, lt=1))
     nesterov: bool = True
@@ -361,7 +363,10 @@ def inert_keys(spec: RunSpec) -> frozenset[str]:
 #:      ``results_version``, ``code_version`` and ``data_id``; the other fixes of issue 9 (stratified
 #:      excitation probe, the dynamic SE's budget over the whole test set, per-run measurements) change
 #:      what runs compute
-RESULTS_VERSION = 2
+#:   3  issue 12: ``precision: auto`` is resolved once per sweep into the spec (so into the key; bf16 on CPUs
+#:      with native bf16), ``recipe.eval_every``, the fused SE join (same function, other rounding), and
+#:      resumable runs (``resumed_from_epoch`` in every record)
+RESULTS_VERSION = 3
 
 
 def run_key(spec: RunSpec, data_id: str | None = None) -> str:

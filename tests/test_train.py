@@ -159,3 +159,13 @@ def test_dynamic_run_logs_per_sample_ratio_statistics():
     rows = result.adaptive
     assert len(rows) == 9 and all(r["sample_ratio_n"] == 100 for r in rows)  # the whole test subset
     assert all(r["sample_ratio_min"] <= r["sample_ratio_mean"] <= r["sample_ratio_max"] for r in rows)
+
+
+def test_eval_every_evaluates_every_nth_and_the_last_epoch_and_trains_the_same():
+    every = train(tiny(recipe__epochs=3), progress=False)
+    sparse = train(tiny(recipe__epochs=3, recipe__eval_every=2), progress=False)
+    assert [("top1_err" in row) for row in sparse.curves] == [False, True, True]
+    for k in ("top1_err", "top5_err", "test_loss", "train_loss"):
+        assert sparse.metrics[k] == every.metrics[k], k  # evaluating changes nothing in training
+    assert [row["train_loss"] for row in sparse.curves] == [row["train_loss"] for row in every.curves]
+    assert sparse.curves[1]["top1_err"] == every.curves[1]["top1_err"]

@@ -9,7 +9,8 @@ from typing import Any
 
 from sesweep.plan import Plan, check_data, load_plan
 from sesweep.results import DEFAULT_RESULTS, sweep_dir
-from sesweep.runner.config import DEFAULT_HEARTBEAT, GRACE_INTERVALS, SweepConfig
+from sesweep.runner import precision
+from sesweep.runner.config import DEFAULT_CHECKPOINT_EVERY, DEFAULT_HEARTBEAT, GRACE_INTERVALS, SweepConfig
 from sesweep.runner.status import SweepStatus, sweep_status
 from sesweep.runner.sweep import require_data, run_sweep
 from sesweep.spec import SpecError
@@ -34,6 +35,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                              f"for {GRACE_INTERVALS} intervals is taken as lost and run again")
     parser.add_argument("--grace", type=int, default=None, metavar="SECONDS",
                         help=f"seconds without heartbeat before a run is lost (default {GRACE_INTERVALS} x heartbeat)")
+    parser.add_argument("--checkpoint-every", default=DEFAULT_CHECKPOINT_EVERY, metavar="N|DURATION",
+                        help=f"checkpoint each run at epoch ends into RESULTS/NAME/checkpoints/ (default "
+                             f"{DEFAULT_CHECKPOINT_EVERY}): N = every N epochs, a duration (90s, 5m, 1h) = at the "
+                             "first epoch end that long after the last one, 0 = never; a run whose worker died "
+                             "resumes from its last checkpoint, on any worker")
+    parser.add_argument("--keep-checkpoints", action="store_true",
+                        help="keep the checkpoints of finished runs (default: removed once the run is recorded)")
     parser.add_argument("--retry-failed", action="store_true",
                         help="give runs that failed for good a fresh --max-retries budget")
     parser.add_argument("--no-wait", action="store_true",
@@ -79,6 +87,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.dry_run:
         require_data(plan)  # before anything is written or started
         check_data(plan)  # an error every run would fail with at data loading: one line now, not N failed runs
+    else:
+        plan = precision.settle_read_only(plan, args.results)  # the keys the runs will have
     if not args.quiet and not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         logging.getLogger("sesweep").setLevel(logging.INFO)

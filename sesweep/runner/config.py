@@ -14,6 +14,11 @@ from sesweep.spec import SpecError
 DEFAULT_HEARTBEAT = 10
 #: a running trial whose last heartbeat is older than this many heartbeat intervals is failed and retried
 GRACE_INTERVALS = 3
+#: a run checkpoints at the first epoch end this long after its last checkpoint: one save of a ResNet-110
+#: (well under a second) per 5 minutes of training is far below 1 % of it
+DEFAULT_CHECKPOINT_EVERY = "5m"
+_CHECKPOINT_FORMS = "0 (off), N (every N epochs) or a duration such as 90s, 5m, 1h (at the first epoch end after it)"
+_SECONDS = {"s": 1, "m": 60, "h": 3600}
 
 
 @dataclass(frozen=True)
@@ -35,10 +40,17 @@ class SweepConfig:
     retry_failed: bool = False           # give runs that failed for good a fresh max_retries budget
     progress: bool | None = None         # a progress bar; None: when stderr is a terminal
     results: str | None = None           # the results folder as given (paths in messages); None: results_dir
+    checkpoint_every: str = DEFAULT_CHECKPOINT_EVERY  # see checkpoint_interval
+    keep_checkpoints: bool = False       # leave a finished run's checkpoints in results/NAME/checkpoints/
 
     @property
     def poll_interval(self) -> float:
         return max(0.5, min(float(self.heartbeat_interval), 5.0))
+
+    @property
+    def checkpoint_interval(self) -> tuple[int, float]:
+        """``--checkpoint-every`` as ``(epochs, seconds)``: at most one of them non-zero; both 0: off."""
+        return parse_checkpoint_every(self.checkpoint_every)
 
     @property
     def results_root(self) -> str:
@@ -50,7 +62,8 @@ class SweepConfig:
                results_dir: str | Path = DEFAULT_RESULTS, tracking_uri: str | None = None, tracking: bool = True,
                progress: bool | None = None, max_retries: int = 1, heartbeat_interval: int = DEFAULT_HEARTBEAT,
                grace_period: int | None = None, retry_failed: bool = False, wait: bool = True,
-               threads: int | None = None) -> SweepConfig:
+               threads: int | None = None, checkpoint_every: str | int = DEFAULT_CHECKPOINT_EVERY,
+               keep_checkpoints: bool = False) -> SweepConfig:
         """The settings of sweep ``name``, checked (a bad value is a :class:`SpecError` naming its option).
 
         ``storage`` defaults to SQLite under ``results_dir/<name>/``, ``tracking_uri`` (with ``tracking``) to
@@ -67,6 +80,7 @@ class SweepConfig:
         if int(heartbeat_interval) != heartbeat_interval or heartbeat_interval < 1:
             raise SpecError("--heartbeat",
                             f"{heartbeat_interval!r} is not allowed; allowed: an integer >= 1 (seconds)")
+        parse_checkpoint_every(str(checkpoint_every))  # a bad value fails here, before anything runs
         grace = GRACE_INTERVALS * int(heartbeat_interval) if grace_period is None else int(grace_period)
         if grace <= heartbeat_interval:
             raise SpecError("--grace",
@@ -78,7 +92,8 @@ class SweepConfig:
         return cls(storage or default_storage(name, results_dir), str(Path(results_dir).resolve()), uri,
                    max_retries=max_retries, heartbeat_interval=int(heartbeat_interval), grace_period=grace,
                    threads=threads, wait=wait, workers=workers, retry_failed=retry_failed, progress=progress,
-                   results=str(results_dir))
+                   results=str(results_dir), checkpoint_every=str(checkpoint_every),
+                   keep_checkpoints=keep_checkpoints)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, name: str) -> SweepConfig:
@@ -87,7 +102,24 @@ class SweepConfig:
                           tracking_uri=args.tracking_uri, tracking=not args.no_tracking,
                           progress=False if args.quiet else None, max_retries=args.max_retries,
                           heartbeat_interval=args.heartbeat, grace_period=args.grace,
-                          retry_failed=args.retry_failed, wait=not args.no_wait, threads=args.threads)
+                          retry_failed=args.retry_failed, wait=not args.no_wait, threads=args.threads,
+                          checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints)
+
+
+def parse_checkpoint_every(text: str) -> tuple[int, float]:
+    """``--checkpoint-every``: ``"0"`` → off ``(0, 0)``, ``"3"`` → every 3 epochs ``(3, 0)``, ``"5m"`` → at the
+    first epoch end 5 minutes after the last checkpoint ``(0, 300)``; anything else is a :class:`SpecError`."""
+    value = text.strip().lower()
+    try:
+        if value[-1:] in _SECONDS:
+            seconds = float(value[:-1]) * _SECONDS[value[-1]]
+            if seconds > 0 and seconds != float("inf"):
+                return 0, seconds
+        elif int(value) >= 0:
+            return int(value), 0.0
+    except ValueError:
+        pass
+    raise SpecError("--checkpoint-every", f"{text!r} is not allowed; allowed: {_CHECKPOINT_FORMS}")
 
 
 def cores() -> int:

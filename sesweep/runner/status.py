@@ -13,6 +13,7 @@ from optuna.trial import FrozenTrial
 
 from sesweep.plan import Plan
 from sesweep.results import DEFAULT_RESULTS, sweep_dir
+from sesweep.runner import precision
 from sesweep.runner.config import SweepConfig
 from sesweep.runner.outputs import find_result, older_results
 from sesweep.runner.queue import classify, default_storage, failure_reason, open_storage, retry_from
@@ -140,12 +141,16 @@ def sweep_status(plan: Plan, storage: str | None = None, results_dir: str | Path
     the run JSONs of other results versions and, for a plan without its data, why keys are unresolved."""
     url = storage or default_storage(plan, results_dir)
     if storage is None and not (sweep_dir(plan, results_dir) / "optuna.db").is_file():
+        plan = precision.settle_read_only(plan, results_dir)
         return _with_notes(status_from_trials(plan, [], max_retries), plan, results_dir)
     st = open_storage(url)
     try:
         study = optuna.load_study(study_name=plan.name, storage=st)
     except KeyError:
+        plan = precision.settle_read_only(plan, results_dir)
         return _with_notes(status_from_trials(plan, [], max_retries), plan, results_dir)
+    stored = study.user_attrs.get(precision.STUDY_ATTR)
+    plan = plan.with_precision(stored) if stored else precision.settle_read_only(plan, results_dir)
     status = status_from_trials(plan, study.get_trials(deepcopy=False), max_retries, retry_from(study))
     return _with_notes(status, plan, results_dir)
 

@@ -11,9 +11,10 @@ import sys
 from typing import Any
 
 from sesweep.plan import Plan
+from sesweep.runner import precision
 from sesweep.runner.config import SweepConfig
 from sesweep.runner.outputs import write_manifest, write_tables
-from sesweep.runner.queue import open_storage, open_study
+from sesweep.runner.queue import SweepLock, open_storage, open_study
 from sesweep.runner.status import SweepStatus, dry_status, duration, study_status
 from sesweep.runner.worker import run_processes, run_worker, torch_threads
 from sesweep.spec import SpecError
@@ -35,12 +36,14 @@ def run_sweep(plan: Plan, config: SweepConfig | None = None, *, dry_run: bool = 
     cfg = config if config is not None else SweepConfig.create(plan.name, **settings)
     results_dir = cfg.results_root
     if dry_run:
-        return dry_status(plan, results_dir)
+        return dry_status(precision.settle_read_only(plan, results_dir), results_dir)
     require_data(plan)
 
-    write_manifest(plan, results_dir)
     st = open_storage(cfg.storage, cfg.heartbeat_interval, cfg.grace_period)
     study = open_study(plan, st)
+    plan = precision.settle(plan, study, SweepLock(st, plan.name))
+    precision.check_honoured(plan)
+    write_manifest(plan, results_dir)
     if cfg.retry_failed:
         study.set_user_attr("sesweep_retry_from", max((t._trial_id for t in study.get_trials(deepcopy=False)),
                                                       default=-1) + 1)

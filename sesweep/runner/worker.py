@@ -13,15 +13,18 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from sesweep.plan import Plan, Run
-from sesweep.results import sweep_dir, write_run_json
+from sesweep.results import checkpoint_dir, sweep_dir, write_run_json
 from sesweep.runner.config import SweepConfig
 from sesweep.runner.outputs import find_result, provenance, result_payload, with_identity, write_tables
 from sesweep.runner.queue import Heartbeat, SweepLock, claim, fail, finish, open_storage, open_study
+
+if TYPE_CHECKING:
+    from sesweep.training.checkpoint import CheckpointPolicy
 
 log = logging.getLogger("sesweep.runner.worker")
 
@@ -87,16 +90,22 @@ def _execute(plan: Plan, cfg: SweepConfig, study: optuna.Study, lock: SweepLock,
             if tracking.get("error"):
                 extra["tracking_error"] = tracking["error"]
         outcome = finish(plan, study, lock, trial_id, run, payload, extra)
+        _checkpoint_policy(plan, cfg, run).discard()  # of an attempt that died after its result was written
         log.info("%s seed %s: adopted the result in %s", run.variant, run.seed, path)
         return "adopted" if outcome == "recorded" else "duplicates"
 
     from sesweep.training.train import train
 
-    tracked = tracker.start(run, trial=study._storage.get_trial(trial_id).number) if tracker is not None else None
+    checkpoints = _checkpoint_policy(plan, cfg, run)
     started = time.perf_counter()
+    tracked = tracker.start(run, trial=study._storage.get_trial(trial_id).number) if tracker is not None else None
+    clock = _Stopwatch(time.perf_counter() - started)  # tracking time, for the bookkeeping breakdown
     try:
+        data_start = time.perf_counter()
         data = _data_for(run, data_cache)
-        result = train(run.spec, data=data, progress=False, on_epoch=tracked.on_epoch if tracked else None)
+        data_seconds = time.perf_counter() - data_start
+        result = train(run.spec, data=data, progress=False, checkpoints=checkpoints,
+                       on_epoch=clock.timed(tracked.on_epoch) if tracked else None)
     except (KeyboardInterrupt, Interrupted):
         if tracked is not None:
             tracked.fail("interrupted", "worker interrupted")
@@ -119,16 +128,44 @@ def _execute(plan: Plan, cfg: SweepConfig, study: optuna.Study, lock: SweepLock,
         fail(study, trial_id, "failed", reason)
         return "failed"
     write_run_json(plan, cfg.results_dir, payload)
-    extra = {"wall_seconds": time.perf_counter() - started}
+    extra: dict[str, Any] = {"data_seconds": data_seconds}
     if tracked is not None:
-        tracked.finish(payload)
+        clock.timed(tracked.finish)(payload)
         if tracked.errors:
             extra["tracking_error"] = "; ".join(tracked.errors)[:2000]
+    extra.update(wall_seconds=time.perf_counter() - started, tracking_seconds=clock.seconds)
     outcome = finish(plan, study, lock, trial_id, run, payload, extra)
+    checkpoints.discard()  # the result is recorded: its checkpoints have served (a failed run keeps them)
     rec = payload["record"]
     log.info("%s seed %s: %s, top1_err %.2f%% in %.1f s", run.variant, run.seed, rec["status"],
              rec.get("top1_err", float("nan")), extra["wall_seconds"])
     return "trained" if outcome == "recorded" else "duplicates"
+
+
+class _Stopwatch:
+    """Seconds spent in the calls it wraps (:meth:`timed`), added up."""
+
+    def __init__(self, seconds: float = 0.0) -> None:
+        self.seconds = seconds
+
+    def timed(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                self.seconds += time.perf_counter() - start
+        return call
+
+
+def _checkpoint_policy(plan: Plan, cfg: SweepConfig, run: Run) -> CheckpointPolicy:
+    """The run's checkpoint folder and interval under the sweep's settings. With ``--checkpoint-every 0`` it
+    writes none, yet a run still resumes from the checkpoints an earlier invocation left."""
+    from sesweep.training.checkpoint import CheckpointPolicy
+
+    epochs, seconds = cfg.checkpoint_interval
+    return CheckpointPolicy(checkpoint_dir(plan, cfg.results_dir, run.key), every_epochs=epochs,
+                            every_seconds=seconds, keep=cfg.keep_checkpoints)
 
 
 #: recipe keys that decide which images a run sees (load_data reads nothing else)

@@ -20,6 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from sesweep.spec import RecipeSpec, RunSpec, flatten, run_key
+from sesweep.training.checkpoint import CheckpointPolicy, RunCheckpoints
 from sesweep.training.data import DataSplits, ImageSet, TrainBatches, eval_batches, load_data
 from sesweep.training.hardware import (
     DeviceSlot,
@@ -97,6 +98,11 @@ def lr_factor(step: int, total_steps: int, recipe: RecipeSpec, steps_per_epoch: 
     return recipe.step_gamma ** sum(progress >= m for m in recipe.step_milestones)
 
 
+def evaluated(epoch: int, recipe: RecipeSpec) -> bool:
+    """Whether epoch ``epoch`` (0-based) ends with a test evaluation: every ``eval_every``-th, and the last."""
+    return (epoch + 1) % recipe.eval_every == 0 or epoch + 1 == recipe.epochs
+
+
 def make_optimizer(model: nn.Module, recipe: RecipeSpec) -> torch.optim.SGD:
     """SGD over every parameter; adaptive-SE width parameters get no weight decay (only the cost term may
     pull them: decay would be a hidden cost pressure of its own)."""
@@ -121,12 +127,14 @@ def make_penalty(model: nn.Module, spec: RunSpec, cost: dict[str, Any]) -> Calla
 
 def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
               criterion: nn.Module, device: torch.device, precision: str,
-              penalty: Callable[[], torch.Tensor] | None = None) -> Callable[..., torch.Tensor]:
+              penalty: Callable[[], torch.Tensor] | None = None,
+              scaler: torch.amp.GradScaler | None = None) -> Callable[..., torch.Tensor]:
     """One optimisation step ``step(x, y) -> task loss`` (detached, not synchronised): the only one there is.
 
     ``penalty`` (the adaptive cost term, read after the forward) is added to what is minimised, not to the
-    loss returned, so train losses compare across variants."""
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    loss returned, so train losses compare across variants. ``scaler``: the caller's (to checkpoint it);
+    default: a new :func:`grad_scaler`."""
+    scaler = scaler if scaler is not None else grad_scaler(device, precision)
 
     def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with autocast(device, precision):
@@ -140,6 +148,11 @@ def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: tor
         return loss.detach()
 
     return step
+
+
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    """The loss scaler of a run: active for fp16 only (bf16 and fp32 need none)."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
 
 @torch.no_grad()
@@ -166,7 +179,8 @@ def evaluate(model: nn.Module, data: ImageSet, splits: DataSplits, recipe: Recip
 
 
 def train(spec: RunSpec, *, data: DataSplits | None = None, progress: bool | None = None,
-          on_epoch: Callable[[dict[str, float]], None] | None = None) -> RunResult:
+          on_epoch: Callable[[dict[str, float]], None] | None = None,
+          checkpoints: CheckpointPolicy | None = None) -> RunResult:
     """Train and evaluate one run; returns its result (status ``finished`` or ``diverged``).
 
     A learnable adaptive SE is hardened at the end: the metrics describe that plain-SE net (``soft_top1_err``
@@ -174,16 +188,23 @@ def train(spec: RunSpec, *, data: DataSplits | None = None, progress: bool | Non
     receives each epoch's curve row (for tracking); ``progress`` shows a bar per epoch (default: only on a
     terminal).
 
+    ``checkpoints``: where and how often to checkpoint the run at epoch ends (:mod:`sesweep.training.checkpoint`);
+    a run that finds a good checkpoint there resumes from it (``on_epoch`` then receives the restored rows
+    first) and ends with exactly the metrics and curves of an uninterrupted run on the CPU; its record's
+    ``resumed_from_epoch`` says where it resumed (0: from the start).
+
     The run holds a slot in this host's registry of live trainers of its device (:func:`device_slot`) from
     start to end, so its record says whether its timings were shared (``timed_shared``).
     """
     with device_slot(resolve_device(spec.recipe.device)) as slot:
-        return _train(spec, slot, data=data, progress=progress, on_epoch=on_epoch)
+        return _train(spec, slot, data=data, progress=progress, on_epoch=on_epoch, checkpoints=checkpoints)
 
 
 def _train(spec: RunSpec, slot: DeviceSlot, *, data: DataSplits | None, progress: bool | None,
-           on_epoch: Callable[[dict[str, float]], None] | None) -> RunResult:
+           on_epoch: Callable[[dict[str, float]], None] | None,
+           checkpoints: CheckpointPolicy | None = None) -> RunResult:
     """The body of :func:`train`, run while this process holds its slot in the device registry."""
+    began = time.perf_counter()
     recipe = spec.recipe
     device = resolve_device(recipe.device)
     precision = resolve_precision(recipe.precision, device)
@@ -200,8 +221,9 @@ def _train(spec: RunSpec, slot: DeviceSlot, *, data: DataSplits | None, progress
     total_steps = recipe.epochs * len(batches)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, total_steps, recipe, len(batches)))
+    scaler = grad_scaler(device, precision)
     step = make_step(model, optimizer, scheduler, nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing),
-                     device, precision, make_penalty(model, spec, cost))
+                     device, precision, make_penalty(model, spec, cost), scaler)
     adaptive = bool(adaptive_modules(model))
     unit = spec.model.attention.cost_unit
     show = sys.stderr.isatty() if progress is None else progress
@@ -213,7 +235,23 @@ def _train(spec: RunSpec, slot: DeviceSlot, *, data: DataSplits | None, progress
     train_seconds, images_seen, train_loss = 0.0, 0, float("nan")
     diverged_epoch: int | None = None
     test_widths: dict[str, list[torch.Tensor]] = {}  # dynamic SE: per-sample widths of the last evaluation
-    for epoch in range(recipe.epochs):
+    saver = RunCheckpoints(checkpoints, run_key(spec), model, optimizer, scheduler, scaler) if checkpoints else None
+    resumed = saver.resume(recipe.epochs) if saver is not None else None
+    start_epoch, shared_before = 0, (False, 0)
+    if resumed is not None:
+        start_epoch, done = resumed
+        curves, adaptive_log, shared_before = done["curves"], done["adaptive_log"], tuple(done["shared"])
+        train_seconds, images_seen, train_loss = done["train_seconds"], done["images_seen"], done["train_loss"]
+        for row in curves if on_epoch is not None else []:  # this attempt's tracking gets the whole curve
+            on_epoch(row)
+    setup_seconds, eval_seconds = time.perf_counter() - began, 0.0  # where a run's time goes besides training
+    for epoch in range(start_epoch, recipe.epochs):
+        if saver is not None and epoch > start_epoch:
+            # the end of the previous epoch, saved here so that no `continue` in the body can skip it, and never
+            # after the last epoch (the result follows at once); everything the loop has accumulated so far
+            saver.epoch_end(epoch, {"curves": curves, "adaptive_log": adaptive_log, "train_seconds": train_seconds,
+                                    "images_seen": images_seen, "train_loss": train_loss,
+                                    "shared": _merge_shared(slot.shared(), shared_before)})
         model.train()
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         seen = 0
@@ -233,23 +271,28 @@ def _train(spec: RunSpec, slot: DeviceSlot, *, data: DataSplits | None, progress
             reason = f"training loss became {train_loss} in epoch {epoch + 1}"
             curves.append({"epoch": epoch + 1, "train_loss": train_loss, "lr": scheduler.get_last_lr()[0]})
             break
-        with record_dynamic_widths(model) as widths:
-            scores = evaluate(model, splits.test, splits, recipe, device, precision)
-        test_widths = widths
-        row = {"epoch": epoch + 1, "train_loss": train_loss, "lr": scheduler.get_last_lr()[0], **scores,
-               "epoch_seconds": time.perf_counter() - start}
-        if adaptive:
-            # over every test image (not the last batch); the cost unit's share, and the hidden units' share
-            row["se_budget"] = budget_fraction(model, unit, widths)
-            row["se_active_width"] = active_width_fraction(model, widths)
-            adaptive_log += _adaptive_rows(model, epoch + 1, widths)
+        row: dict[str, float] = {"epoch": epoch + 1, "train_loss": train_loss, "lr": scheduler.get_last_lr()[0]}
+        if evaluated(epoch, recipe):  # every eval_every epochs and the last: the rows between have no test scores
+            evaluating = time.perf_counter()
+            with record_dynamic_widths(model) as widths:
+                row.update(evaluate(model, splits.test, splits, recipe, device, precision))
+            eval_seconds += time.perf_counter() - evaluating
+            test_widths = widths
+            if adaptive:
+                # over every test image (not the last batch); the cost unit's share, and the hidden units' share
+                row["se_budget"] = budget_fraction(model, unit, widths)
+                row["se_active_width"] = active_width_fraction(model, widths)
+                adaptive_log += _adaptive_rows(model, epoch + 1, widths)
+        row["epoch_seconds"] = time.perf_counter() - start
         curves.append(row)
         if on_epoch is not None:
             on_epoch(row)
         if show:
-            tqdm.write(f"epoch {epoch + 1}/{recipe.epochs}  train_loss {train_loss:.4f}  "
-                       f"test_loss {row['test_loss']:.4f}  top1_err {row['top1_err']:.2f}%", file=sys.stderr)
+            scores = (f"  test_loss {row['test_loss']:.4f}  top1_err {row['top1_err']:.2f}%"
+                      if "top1_err" in row else "")
+            tqdm.write(f"epoch {epoch + 1}/{recipe.epochs}  train_loss {train_loss:.4f}{scores}", file=sys.stderr)
 
+    probing = time.perf_counter()
     final = curves[-1] if status == "finished" else {"test_loss": float("nan"), "top1_err": float("nan"),
                                                       "top5_err": float("nan")}
     soft_top1_err, se_budget, se_active_width, truncated_top1_err = None, None, None, None
@@ -285,7 +328,8 @@ def _train(spec: RunSpec, slot: DeviceSlot, *, data: DataSplits | None, progress
         "se_budget": se_budget, "soft_top1_err": soft_top1_err,
         "se_active_width": se_active_width, "truncated_top1_err": truncated_top1_err,
     }
-    timed_shared, concurrent_workers = slot.shared()  # after the last timing (training, latency)
+    # after the last timing (training, latency); a resumed run was also shared where an earlier attempt was
+    timed_shared, concurrent_workers = _merge_shared(slot.shared(), shared_before)
     # SENet Fig. 6: mean excitation per channel and class, on a fixed class-stratified probe of the test set
     # (the same images for every variant and seed: a constant probe seed, not the run's)
     probe_index, probe_info = excitation_probe(splits.test.labels, EXCITATION_IMAGES)
@@ -293,12 +337,22 @@ def _train(spec: RunSpec, slot: DeviceSlot, *, data: DataSplits | None, progress
     probe = eval_batches(probe_set, batch_size=EXCITATION_BATCH, mean=splits.mean, std=splits.std, device=device,
                          channels_last=recipe.channels_last)
     excitation = excitation_profile(model, probe, precision) if finished else []
+    metrics.update(setup_seconds=setup_seconds, eval_seconds=eval_seconds,
+                   probe_seconds=time.perf_counter() - probing)  # final measurements: latency, excitation, hardening
     environment = {"resolved_device": str(device), "resolved_precision": precision,
                    "torch_version": torch.__version__, "infer_batch": int(x_probe.shape[0]),
                    "host": host_name(), "device_name": device_name(device), "timed_shared": timed_shared,
-                   "concurrent_workers": concurrent_workers}
+                   "concurrent_workers": concurrent_workers, "resumed_from_epoch": start_epoch}
     return RunResult(spec, status, metrics, curves, cost["hidden_widths"], reason, environment, excitation,
                      adaptive_log, excitation_probe=probe_info)
+
+
+def _merge_shared(now: tuple[bool | None, int | None], before: tuple[Any, ...]) -> tuple[bool | None, int | None]:
+    """``slot.shared()`` of this attempt merged with the earlier attempts' of a resumed run (unknown stays
+    unknown; the count adds up the attempts' distinct other trainers)."""
+    if now[0] is None or before[0] is None:
+        return None, None
+    return bool(now[0] or before[0]), int(now[1] or 0) + int(before[1] or 0)
 
 
 def _adaptive_rows(model: nn.Module, epoch: int, widths: dict[str, list[torch.Tensor]]) -> list[dict[str, Any]]:

@@ -42,14 +42,17 @@ def curves_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Path) -> Fig
             n = part[run].nunique()
             ls = "--" if an.is_baseline(v) else "-"
             for ax, m in zip(axes, panels, strict=True):
-                by_epoch = part.groupby("epoch")[m]
+                measured = part.dropna(subset=[m])  # test scores exist only on evaluated epochs (eval_every)
+                if measured.empty:
+                    continue
+                by_epoch = measured.groupby("epoch")[m]
                 s = [summarize(g, an.confidence) for _, g in by_epoch]
                 epochs = list(by_epoch.groups)
                 if n >= MIN_BAND_N:
                     lo, hi = clip(m, [x.ci_lo for x in s], [x.ci_hi for x in s])
                     ax.fill_between(epochs, lo, hi, color=colors[v], alpha=0.15, lw=0, gid=v)
                 else:
-                    for _, seed in part.sort_values("epoch").groupby(run):
+                    for _, seed in measured.sort_values("epoch").groupby(run):
                         ax.plot(seed["epoch"], seed[m], color=colors[v], lw=0.5, alpha=0.5, ls=ls, gid=v)
                 ax.plot(epochs, [x.mean for x in s], color=colors[v], lw=1.4, ls=ls, gid=v)
             banded, lined = banded or n >= MIN_BAND_N, lined or n < MIN_BAND_N

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -69,8 +70,59 @@ class AvgMaxPool(nn.Module):
         return 0.5 * (x.mean((2, 3), keepdim=True) + x.amax((2, 3), keepdim=True))
 
 
+class _SpatialMean(torch.autograd.Function):
+    """Global average pooling whose backward is a broadcast view: autograd's own materialises the
+    ``[N, C, H, W]`` gradient (a full write and read of memory) only to add it to the scale's gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        ctx.shape = x.shape
+        return x.mean((2, 3), keepdim=True)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = ctx.shape
+        return (grad / (h * w)).expand(n, c, h, w)
+
+
+class AvgPool(nn.Module):
+    """Global average pooling (the squeeze of SENet), ``[N, C, H, W] → [N, C, 1, 1]``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _SpatialMean.apply(x)
+
+
+class _ScaleAddReLU(torch.autograd.Function):
+    """``relu(x · s + shortcut)``: a block's join with SE at the standard site, in one pass forward.
+
+    Why: the SE costs little arithmetic but several passes over the block's activation, and on a CPU those
+    passes are what an SE block costs. Forward: one fused multiply-add and an in-place ReLU instead of a
+    multiply, an add and a ReLU. Backward: the ReLU mask once, shared by both inputs' gradients.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, s: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+        y = torch.addcmul(shortcut, x, s).relu_()
+        ctx.save_for_backward(x, s, y)
+        ctx.shortcut_dtype = shortcut.dtype
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x, s, y = ctx.saved_tensors
+        grad = grad.masked_fill(y <= 0, 0)
+        wide = torch.promote_types(grad.dtype, torch.float32)  # bf16 sums over H·W lose the small terms
+        grad_s = (grad * x).sum((2, 3), keepdim=True, dtype=wide).to(s.dtype)
+        return (grad * s).to(x.dtype), grad_s, grad.to(ctx.shortcut_dtype)
+
+
+def scale_add_relu(x: torch.Tensor, s: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+    """``relu(x * s + shortcut)`` with a fused forward and backward (:class:`_ScaleAddReLU`)."""
+    return _ScaleAddReLU.apply(x, s, shortcut)
+
+
 POOLS: dict[str, Callable[[], nn.Module]] = {
-    "avg": lambda: nn.AdaptiveAvgPool2d(1),
+    "avg": AvgPool,
     "max": lambda: nn.AdaptiveMaxPool2d(1),
     "avgmax": AvgMaxPool,
 }
@@ -115,6 +167,11 @@ class SqueezeExcite(Attention):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.excitation(x)
+
+    def residual_join(self, x: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+        """``relu(self(x) + shortcut)``, fused (:func:`scale_add_relu`): the standard site's join. It does not
+        call ``forward``, so forward hooks of this module do not fire there (the gate's do)."""
+        return scale_add_relu(x, self.excitation(x), shortcut)
 
     def hidden_widths(self) -> list[HiddenWidth]:
         return [self.width]

@@ -69,8 +69,10 @@ class AttentionSites(nn.Module):
 
     def _join(self, x: torch.Tensor, branch: Callable[[torch.Tensor], torch.Tensor],
               shortcut: torch.Tensor) -> torch.Tensor:
-        out = self.attn_branch(branch(self.attn_pre(x)))
-        out = self.relu(out + self.attn_identity(shortcut))
+        out = branch(self.attn_pre(x))
+        shortcut = self.attn_identity(shortcut)
+        fused = getattr(self.attn_branch, "residual_join", None)  # plain SE: scale, add and ReLU in one pass
+        out = fused(out, shortcut) if fused is not None else self.relu(self.attn_branch(out) + shortcut)
         return self.attn_post(out)
 
 

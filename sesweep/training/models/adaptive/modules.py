@@ -70,6 +70,8 @@ class _AdaptiveMixin:
     temperature: float
     min_width: float
     _centres: torch.Tensor
+    #: no fused join (:meth:`SqueezeExcite.residual_join`): the width records hook this module's forward
+    residual_join = None
 
     def _init_mask(self, pool: str, gate: str, min_hidden: int, temperature: float) -> None:
         """The mask's state, after the SE's own ``__init__`` has allocated H hidden units."""

@@ -1,0 +1,118 @@
+"""Where a sweep's wall time goes: training steps against everything else (the bookkeeping), measured.
+
+``sesweep overhead SPEC --workers N`` runs the sweep from scratch in a temporary results folder as a user
+would (``sesweep run``, a fresh process: interpreter start-up and imports included), then splits the
+worker-seconds (wall × workers) into what the runs' records and the study's trials say they were spent on.
+Only the training steps are the work; every other line is the bookkeeping the issue-12 goal (≤ 3 %) is about.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from sesweep.plan import load_plan
+from sesweep.results import run_json_path, sweep_dir
+
+#: (row label, run-record metric or trial attribute, what it covers); the rest is computed in :func:`breakdown`
+PARTS = (
+    ("training steps", "train_seconds", "forward, backward, optimizer step, augmentation"),
+    ("evaluation", "eval_seconds", "test set after evaluated epochs (recipe.eval_every)"),
+    ("final measurements", "probe_seconds", "latency, excitation profile, adaptive hardening"),
+    ("run setup", "setup_seconds", "model build, cost count, move to device"),
+    ("data loading", "data_seconds", "decode and cache the data set (once per worker)"),
+    ("MLflow tracking", "tracking_seconds", "run start, per-epoch metrics, final metrics and artifacts"),
+)
+
+
+def breakdown(plan_path: str | Path, results_dir: str | Path, wall: float, workers: int) -> dict[str, Any]:
+    """The split of ``wall × workers`` seconds of a finished sweep in ``results_dir`` (see :data:`PARTS`)."""
+    plan = load_plan(plan_path)
+    folder = sweep_dir(plan, results_dir)
+    study = optuna.load_study(study_name=plan.name, storage=f"sqlite:///{folder / 'optuna.db'}")
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    keys = {t.user_attrs.get("run_key") for t in trials}
+    records = []
+    for key in keys:
+        path = run_json_path(plan, results_dir, str(key))
+        if path.is_file():
+            records.append(json.loads(path.read_text())["record"])
+    sums = {attr: 0.0 for _, attr, _ in PARTS}
+    for rec in records:
+        for attr in sums:
+            sums[attr] += float(rec.get(attr) or 0.0)
+    for t in trials:
+        for attr in ("data_seconds", "tracking_seconds"):
+            sums[attr] += float(t.user_attrs.get(attr) or 0.0)
+    in_runs = sum(float(t.user_attrs.get("wall_seconds") or 0.0) for t in trials)
+    total = wall * workers
+    rows = [{"part": label, "seconds": sums[attr], "covers": covers} for label, attr, covers in PARTS]
+    rows.append({"part": "other, inside runs", "seconds": in_runs - sum(sums.values()),
+                 "covers": "record writing, checkpoints, per-epoch synchronisation"})
+    rows.append({"part": "outside runs", "seconds": total - in_runs,
+                 "covers": "process start-up and imports, queue claims, tables after each run, idle at the end"})
+    for row in rows:
+        row["share"] = row["seconds"] / total if total else float("nan")
+    return {"sweep": plan.name, "runs": len(records), "workers": workers, "wall_seconds": wall,
+            "worker_seconds": total, "rows": rows,
+            "bookkeeping_share": 1 - sums["train_seconds"] / total if total else float("nan"), "goal": 0.03}
+
+
+def measure(spec: str, workers: int, extra: list[str]) -> dict[str, Any]:
+    """Run ``sesweep run SPEC`` in a fresh temporary results folder, timed from outside, and break it down."""
+    with tempfile.TemporaryDirectory(prefix="sesweep-overhead-") as tmp:
+        cmd = [sys.executable, "-m", "sesweep", "run", spec, "--results", tmp, "--workers", str(workers), "--quiet",
+               *extra]
+        start = time.perf_counter()
+        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+        wall = time.perf_counter() - start
+        if done.returncode != 0:
+            tail = done.stderr.strip().splitlines()[-1:] or ["(no message)"]
+            raise RuntimeError(f"sesweep run exited {done.returncode}: {tail[0]}")
+        return breakdown(spec, tmp, wall, workers)
+
+
+def format_overhead(doc: dict[str, Any]) -> str:
+    lines = [f"sweep {doc['sweep']}: {doc['runs']} runs, {doc['workers']} worker(s), wall {doc['wall_seconds']:.1f} s "
+             f"= {doc['worker_seconds']:.1f} worker-seconds",
+             f"  {'part':<22}{'seconds':>9}{'share':>8}  covers"]
+    for row in doc["rows"]:
+        lines.append(f"  {row['part']:<22}{row['seconds']:>9.1f}{row['share']:>8.1%}  {row['covers']}")
+    met = "met" if doc["bookkeeping_share"] <= doc["goal"] else "missed"
+    lines.append(f"bookkeeping (everything but training steps): {doc['bookkeeping_share']:.1%} of the worker-seconds; "
+                 f"goal <= {doc['goal']:.0%}: {met}")
+    return "\n".join(lines)
+
+
+def add_overhead_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sweep", metavar="FILE", help="sweep spec to run from scratch, e.g. experiments/smoke.yaml")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes, as sesweep run (default 1)")
+    parser.add_argument("--no-tracking", action="store_true", help="run without MLflow (to see what it costs)")
+    parser.add_argument("--json", action="store_true", help="print the breakdown as JSON on stdout")
+    parser.epilog = ("runs every run of the sweep (nothing is reused: a temporary results folder); the data set's "
+                     "decoded cache is reused when there is one, as it is for users")
+
+
+def cmd_overhead(args: argparse.Namespace) -> int:
+    """Run a sweep from scratch and print where its wall time went."""
+    from sesweep.spec import SpecError
+
+    if args.workers < 1:
+        raise SpecError("--workers", f"{args.workers} is out of range; allowed: >= 1")
+    load_plan(args.sweep)  # a bad spec: one line, exit 2, before anything runs
+    doc = measure(args.sweep, args.workers, ["--no-tracking"] if args.no_tracking else [])
+    if args.json:
+        from sesweep.json_output import print_json
+
+        print_json(args, doc)
+    else:
+        print(format_overhead(doc))
+    return 0
