@@ -138,16 +138,44 @@ def format_record(record: dict[str, Any]) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    """Training-step and inference speed: attention kinds × precisions, interleaved, medians."""
-    from sesweep.training.bench import bench, format_bench
+    """Speed of sesweep on this device, every figure next to its yardstick: matmul peak per precision; ResNet
+    and SE-ResNet training steps at CIFAR and ImageNet shapes (SE overhead, achieved FLOP/s as a fraction of
+    the peak, inference latency); a textbook DataLoader reference loop; one end-to-end epoch on JPEG folders
+    each way; and the goals of issue 12, each met or missed. Configurations are interleaved and medians
+    reported: compare ratios within one run, not figures across runs."""
+    from sesweep.training.bench_report import format_suite
+    from sesweep.training.bench_suite import bench_suite, check_options
 
     spec = run_spec(parse_assignments(args.assignments))
-    rows = bench(spec, args.kinds.split(","), args.precisions.split(","), args.steps, args.repeats)
+    options = _bench_options(args)
+    check_options(options, spec)  # every option, before any work
+    doc = bench_suite(spec, options)
     if args.json:
-        print_json(args, rows)
+        print_json(args, doc)
     else:
-        print(format_bench(rows))
+        print(format_suite(doc))
     return 0
+
+
+def _bench_options(args: argparse.Namespace) -> Any:
+    """The options of ``sesweep bench`` as a BenchOptions; a value that is not a whole number is a SpecError."""
+    from sesweep.training.bench_suite import BenchOptions
+
+    def names(value: str | None) -> tuple[str, ...] | None:
+        return None if value is None else tuple(v.strip() for v in value.split(",") if v.strip())
+
+    def whole(flag: str) -> int:
+        value = getattr(args, flag.removeprefix("--").replace("-", "_"))
+        try:
+            return int(value)
+        except ValueError:
+            raise SpecError(flag, f"{value!r} is not a whole number") from None
+
+    ints = ("--steps", "--repeats", "--imagenet-size", "--imagenet-batch", "--imagenet-steps",
+            "--imagenet-repeats", "--images", "--workers", "--peak-size", "--peak-repeats")
+    return BenchOptions(sections=names(args.sections), kinds=names(args.kinds), precisions=names(args.precisions),
+                        imagenet_arch=args.imagenet_arch, jpeg_root=args.jpeg_root,
+                        **{flag.removeprefix("--").replace("-", "_"): whole(flag) for flag in ints})
 
 
 def add_info_arguments(parser: argparse.ArgumentParser) -> None:
@@ -173,12 +201,54 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = ("exit status: 0 done (goals missed are reported, not an error), 2 bad option or spec. "
+                     "Default run on 2 CPU cores: a few minutes. Example: sesweep bench --jpeg-root "
+                     "data/cifar10 --images 5000; a quick look: sesweep bench --sections peak,cifar --steps 3")
     _assignments(parser)
-    parser.add_argument("--kinds", default="none,se", help="attention kinds to compare (default: none,se)")
-    parser.add_argument("--precisions", default="fp32,bf16", help="precisions to compare (default: fp32,bf16)")
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per repeat (default: 10)")
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats; the median is shown (default: 3)")
-    parser.add_argument("--json", action="store_true", help=f"{JSON_HELP}: a list of rows, one per kind x precision")
+    parser.add_argument("--sections", default="peak,cifar,imagenet,reference,epoch",
+                        help="what to measure, comma-separated (default: all): peak = GFLOP/s of a square matmul "
+                             "per precision; cifar = ResNet vs SE-ResNet training steps at the spec's shape "
+                             "(default resnet20, 32x32, batch 128); imagenet = the same at --imagenet-arch/-size/"
+                             "-batch; reference = sesweep's SE-ResNet vs a textbook DataLoader loop on JPEGs, "
+                             "interleaved; epoch = one epoch on the JPEG folder each way, wall clock")
+    parser.add_argument("--kinds", default="none,se",
+                        help="attention kinds of the cifar and imagenet sections (default: none,se; the SE "
+                             "overhead needs both)")
+    parser.add_argument("--precisions", default=None,
+                        help="training precisions of the cifar and imagenet sections, and the peaks measured "
+                             "(fp32, bf16, fp16 on CUDA, auto; default: fp32, bf16 where the device computes it "
+                             "in hardware, and what auto resolves to). The reference and epoch sections run "
+                             "sesweep at the precision auto picks, where the goals are checked")
+    parser.add_argument("--steps", default="10",
+                        help="timed steps per repeat, cifar and reference sections (default: 10)")
+    parser.add_argument("--repeats", default="3",
+                        help="interleaved repeats, cifar and reference sections; medians are shown (default: 3)")
+    parser.add_argument("--imagenet-arch", default="resnet50", help="architecture of the imagenet section "
+                                                                    "(default: resnet50)")
+    parser.add_argument("--imagenet-size", default="224", help="input side of the imagenet section (default: 224)")
+    parser.add_argument("--imagenet-batch", default="16",
+                        help="batch of the imagenet section (default: 16, small enough for a CPU)")
+    parser.add_argument("--imagenet-steps", default="2", help="timed steps per repeat, imagenet section (default: 2)")
+    parser.add_argument("--imagenet-repeats", default="2", help="interleaved repeats, imagenet section (default: 2)")
+    parser.add_argument("--jpeg-root", default=None, metavar="DIR",
+                        help="an ImageFolder of JPEGs (DIR/train/<class>/*.jpg, DIR/test/<class>/*.jpg) for the "
+                             "reference and epoch sections; a class-stratified subset of --images of its training "
+                             "files (and a tenth as many test files) is linked into a temporary folder. Default: "
+                             "the embedded digits, written to a temporary folder as 32x32 JPEGs")
+    parser.add_argument("--images", default="2560",
+                        help="training images of the JPEG folder, i.e. of the epoch (default: 2560; at least one "
+                             "batch)")
+    parser.add_argument("--workers", default="2",
+                        help="DataLoader worker processes of the reference loop (default: 2, the PyTorch CIFAR "
+                             "tutorial's value and this 2-core machine's cores; 0 loads in the training process)")
+    parser.add_argument("--peak-size", default="2048",
+                        help="side of the square matrices of the matmul peak (default: 2048; shrunk where one "
+                             "product would take over 2 s, e.g. bf16 on a CPU without bf16 hardware)")
+    parser.add_argument("--peak-repeats", default="5", help="timed matmuls per precision; the median is shown "
+                                                            "(default: 5)")
+    parser.add_argument("--json", action="store_true",
+                        help=f"{JSON_HELP}: device, flops_convention, peak, cifar, imagenet, jpegs, reference, "
+                             "epoch (null when not measured) and goals (value and met per goal)")
 
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
@@ -218,6 +288,12 @@ def _report_command() -> tuple[AddArguments, Handler]:
     return add_report_arguments, cmd_report
 
 
+def _overhead_command() -> tuple[AddArguments, Handler]:
+    from sesweep.runner.overhead import add_overhead_arguments, cmd_overhead
+
+    return add_overhead_arguments, cmd_overhead
+
+
 #: every sub-command, in the order of the data flow: spec → runs → records → tables → figures
 COMMANDS: dict[str, Command] = {
     "run": Command("run, resume or join a sweep (experiments/NAME.yaml) until every run is done", _run_command),
@@ -229,8 +305,10 @@ COMMANDS: dict[str, Command] = {
                          _aggregate_command),
     "report": Command("report.md and a self-contained report.html with tables, figures and a summary",
                       _report_command),
-    "bench": Command("training-step and inference speed of baseline vs SE, fp32 vs bf16",
+    "bench": Command("speed vs matmul peak and a DataLoader reference: ResNet vs SE, CIFAR and ImageNet shapes",
                      lambda: (add_bench_arguments, cmd_bench)),
+    "overhead": Command("run a sweep from scratch and show where its wall time went besides training",
+                        _overhead_command),
 }
 
 

@@ -300,13 +300,13 @@ def test_info_train_and_bench_json(capsys: pytest.CaptureFixture[str], one_torch
     assert {"arch", "attention", "params", "se_params", "macs", "input_size", "hidden_widths"} <= set(cost)
     doc = run_json(capsys, ["train", *FAKE_ARGS, "--quiet", "--json"])
     assert doc["record"]["status"] == "finished" and len(doc["curves"]) == 1
-    rows = run_json(capsys, ["bench", *FAKE_ARGS, "recipe.image_size=8", "recipe.batch_size=4", "--kinds", "se",
-                             "--precisions", "fp32", "--steps", "1", "--repeats", "1", "--json"])
-    assert len(rows) == 1 and rows[0]["attention"] == "se"
+    doc = run_json(capsys, ["bench", *FAKE_ARGS, "recipe.image_size=8", "recipe.batch_size=4", "--sections", "cifar",
+                            "--kinds", "se", "--precisions", "fp32", "--steps", "1", "--repeats", "1", "--json"])
+    assert len(doc["cifar"]["rows"]) == 1 and doc["cifar"]["rows"][0]["attention"] == "se"
 
 
 def test_json_is_documented_in_every_command_help(capsys: pytest.CaptureFixture[str]):
-    for command in ("run", "status", "aggregate", "report", "info", "train", "bench"):
+    for command in ("run", "status", "aggregate", "report", "info", "train", "bench", "overhead"):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         assert "--json" in capsys.readouterr().out, command

@@ -1,4 +1,6 @@
-"""Training-step and inference speed of variants × precisions, measured side by side.
+"""Training-step and inference speed of variants × precisions, measured side by side, and achieved training
+FLOP/s against the device's matmul peak (the ``cifar`` and ``imagenet`` sections of ``sesweep bench``;
+all the sections: :mod:`.bench_suite`).
 
 Times on a shared machine are noisy, so configurations are interleaved (round-robin over repeats) and the
 median is reported: compare the ratios within one bench run, not figures across runs.
@@ -8,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -17,14 +19,17 @@ from torch import nn
 from sesweep.spec import RunSpec, SpecError, build, flatten, nest
 from sesweep.training.data import DataSplits, TrainBatches, eval_batches, load_data
 from sesweep.training.hardware import resolve_device, resolve_precision, synchronize
-from sesweep.training.measure import count_params, latency_ms
+from sesweep.training.measure import count_macs, count_params, latency_ms
 from sesweep.training.models import build_model
 from sesweep.training.train import make_optimizer, make_step
 
 
 def bench(spec: RunSpec, kinds: list[str], precisions: list[str], steps: int = 10, repeats: int = 3,
-          warmup: int = 3, data: DataSplits | None = None) -> list[dict[str, Any]]:
-    """Median ms per training step and images/s for each attention kind × precision (same data, same seed)."""
+          warmup: int = 3, data: DataSplits | None = None,
+          log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Median ms per training step and images/s for each attention kind × precision (same data, same seed),
+    with the forward MACs per image (``macs``) and, with ``none`` among the kinds, ``se_overhead`` of the
+    other kinds: their step time over the ``none`` step time at the same precision."""
     device = resolve_device(spec.recipe.device)
     splits = data if data is not None else load_data(spec.recipe)
     configs = []
@@ -34,11 +39,13 @@ def bench(spec: RunSpec, kinds: list[str], precisions: list[str], steps: int = 1
         variant = build(RunSpec, nest(flat))
         for precision in precisions:
             resolved = resolve_precision(precision, device)
-            configs.append(_Config(variant, kind, resolved, splits, device))
+            configs.append(BenchConfig(variant, kind, resolved, splits, device))
     for config in configs:
         config.run(warmup)
     times: dict[int, list[float]] = {i: [] for i in range(len(configs))}
-    for _ in range(repeats):
+    for r in range(repeats):
+        if log is not None:
+            log(f"repeat {r + 1}/{repeats}: {len(configs)} configurations x {steps} steps")
         for i, config in enumerate(configs):
             times[i].append(config.run(steps) / steps)
     rows = []
@@ -47,14 +54,17 @@ def bench(spec: RunSpec, kinds: list[str], precisions: list[str], steps: int = 1
         rows.append({"attention": config.kind, "precision": config.precision, "ms_per_step": ms,
                      "img_per_s": spec.recipe.batch_size / ms * 1e3, "infer_ms": config.latency(),
                      "params": count_params(config.model), "batch_size": spec.recipe.batch_size,
-                     "device": str(device)})
+                     "device": str(device), "macs": count_macs(config.model, splits.image_size, splits.channels)})
     base = {r["precision"]: r["ms_per_step"] for r in rows if r["attention"] == kinds[0]}
+    plain = {r["precision"]: r["ms_per_step"] for r in rows if r["attention"] == "none"}
     for r in rows:
         r[f"step_vs_{kinds[0]}"] = r["ms_per_step"] / base[r["precision"]]
+        if plain and r["attention"] != "none":
+            r["se_overhead"] = r["ms_per_step"] / plain[r["precision"]]
     return rows
 
 
-class _Config:
+class BenchConfig:
     """One variant × precision, ready to step on a fixed stream of batches."""
 
     def __init__(self, spec: RunSpec, kind: str, precision: str, splits: DataSplits, device: torch.device) -> None:
@@ -98,13 +108,19 @@ class _Config:
         return latency_ms(self.model, x, self.precision)
 
 
-def format_bench(rows: list[dict[str, Any]]) -> str:
-    ratio = next(k for k in rows[0] if k.startswith("step_vs_"))
-    lines = [f"{'attention':<10}{'precision':<10}{'ms/step':>9}{'img/s':>9}{'infer ms':>10}{'params':>11}"
-             f"{ratio.replace('_', ' '):>18}"]
-    for r in rows:
-        lines.append(f"{r['attention']:<10}{r['precision']:<10}{r['ms_per_step']:>9.1f}{r['img_per_s']:>9.0f}"
-                     f"{r['infer_ms']:>10.1f}{r['params']:>11,}{r[ratio]:>18.3f}")
-    lines.append(f"batch {rows[0]['batch_size']} on {rows[0]['device']}; medians over interleaved repeats")
-    return "\n".join(lines)
+#: training FLOPs per image = TRAIN_FLOPS_PER_MAC × forward MACs: 2 FLOPs per MAC, and the backward pass
+#: counted as twice the forward (gradients of inputs and of weights), the usual convention
+TRAIN_FLOPS_PER_MAC = 3 * 2
 
+
+def shape_section(spec: RunSpec, kinds: list[str], precisions: list[str], steps: int, repeats: int, warmup: int,
+                  peaks: dict[str, Any] | None, log: Callable[[str], None]) -> dict[str, Any]:
+    """:func:`bench` at one input shape, with achieved training GFLOP/s and its fraction of the matmul peak."""
+    splits = load_data(spec.recipe)
+    rows = bench(spec, kinds, precisions, steps, repeats, warmup, data=splits, log=log)
+    for r in rows:
+        r["train_gflops"] = TRAIN_FLOPS_PER_MAC * r["macs"] * r["img_per_s"] / 1e9
+        peak = (peaks or {}).get(r["precision"])
+        r["peak_fraction"] = r["train_gflops"] / peak["gflops"] if peak else None
+    return {"arch": spec.model.arch, "image_size": splits.image_size, "batch_size": spec.recipe.batch_size,
+            "data": spec.recipe.dataset, "steps": steps, "repeats": repeats, "rows": rows}
