@@ -9,6 +9,7 @@ Only the training steps are the work; every other line is the bookkeeping the is
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import subprocess
 import sys
@@ -33,8 +34,11 @@ PARTS = (
 )
 
 
-def breakdown(plan_path: str | Path, results_dir: str | Path, wall: float, workers: int) -> dict[str, Any]:
-    """The split of ``wall × workers`` seconds of a finished sweep in ``results_dir`` (see :data:`PARTS`)."""
+def breakdown(plan_path: str | Path, results_dir: str | Path, wall: float, workers: int,
+              started: datetime.datetime | None = None) -> dict[str, Any]:
+    """The split of ``wall × workers`` seconds of a finished sweep in ``results_dir`` (see :data:`PARTS`);
+    ``started``: when the sweep's process started (local time, as Optuna's trial times), to split the time
+    outside runs into start-up, between runs and after the last run."""
     plan = load_plan(plan_path)
     folder = sweep_dir(plan, results_dir)
     study = optuna.load_study(study_name=plan.name, storage=f"sqlite:///{folder / 'optuna.db'}")
@@ -57,8 +61,7 @@ def breakdown(plan_path: str | Path, results_dir: str | Path, wall: float, worke
     rows = [{"part": label, "seconds": sums[attr], "covers": covers} for label, attr, covers in PARTS]
     rows.append({"part": "other, inside runs", "seconds": in_runs - sum(sums.values()),
                  "covers": "record writing, checkpoints, per-epoch synchronisation"})
-    rows.append({"part": "outside runs", "seconds": total - in_runs,
-                 "covers": "process start-up and imports, queue claims, tables after each run, idle at the end"})
+    rows += _outside_runs(trials, total - in_runs, wall, workers, started)
     for row in rows:
         row["share"] = row["seconds"] / total if total else float("nan")
     return {"sweep": plan.name, "runs": len(records), "workers": workers, "wall_seconds": wall,
@@ -66,18 +69,45 @@ def breakdown(plan_path: str | Path, results_dir: str | Path, wall: float, worke
             "bookkeeping_share": 1 - sums["train_seconds"] / total if total else float("nan"), "goal": 0.03}
 
 
+def _outside_runs(trials: list[Any], outside: float, wall: float, workers: int,
+                  started: datetime.datetime | None) -> list[dict[str, Any]]:
+    """The time outside runs, split by the trials' claim and finish times where the sweep's start is known:
+    before each worker's first claim (process start-up, imports, storage and MLflow set-up), after its last
+    finish (idle while others finish, shutdown, the final tables), and the rest between runs (claims, the
+    tables rebuilt after each run)."""
+    by_worker: dict[str, list[Any]] = {}
+    for t in trials:
+        by_worker.setdefault(str(t.user_attrs.get("worker", "?")), []).append(t)
+    if started is None or not by_worker or len(by_worker) > workers:
+        return [{"part": "outside runs", "seconds": outside,
+                 "covers": "process start-up and imports, queue claims, tables after each run, idle at the end"}]
+    end = started + datetime.timedelta(seconds=wall)
+    idle_workers = workers - len(by_worker)  # workers that never got a run spent the whole wall outside runs
+    before = sum((min(t.datetime_start for t in ts) - started).total_seconds() for ts in by_worker.values())
+    after = sum((end - max(t.datetime_complete for t in ts)).total_seconds() for ts in by_worker.values())
+    before += idle_workers * wall
+    return [
+        {"part": "start-up", "seconds": before,
+         "covers": "interpreter, imports, worker processes, storage and MLflow set-up, until each first claim"},
+        {"part": "between runs", "seconds": outside - before - after,
+         "covers": "queue claims, tables rebuilt after each run"},
+        {"part": "after the last run", "seconds": after,
+         "covers": "waiting for the other workers' last runs, final tables, shutdown"},
+    ]
+
+
 def measure(spec: str, workers: int, extra: list[str]) -> dict[str, Any]:
     """Run ``sesweep run SPEC`` in a fresh temporary results folder, timed from outside, and break it down."""
     with tempfile.TemporaryDirectory(prefix="sesweep-overhead-") as tmp:
         cmd = [sys.executable, "-m", "sesweep", "run", spec, "--results", tmp, "--workers", str(workers), "--quiet",
                *extra]
-        start = time.perf_counter()
+        started, start = datetime.datetime.now(), time.perf_counter()
         done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
         wall = time.perf_counter() - start
         if done.returncode != 0:
             tail = done.stderr.strip().splitlines()[-1:] or ["(no message)"]
             raise RuntimeError(f"sesweep run exited {done.returncode}: {tail[0]}")
-        return breakdown(spec, tmp, wall, workers)
+        return breakdown(spec, tmp, wall, workers, started)
 
 
 def format_overhead(doc: dict[str, Any]) -> str:

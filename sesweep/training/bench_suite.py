@@ -106,9 +106,9 @@ def check_options(options: BenchOptions, spec: RunSpec) -> list[str]:
 
 def default_precisions(device: torch.device) -> list[str]:
     """fp32, bf16 where the device computes it in hardware, and what ``auto`` resolves to."""
-    from sesweep.training.peak import bf16_native
+    from sesweep.training.hardware import native_bf16
 
-    return list(dict.fromkeys(["fp32", *(["bf16"] if bf16_native(device) else []),
+    return list(dict.fromkeys(["fp32", *(["bf16"] if native_bf16(device) else []),
                                resolve_precision("auto", device)]))
 
 
@@ -234,8 +234,8 @@ def bench_suite(spec: RunSpec, options: BenchOptions,
     """Every asked-for section on the spec's device; a section not asked for is ``None``. The goals:
     :func:`sesweep.training.bench_report.goals`."""
     from sesweep.training.bench_report import goals
-    from sesweep.training.hardware import device_name
-    from sesweep.training.peak import bf16_native, matmul_peaks
+    from sesweep.training.hardware import device_name, native_bf16
+    from sesweep.training.peak import matmul_peaks
 
     precisions = check_options(options, spec)
     device = resolve_device(spec.recipe.device)
@@ -243,7 +243,7 @@ def bench_suite(spec: RunSpec, options: BenchOptions,
     kinds, want = list(options.kinds), set(options.sections)
     doc: dict[str, Any] = {
         "device": {"device": str(device), "name": device_name(device), "torch": torch.__version__,
-                   "threads": torch.get_num_threads(), "bf16_native": bf16_native(device),
+                   "threads": torch.get_num_threads(), "bf16_native": native_bf16(device),
                    "auto_precision": auto, "precisions": precisions},
         "flops_convention": "training FLOP/s = 3 x 2 x forward MACs per image x images/s (2 FLOPs per MAC; "
                             "forward + backward counted as 3 x the forward, the usual convention)",

@@ -49,9 +49,9 @@ def resolve_precision(name: str, device: torch.device) -> str:
     if name != "auto":
         check_precision(name, device)
         return name
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_has_native_bf16() else "fp32"
+    if native_bf16(device):
+        return "bf16"
+    return "fp16" if device.type == "cuda" else "fp32"
 
 
 def check_precision(name: str, device: torch.device) -> None:
@@ -65,6 +65,11 @@ def check_precision(name: str, device: torch.device) -> None:
 
 #: /proc/cpuinfo flags of CPUs that compute bf16 natively (oneDNN uses them for bf16 convolutions)
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 in hardware (else bf16 is emulated, slower than fp32)."""
+    return bool(torch.cuda.is_bf16_supported()) if device.type == "cuda" else cpu_has_native_bf16()
 
 
 def cpu_has_native_bf16() -> bool:

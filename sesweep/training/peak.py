@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 import time
 
@@ -14,21 +13,6 @@ from sesweep.training.hardware import synchronize
 #: tensor dtype of each precision name; the peak of ``bf16``/``fp16`` is a product of tensors of that dtype
 #: (what autocast hands to the matmul and convolution kernels), accumulated as the backend does
 PEAK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def bf16_native(device: torch.device) -> bool:
-    """Whether the device computes bf16 in hardware: ``torch.cuda.is_bf16_supported()`` on a GPU; on the CPU,
-    oneDNN's own test (AVX-512 BF16 or AMX; without it bf16 is emulated in fp32 and slower than fp32)."""
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    with contextlib.suppress(AttributeError, RuntimeError):
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = fh.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _time_mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> float:
