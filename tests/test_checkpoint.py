@@ -29,7 +29,8 @@ from sesweep.training.train import RunResult, train
 
 ROOT = Path(__file__).resolve().parents[1]
 #: what may differ between a resumed run and an uninterrupted one: timings and memory of the process
-TIMING_METRICS = {"train_seconds", "train_img_per_s", "infer_ms", "peak_mem_mb", "peak_rss_mb"}
+TIMING_METRICS = {"train_seconds", "train_img_per_s", "infer_ms", "peak_mem_mb", "peak_rss_mb", "setup_seconds",
+                  "eval_seconds", "probe_seconds"}
 #: about 2 s per run on one thread: the embedded digits data at 8x8, small subsets, 4 epochs
 DIGITS = {"recipe.dataset": "digits", "recipe.image_size": 8, "recipe.train_subset": 256,
           "recipe.test_subset": 128, "recipe.batch_size": 64, "recipe.epochs": 4, "recipe.precision": "fp32",

@@ -93,16 +93,18 @@ class AvgPool(nn.Module):
 
 
 class _ScaleAddReLU(torch.autograd.Function):
-    """``relu(x · s + shortcut)``: a block's join with SE at the standard site, in one pass forward.
+    """``relu(x · s + shortcut)``: a block's join with SE at the standard site, with a lean backward.
 
     Why: the SE costs little arithmetic but several passes over the block's activation, and on a CPU those
-    passes are what an SE block costs. Forward: one fused multiply-add and an in-place ReLU instead of a
-    multiply, an add and a ReLU. Backward: the ReLU mask once, shared by both inputs' gradients.
+    passes are what an SE block costs. Forward: an in-place ReLU, and no tensors saved but the output and the
+    inputs. Backward: ReLU's own mask kernel once, shared by both inputs' gradients. The forward rounds as the
+    plain ``relu(x * s + shortcut)`` does (no fused multiply-add), so this SE computes bit for bit what the
+    unfused one, and the adaptive SEs pinned to its width, compute.
     """
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, s: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
-        y = torch.addcmul(shortcut, x, s).relu_()
+        y = (x * s + shortcut).relu_()
         ctx.save_for_backward(x, s, y)
         ctx.shortcut_dtype = shortcut.dtype
         return y
