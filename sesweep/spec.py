@@ -364,8 +364,8 @@ def inert_keys(spec: RunSpec) -> frozenset[str]:
 #:      excitation probe, the dynamic SE's budget over the whole test set, per-run measurements) change
 #:      what runs compute
 #:   3  issue 12: ``precision: auto`` is resolved once per sweep into the spec (so into the key; bf16 on CPUs
-#:      with native bf16), ``recipe.eval_every``, the fused SE join (same function, other rounding), and
-#:      resumable runs (``resumed_from_epoch`` in every record)
+#:      with native bf16), ``recipe.eval_every``, resumable runs (``resumed_from_epoch``) and the time breakdown
+#:      (``setup_seconds``, ``eval_seconds``, ``probe_seconds``) in every record
 RESULTS_VERSION = 3
 
 
