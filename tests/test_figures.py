@@ -327,3 +327,18 @@ def test_figure_files_name_their_factor(mixed):
     assert factors["ratio"] == "model.attention.reduction" and factors["squeeze"] == "model.attention.pool"
     assert all(f is None for s, f in factors.items() if s.startswith(("excitation", "adaptive")))
     assert json.dumps(sorted(factors, key=str))  # plain strings
+
+
+def test_curves_with_test_scores_every_other_epoch_share_the_epoch_axis_and_mark_the_points(tmp_path):
+    an = analysis(tmp_path, "sparse", SMALL["ratio"], [0, 1], baseline=None, excitation=False,
+                  extra_spec={"figures": ["curves"]})
+    curves = an.sweep.curves
+    odd = curves["epoch"] % 2 == 1  # recipe.eval_every: 2 leaves the test columns empty on odd epochs
+    curves.loc[odd, ["top1_err", "top5_err", "test_loss"]] = float("nan")
+    fig, file = draw_all(an, tmp_path / "fig", formats=())["curves"]
+    top, bottom = fig.axes[:2]
+    assert top.get_xlim() == bottom.get_xlim()  # before: the top panel's axis began at epoch 2
+    means = [ln for ln in top.get_lines() if ln.get_linewidth() > 1]
+    assert means and all(ln.get_marker() == "o" and not any(x % 2 for x in ln.get_xdata()) for ln in means)
+    assert all(ln.get_marker() in ("None", None, "") for ln in bottom.get_lines())
+    assert "dots: the epochs with a test evaluation" in file.caption

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from sesweep.analysis.factors import Analysis, variant_labels
 from sesweep.analysis.figures import style
@@ -33,7 +34,10 @@ def curves_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Path) -> Fig
     run = "run_key" if "run_key" in curves.columns else "seed"
     with paper_style():
         fig = new_figure(COLUMN_IN, 1.6 * len(panels) + 0.5)
-        axes = [fig.add_subplot(len(panels), 1, i + 1) for i in range(len(panels))]
+        axes = [fig.add_subplot(len(panels), 1, 1)]
+        axes += [fig.add_subplot(len(panels), 1, i + 1, sharex=axes[0]) for i in range(1, len(panels))]
+        axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs; shared: every panel the same range
+        all_epochs, sparse_any = curves["epoch"].nunique(), False
         handles, banded, lined = [], False, False
         for v in an.order:
             part = curves[curves["variant"].astype(str) == v]
@@ -54,7 +58,10 @@ def curves_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Path) -> Fig
                 else:
                     for _, seed in measured.sort_values("epoch").groupby(run):
                         ax.plot(seed["epoch"], seed[m], color=colors[v], lw=0.5, alpha=0.5, ls=ls, gid=v)
-                ax.plot(epochs, [x.mean for x in s], color=colors[v], lw=1.4, ls=ls, gid=v)
+                sparse = len(epochs) < all_epochs  # test scores every eval_every epochs: mark the measured points
+                sparse_any = sparse_any or sparse
+                ax.plot(epochs, [x.mean for x in s], color=colors[v], lw=1.4, ls=ls, gid=v,
+                        marker="o" if sparse else None, ms=3)
             banded, lined = banded or n >= MIN_BAND_N, lined or n < MIN_BAND_N
             handles.append(Line2D([], [], color=colors[v], lw=1.4, ls=ls, label=f"{labels[v]} (n={n})"))
         for ax, m in zip(axes, panels, strict=True):
@@ -72,6 +79,7 @@ def curves_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Path) -> Fig
         caption = ("Learning curves, test top-1 error and training loss per epoch: " + "; ".join(parts)
                    + (f". No band below {MIN_BAND_N} seeds (a t interval over so few swings across the axis)"
                       if lined else "")
-                   + ". n seeds per variant in the legend; dashed: the baseline; diverged runs are left out.")
+                   + ". n seeds per variant in the legend; dashed: the baseline; diverged runs are left out"
+                   + ("; dots: the epochs with a test evaluation (recipe.eval_every)." if sparse_any else "."))
         return style.save(fig, out_dir, "curves", caption)
 
