@@ -243,3 +243,15 @@ def test_the_appendix_lists_every_run(built):
     page = files.html.read_text(encoding="utf-8")
     appendix = page[page.index('id="appendix'):]
     assert appendix.count("<tr>") == len(runs) + 1
+
+
+def test_a_sweep_without_comparisons_does_not_speak_of_significance(built, tmp_path):
+    _, files = built
+    assert "Significant: Holm-adjusted p < 0.05" in section(files.markdown.read_text(encoding="utf-8"), "Verdict")
+    # two recipes of one SE net and no baseline (like experiments/precision-cpu.yaml): nothing is tested
+    variants = {"se_r4": {"recipe.precision": "fp32"}, "se_r8": {"recipe.precision": "bf16"}}
+    spec = write_sweep(tmp_path, "plain", variants, [0, 1], partial_ratio_outcome, baseline=None, excitation=False)
+    alone = publish.run_report(spec, results_root=tmp_path / "results", reports_root=tmp_path / "reports",
+                               figures=False)
+    verdict = section(alone.markdown.read_text(encoding="utf-8"), "Verdict")
+    assert "Significant" not in verdict and "not compared by a test" in verdict

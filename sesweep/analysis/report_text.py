@@ -177,13 +177,15 @@ def verdict_section(an: Analysis, found: Sequence[Contrast], headline: Table | N
     labels = {v: v if ", " in label else label for v, label in variant_labels(an).items()}
     ranked = an.table.dropna(subset=["top1_err_mean"]).sort_values("top1_err_mean") \
         if "top1_err_mean" in an.table.columns else pd.DataFrame()
+    lines = [verdict_line(an, family, items) for family, items in _families(found).items()]
     if len(ranked) >= 2:
         best, worst = ranked.index[0], ranked.index[-1]
+        # the significance rule only where comparisons follow: alone it reads as if something were significant
+        rule = (f" Significant: Holm-adjusted p < {an.alpha:g} within each family of comparisons." if lines
+                else " These means are not compared by a test (no baseline, no factor levels).")
         blocks.append(Para(f"Lowest mean top-1 error: {labels[best]} ({ranked.at[best, 'top1_err_mean']:.2f}%, "
                            f"n={int(ranked.at[best, 'n'])}); highest: {labels[worst]} "
-                           f"({ranked.at[worst, 'top1_err_mean']:.2f}%, n={int(ranked.at[worst, 'n'])}). "
-                           f"Significant: Holm-adjusted p < {an.alpha:g} within each family of comparisons."))
-    lines = [verdict_line(an, family, items) for family, items in _families(found).items()]
+                           f"({ranked.at[worst, 'top1_err_mean']:.2f}%, n={int(ranked.at[worst, 'n'])})." + rule))
     table = table_for_key(headline.choice.key) if headline is not None else None
     if table is not None and headline is not None and headline.choice.key:
         paper = describe_levels(table, factor_levels(an, headline.choice.key))
