@@ -165,7 +165,7 @@ def _checkpoint_policy(plan: Plan, cfg: SweepConfig, run: Run) -> CheckpointPoli
 
     epochs, seconds = cfg.checkpoint_interval
     return CheckpointPolicy(checkpoint_dir(plan, cfg.results_dir, run.key), every_epochs=epochs,
-                            every_seconds=seconds, keep=cfg.keep_checkpoints)
+                            every_seconds=seconds, keep=cfg.keep_checkpoints, run_key=run.key)
 
 
 #: recipe keys that decide which images a run sees (load_data reads nothing else)

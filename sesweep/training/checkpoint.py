@@ -54,6 +54,9 @@ class CheckpointPolicy:
     every_epochs: int = 0
     every_seconds: float = 0.0
     keep: bool = False
+    #: the run's key when the caller knows it (the worker does); else the run computes it, which for an image
+    #: folder walks the whole folder once more
+    run_key: str | None = None
 
     def due(self, epochs_done: int, seconds_since_last: float) -> bool:
         if self.every_epochs > 0:

@@ -235,7 +235,8 @@ def _train(spec: RunSpec, slot: DeviceSlot, *, data: DataSplits | None, progress
     train_seconds, images_seen, train_loss = 0.0, 0, float("nan")
     diverged_epoch: int | None = None
     test_widths: dict[str, list[torch.Tensor]] = {}  # dynamic SE: per-sample widths of the last evaluation
-    saver = RunCheckpoints(checkpoints, run_key(spec), model, optimizer, scheduler, scaler) if checkpoints else None
+    saver = RunCheckpoints(checkpoints, checkpoints.run_key or run_key(spec), model, optimizer, scheduler,
+                           scaler) if checkpoints else None
     resumed = saver.resume(recipe.epochs) if saver is not None else None
     start_epoch, shared_before = 0, (False, 0)
     if resumed is not None:
