@@ -106,6 +106,10 @@ class RecipeSpec:
     #: evaluate on the test set every N epochs (the last epoch always): fewer curve points, less time
     eval_every: int = field(default=1, metadata=_range(ge=1))
     lr: float = field(default=0.1, metadata=_range(gt=0))
+    #: linear: the learning rate used is ``lr × batch_size / lr_reference_batch`` (Goyal et al. 2017), so
+    #: ``lr`` is the rate at the reference batch; none: ``lr`` as given
+    lr_scaling: Literal["none", "linear"] = "none"
+    lr_reference_batch: int = field(default=256, metadata=_range(ge=1))
     momentum: float = field(default=0.9, metadata=_range(ge=0, lt=1))
     nesterov: bool = True
     weight_decay: float = field(default=5.0e-4, metadata=_range(ge=0))
@@ -117,7 +121,17 @@ class RecipeSpec:
     )
     step_gamma: float = field(default=0.1, metadata=_range(gt=0, le=1))
     label_smoothing: float = field(default=0.0, metadata=_range(ge=0, lt=1))
-    augment: Literal["standard", "none"] = "standard"
+    #: standard: pad-4 random crop + flip (CIFAR); imagenet: random-resized crop (8-100 % of the area, aspect
+    #: 3/4-4/3) to image_size + flip, and for test a resize to image_size·256/224 then a center crop;
+    #: none: normalisation only
+    augment: Literal["standard", "imagenet", "none"] = "standard"
+    #: memory: decode the data set once into one uint8 tensor (on the training device); stream: decode image
+    #: folders batch by batch in worker processes; auto: memory when the decoded splits fit memory_budget_gb
+    loader: Literal["auto", "memory", "stream"] = "auto"
+    memory_budget_gb: float = field(default=8.0, metadata=_range(gt=0))
+    #: decoding processes of the stream loader (auto: one per CPU core, at most 8); the batches do not depend on it
+    loader_workers: Literal["auto"] | int = field(
+        default="auto", metadata=_check(lambda v: v == "auto" or v >= 0, "'auto' or an integer >= 0"))
     precision: Literal["fp32", "bf16", "fp16", "auto"] = "auto"
     channels_last: bool = True
     device: str = field(default="auto", metadata=_check(_DEVICE.match, "auto, cpu, cuda or cuda:N"))
@@ -338,14 +352,20 @@ def check_key(key: str, known: Iterable[str]) -> None:
 
 
 #: keys that say where or how fast a run happens, not what it computes; left out of the run key
-LOCATION_KEYS = frozenset({"recipe.data_root"})
+LOCATION_KEYS = frozenset({"recipe.data_root", "recipe.loader_workers"})
 #: the keys of the attention module: what an ablation varies (others — backbone, recipe — group the results)
 ATTENTION_PREFIX = "model.attention."
 
 
 def inert_keys(spec: RunSpec) -> frozenset[str]:
     """Keys that cannot change what a run computes: every SE knob of a plain ResNet (``kind: none``) and the
-    cost-term knobs of a fixed-width SE. Left out of the run key, so one baseline serves every sweep."""
+    cost-term knobs of a fixed-width SE, the reference batch of an unscaled learning rate. Left out of the run
+    key, so one baseline serves every sweep."""
+    recipe = frozenset({"recipe.lr_reference_batch"}) if spec.recipe.lr_scaling == "none" else frozenset()
+    return recipe | _inert_attention(spec)
+
+
+def _inert_attention(spec: RunSpec) -> frozenset[str]:
     att = spec.model.attention
     if att.kind == "none":
         return frozenset(f"model.attention.{f.name}" for f in dataclasses.fields(att) if f.name != "kind")
