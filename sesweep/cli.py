@@ -49,7 +49,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     classes = None if spec.model.num_classes != "auto" else dataset_num_classes(spec.recipe)
     channels = dataset_channels(spec.recipe) if args.in_channels is None else args.in_channels
     size = args.input_size or spec.recipe.image_size or arch.input_size
-    model = build_model(spec.model, classes, channels, spec.seed)
+    model = build_model(spec.model, classes, channels, spec.seed, spec.recipe.dropout)
     att = spec.model.attention
     if att.kind != "se" or att.adaptive != "learnable":
         hardened = {}  # the overrides made it another kind of SE (or none): the learned widths do not apply
@@ -172,7 +172,7 @@ def _bench_options(args: argparse.Namespace) -> Any:
             raise SpecError(flag, f"{value!r} is not a whole number") from None
 
     ints = ("--steps", "--repeats", "--imagenet-size", "--imagenet-batch", "--imagenet-steps",
-            "--imagenet-repeats", "--images", "--workers", "--peak-size", "--peak-repeats")
+            "--imagenet-repeats", "--images", "--workers", "--loader-size", "--peak-size", "--peak-repeats")
     return BenchOptions(sections=names(args.sections), kinds=names(args.kinds), precisions=names(args.precisions),
                         imagenet_arch=args.imagenet_arch, jpeg_root=args.jpeg_root,
                         **{flag.removeprefix("--").replace("-", "_"): whole(flag) for flag in ints})
@@ -205,12 +205,14 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                      "Default run on 2 CPU cores: a few minutes. Example: sesweep bench --jpeg-root "
                      "data/cifar10 --images 5000; a quick look: sesweep bench --sections peak,cifar --steps 3")
     _assignments(parser)
-    parser.add_argument("--sections", default="peak,cifar,imagenet,reference,epoch",
+    parser.add_argument("--sections", default="peak,cifar,imagenet,reference,epoch,loader",
                         help="what to measure, comma-separated (default: all): peak = GFLOP/s of a square matmul "
                              "per precision; cifar = ResNet vs SE-ResNet training steps at the spec's shape "
                              "(default resnet20, 32x32, batch 128); imagenet = the same at --imagenet-arch/-size/"
                              "-batch; reference = sesweep's SE-ResNet vs a textbook DataLoader loop on JPEGs, "
-                             "interleaved; epoch = one epoch on the JPEG folder each way, wall clock")
+                             "interleaved; epoch = one epoch on the JPEG folder each way, wall clock; loader = the "
+                             "input pipelines alone (no model): sesweep stream and memory loaders vs torchvision "
+                             "ImageFolder + DataLoader, images/s")
     parser.add_argument("--kinds", default="none,se",
                         help="attention kinds of the cifar and imagenet sections (default: none,se; the SE "
                              "overhead needs both)")
@@ -222,7 +224,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", default="10",
                         help="timed steps per repeat, cifar and reference sections (default: 10)")
     parser.add_argument("--repeats", default="3",
-                        help="interleaved repeats, cifar and reference sections; medians are shown (default: 3)")
+                        help="interleaved repeats, cifar, reference and loader sections (loader: epochs per "
+                             "pipeline after a warm-up epoch); medians are shown (default: 3)")
     parser.add_argument("--imagenet-arch", default="resnet50", help="architecture of the imagenet section "
                                                                     "(default: resnet50)")
     parser.add_argument("--imagenet-size", default="224", help="input side of the imagenet section (default: 224)")
@@ -232,15 +235,20 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--imagenet-repeats", default="2", help="interleaved repeats, imagenet section (default: 2)")
     parser.add_argument("--jpeg-root", default=None, metavar="DIR",
                         help="an ImageFolder of JPEGs (DIR/train/<class>/*.jpg, DIR/test/<class>/*.jpg) for the "
-                             "reference and epoch sections; a class-stratified subset of --images of its training "
-                             "files (and a tenth as many test files) is linked into a temporary folder. Default: "
+                             "reference, epoch and loader sections; a class-stratified subset of --images of its "
+                             "training files (and a tenth as many test files) is linked into a temporary folder. "
+                             "Default: "
                              "the embedded digits, written to a temporary folder as 32x32 JPEGs")
     parser.add_argument("--images", default="2560",
                         help="training images of the JPEG folder, i.e. of the epoch (default: 2560; at least one "
                              "batch)")
     parser.add_argument("--workers", default="2",
-                        help="DataLoader worker processes of the reference loop (default: 2, the PyTorch CIFAR "
-                             "tutorial's value and this 2-core machine's cores; 0 loads in the training process)")
+                        help="DataLoader worker processes of the reference loop and of every loader of the loader "
+                             "section (default: 2, the PyTorch CIFAR tutorial's value and this 2-core machine's "
+                             "cores; 0 loads in the training process)")
+    parser.add_argument("--loader-size", default="64",
+                        help="crop side of the loader section's ImageNet augmentation (random-resized crop and "
+                             "flip, sesweep stream vs torchvision; default: 64, at least 8)")
     parser.add_argument("--peak-size", default="2048",
                         help="side of the square matrices of the matmul peak (default: 2048; shrunk where one "
                              "product would take over 2 s, e.g. bf16 on a CPU without bf16 hardware)")
@@ -248,7 +256,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                                                             "(default: 5)")
     parser.add_argument("--json", action="store_true",
                         help=f"{JSON_HELP}: device, flops_convention, peak, cifar, imagenet, jpegs, reference, "
-                             "epoch (null when not measured) and goals (value and met per goal)")
+                             "epoch, loader (null when not measured) and goals (value and met per goal)")
 
 
 AddArguments = Callable[[argparse.ArgumentParser], None]

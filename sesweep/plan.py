@@ -29,7 +29,7 @@ from typing import Any
 
 from sesweep.plan_checks import check_data as check_data  # re-exported: the runner calls plan.check_data
 from sesweep.plan_checks import check_model as check_model
-from sesweep.plan_checks import check_models, data_config, data_ids
+from sesweep.plan_checks import check_models, check_recipes, data_config, data_ids
 from sesweep.results import DEFAULT_BASELINES  # the baseline's default names, in this order, without baseline:
 from sesweep.spec import ATTENTION_PREFIX, RunSpec, SpecError, flatten, run_key, run_spec, schema_keys
 from sesweep.sweepfile import (
@@ -256,6 +256,7 @@ def _parse(text: str, source: str) -> Plan:
     crossed = _crossed_baselines(data, base, axes, known, {v.name for v in variants})
     variants += crossed
     check_models(variants)
+    check_recipes(variants)
 
     kept: list[Variant] = []
     by_key: dict[str, str] = {}

@@ -16,9 +16,14 @@ if TYPE_CHECKING:
     from sesweep.plan import Plan, Variant
 
 
+#: the data sets whose identity is read from files under ``recipe.data_root`` (an image folder, the npz files)
+ROOTED = ("imagefolder", "imagenet32", "imagenet64")
+
+
 def data_config(recipe: Any) -> tuple[str, str | None]:
-    """What :func:`.training.data.data_identity` reads of a recipe: the data set, and where an image folder is."""
-    return recipe.dataset, recipe.data_root if recipe.dataset == "imagefolder" else None
+    """What :func:`.training.data.data_identity` reads of a recipe: the data set, and where its files are (an
+    image folder, downsampled ImageNet's npz files)."""
+    return recipe.dataset, recipe.data_root if recipe.dataset in ROOTED else None
 
 
 def data_ids(specs: Sequence[RunSpec]) -> tuple[dict[tuple[str, str | None], str | None], str | None]:
@@ -46,7 +51,7 @@ def data_ids(specs: Sequence[RunSpec]) -> tuple[dict[tuple[str, str | None], str
 
 def _check_readable(recipe: Any) -> None:
     """An image folder that is there but cannot be listed is named as such (not as "no train/ folder")."""
-    if recipe.dataset != "imagefolder" or recipe.data_root is None:
+    if recipe.dataset not in ROOTED or recipe.data_root is None:
         return
     root = Path(recipe.data_root).expanduser()
     if root.is_dir() and not os.access(root, os.R_OK | os.X_OK):
@@ -64,7 +69,8 @@ def check_data(plan: Plan) -> None:
     that cannot be read, CIFAR that is neither there nor downloadable, a subset larger than a built-in set.
 
     Image folders are only listed (and one image header read), never decoded: that is each run's work, and
-    cached. Built-in sets are loaded once (CIFAR: downloaded once, here, if it is not there yet)."""
+    cached. Downsampled ImageNet: its npz files' labels and array headers are read, not the pixels (15.7 GB for
+    64×64). Built-in sets are loaded once (CIFAR: downloaded once, here, if it is not there yet)."""
     from sesweep.training.data import dataset_image_size, folder_classes, folder_files, folder_root, load_data
 
     if plan.unresolved:
@@ -72,12 +78,16 @@ def check_data(plan: Plan) -> None:
     checked: set[tuple[Any, ...]] = set()
     for v in plan.variants:
         recipe = v.spec.recipe
-        config = (recipe.dataset, recipe.data_root, recipe.train_subset, recipe.test_subset, recipe.image_size)
+        config = (recipe.dataset, recipe.data_root, recipe.train_subset, recipe.test_subset, recipe.image_size,
+                  recipe.loader)
         if config in checked:
             continue
         checked.add(config)
         try:
             try:
+                if recipe.dataset in ("imagenet32", "imagenet64"):
+                    _check_npz(recipe)
+                    continue
                 if recipe.dataset != "imagefolder":
                     load_data(recipe)
                     continue
@@ -99,11 +109,32 @@ def check_data(plan: Plan) -> None:
             raise in_variant(exc, v) from None
 
 
+def _check_npz(recipe: Any) -> None:
+    """Downsampled ImageNet: every npz file there, its labels and array header checked, the pixels not read."""
+    from sesweep.training.data.downsampled import scan_npz
+
+    for split, scanned, n, key in zip(("train", "test"), scan_npz(recipe), (recipe.train_subset, recipe.test_subset),
+                                      ("recipe.train_subset", "recipe.test_subset"), strict=True):
+        if n is not None and n > len(scanned):
+            raise SpecError(key, f"{n} is more than the {len(scanned)} images of the {split} split")
+
+
+def check_recipes(variants: list[Variant]) -> None:
+    """Recipe rules that need no data: only image folders stream (:func:`.training.data.loaders.check_loader`)."""
+    from sesweep.training.data.loaders import check_loader
+
+    for v in variants:
+        try:
+            check_loader(v.spec.recipe)
+        except SpecError as exc:
+            raise in_variant(exc, v) from None
+
+
 def check_models(variants: list[Variant]) -> None:
     """Every distinct model must be buildable (SE widths, stages, …); errors name where the value came from."""
     checked: dict[Any, SpecError | None] = {}
     for v in variants:
-        probe = (v.spec.model, v.spec.recipe.dataset)
+        probe = (v.spec.model, v.spec.recipe.dataset, v.spec.recipe.dropout)
         if probe not in checked:
             try:
                 check_model(v.spec)
@@ -135,16 +166,17 @@ def check_model(spec: RunSpec) -> None:
     """
     from sesweep.training.data import NUM_CLASSES, dataset_channels
     from sesweep.training.models import ARCHS, build_model, hidden_width
-    from sesweep.training.models.build import attention_stages
+    from sesweep.training.models.build import attention_stages, check_dropout
 
     model = spec.model
     arch = ARCHS[model.arch]
     att = model.attention
+    check_dropout(model.arch, spec.recipe.dropout)
     if att.kind == "se":
         stages = attention_stages(model)
         site = {"standard": "attn_branch", "pre": "attn_pre", "post": "attn_post",
                 "identity": "attn_identity"}[att.placement]
-        inplanes = arch.widths[0]
+        inplanes = arch.stem_width
         for i, (n, planes) in enumerate(zip(arch.layers, arch.widths, strict=True)):
             cout = planes * arch.block.expansion
             for j in range(n):
@@ -157,4 +189,4 @@ def check_model(spec: RunSpec) -> None:
         classes = NUM_CLASSES.get(spec.recipe.dataset)  # imagefolder: not known without reading the folders
         if classes is None and model.num_classes == "auto":
             classes = 2
-        build_model(model, classes, dataset_channels(spec.recipe), spec.seed)
+        build_model(model, classes, dataset_channels(spec.recipe), spec.seed, spec.recipe.dropout)

@@ -72,6 +72,11 @@ class AttentionSpec:
     #: what the cost term counts: the adaptive SE blocks' parameters or MACs as a share of the whole model's
     #: (so ``cost_weight`` reads "loss, in nats, that 100 % of the model's cost is worth")
     cost_unit: Literal["params", "macs"] = "params"
+    #: SE weights' init: torch = PyTorch's default U(±1/√fan_in) (weights and biases); normal = N(0, init_std)
+    #: weights, zero biases; kaiming = timm's Kaiming normal (fan_out, ReLU), zero biases
+    init: Literal["torch", "normal", "kaiming"] = "torch"
+    #: the std of the ``normal`` init (unused by the others)
+    init_std: float = field(default=0.001, metadata=_range(gt=0))
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,8 @@ class ModelSpec:
     arch: Literal[
         "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet164",
         "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+        "preresnet20", "preresnet32", "preresnet44", "preresnet56", "preresnet110", "preresnet164", "preresnet1001",
+        "wrn16_4", "wrn16_8", "wrn16_10", "wrn22_8", "wrn28_10", "wrn40_4",
     ] = "resnet20"
     num_classes: Literal["auto"] | int = field(
         default="auto", metadata=_check(lambda v: v == "auto" or v >= 1, "'auto' or an integer >= 1")
@@ -95,7 +102,7 @@ _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 class RecipeSpec:
     """Everything about training and evaluation; shared by every variant of a sweep (matched)."""
 
-    dataset: Literal["digits", "cifar10", "cifar100", "imagefolder", "fake"] = "digits"
+    dataset: Literal["digits", "cifar10", "cifar100", "imagefolder", "imagenet32", "imagenet64", "fake"] = "digits"
     data_root: str | None = None
     train_subset: int | None = field(default=None, metadata=_range(ge=1))
     test_subset: int | None = field(default=None, metadata=_range(ge=1))
@@ -121,6 +128,8 @@ class RecipeSpec:
     )
     step_gamma: float = field(default=0.1, metadata=_range(gt=0, le=1))
     label_smoothing: float = field(default=0.0, metadata=_range(ge=0, lt=1))
+    #: dropout between the two convs of each pre-activation basic block (WRN's); nets without that site: 0
+    dropout: float = field(default=0.0, metadata=_range(ge=0, lt=1))
     #: standard: pad-4 random crop + flip (CIFAR); imagenet: random-resized crop (8-100 % of the area, aspect
     #: 3/4-4/3) to image_size + flip, and for test a resize to image_size·256/224 then a center crop;
     #: none: normalisation only
@@ -359,8 +368,8 @@ ATTENTION_PREFIX = "model.attention."
 
 def inert_keys(spec: RunSpec) -> frozenset[str]:
     """Keys that cannot change what a run computes: every SE knob of a plain ResNet (``kind: none``) and the
-    cost-term knobs of a fixed-width SE, the reference batch of an unscaled learning rate. Left out of the run
-    key, so one baseline serves every sweep."""
+    cost-term knobs of a fixed-width SE, ``init_std`` of an SE not initialised ``normal``, the reference batch
+    of an unscaled learning rate. Left out of the run key, so one baseline serves every sweep."""
     recipe = frozenset({"recipe.lr_reference_batch"}) if spec.recipe.lr_scaling == "none" else frozenset()
     return recipe | _inert_attention(spec)
 
@@ -369,9 +378,10 @@ def _inert_attention(spec: RunSpec) -> frozenset[str]:
     att = spec.model.attention
     if att.kind == "none":
         return frozenset(f"model.attention.{f.name}" for f in dataclasses.fields(att) if f.name != "kind")
+    unused_std = {"model.attention.init_std"} if att.init != "normal" else set()  # only the normal init has one
     if att.adaptive == "none":
-        return frozenset({"model.attention.cost_weight", "model.attention.cost_unit"})
-    return frozenset()
+        return frozenset({"model.attention.cost_weight", "model.attention.cost_unit"} | unused_std)
+    return frozenset(unused_std)
 
 
 #: What a run computes, beyond its config: part of every run key, so records of another version are never
@@ -386,7 +396,11 @@ def _inert_attention(spec: RunSpec) -> frozenset[str]:
 #:   3  issue 12: ``precision: auto`` is resolved once per sweep into the spec (so into the key; bf16 on CPUs
 #:      with native bf16), ``recipe.eval_every``, resumable runs (``resumed_from_epoch``) and the time breakdown
 #:      (``setup_seconds``, ``eval_seconds``, ``probe_seconds``) in every record
-RESULTS_VERSION = 3
+#:   4  issue 13: SE weights drawn under names without the placement site (placement contrasts start from the
+#:      same SE weights), ``model.attention.init``, the stream loader and ImageNet augmentation (a data set
+#:      over 50,000 train images is normalised with the statistics of a fixed 50,000-image sample),
+#:      ``recipe.dropout``, ``recipe.lr_scaling``, ``resolved_loader`` in every record
+RESULTS_VERSION = 4
 
 
 def run_key(spec: RunSpec, data_id: str | None = None) -> str:

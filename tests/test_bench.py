@@ -43,7 +43,7 @@ def bench_doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_json_has_every_section_and_key(bench_doc: dict[str, Any]):
     doc = bench_doc
     assert set(doc) == {"device", "flops_convention", "peak", "cifar", "imagenet", "jpegs", "reference", "epoch",
-                        "goals"}
+                        "loader", "goals"}
     assert {"device", "name", "torch", "threads", "bf16_native", "auto_precision", "precisions"} <= set(doc["device"])
     assert doc["flops_convention"].startswith("training FLOP/s = 3 x 2 x forward MACs per image x images/s")
     assert doc["peak"]["gflops"]["fp32"]["gflops"] > 0 and doc["peak"]["gflops"]["fp32"]["size"] == 64
@@ -90,8 +90,49 @@ def test_ratios_are_computed_from_the_measured_figures(bench_doc: dict[str, Any]
                                     "peak_fraction": doc["cifar"]["rows"][1]["peak_fraction"],
                                     "epoch_vs_reference": ep["speedup_cold"]})
     table = format_suite(doc)
-    for heading in ("matmul peak", "CIFAR shape", "ImageNet shape", "reference:", "end-to-end epoch", "goals"):
+    for heading in ("matmul peak", "CIFAR shape", "ImageNet shape", "reference:", "end-to-end epoch",
+                    "input pipeline", "goals"):
         assert heading in table
+
+
+PIPELINES = [("stream", "standard"), ("reference", "standard"), ("stream", "imagenet"), ("reference", "imagenet"),
+             ("memory", "standard")]
+
+
+def check_loader_section(section: dict[str, Any], workers: int, images: int, batch: int) -> None:
+    """Five pipelines, each with positive rates over whole epochs; the ratios are stream / reference."""
+    assert section["workers"] == workers and section["batch_size"] == batch and section["train_images"] == images
+    rows = section["rows"]
+    assert [(r["loader"], r["augment"]) for r in rows] == PIPELINES
+    for r in rows:
+        assert r["images"] == images // batch * batch and r["batches"] == images // batch
+        assert len(r["epochs"]) == section["repeats"] and r["first"]["img_per_s"] > 0
+        assert r["img_per_s"] > 0 and r["setup_seconds"] >= 0
+        assert r["ms_per_batch"] == pytest.approx(batch / r["img_per_s"] * 1e3)
+        assert min(e["img_per_s"] for e in r["epochs"]) <= r["img_per_s"] <= max(e["img_per_s"] for e in r["epochs"])
+    by = {(r["loader"], r["augment"]): r for r in rows}
+    assert by[("stream", "standard")]["image_size"] == 32 and by[("reference", "standard")]["image_size"] == 32
+    assert by[("stream", "imagenet")]["image_size"] == section["loader_size"]
+    assert by[("memory", "standard")]["decode_seconds"] > 0
+    for augment in ("standard", "imagenet"):
+        assert section["ratios"][augment] == pytest.approx(
+            by[("stream", augment)]["img_per_s"] / by[("reference", augment)]["img_per_s"])
+
+
+def test_loader_section_in_the_full_run(bench_doc: dict[str, Any]):
+    check_loader_section(bench_doc["loader"], workers=0, images=16, batch=8)
+
+
+def test_loader_section_alone_with_a_worker(capsys: pytest.CaptureFixture[str]):
+    args = ["recipe.batch_size=8", "recipe.device=cpu", "--sections", "loader", "--images", "24", "--workers", "1",
+            "--loader-size", "16", "--repeats", "2"]
+    assert main(["bench", *args, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert all(doc[key] is None for key in ("peak", "cifar", "imagenet", "reference", "epoch"))
+    assert doc["jpegs"]["train_images"] == 24 and doc["loader"]["loader_size"] == 16
+    check_loader_section(doc["loader"], workers=1, images=24, batch=8)
+    table = format_suite(doc)
+    assert "input pipeline" in table and "stream / reference" in table
 
 
 def test_goals_of_sections_not_measured_are_none():
@@ -140,6 +181,7 @@ def test_reference_loop_really_trains(tmp_path: Path, one_torch_thread: None):
     ("--steps", "0", "--steps"), ("--steps", "x", "--steps"), ("--sections", "peak,nope", "--sections"),
     ("--kinds", "cbam", "--kinds"), ("--precisions", "fp16", "--precisions"), ("--workers", "-1", "--workers"),
     ("--jpeg-root", "/does/not/exist", "--jpeg-root"), ("--images", "3", "--images"),
+    ("--loader-size", "4", "--loader-size"), ("--loader-size", "x", "--loader-size"),
     ("--imagenet-arch", "vgg16", "--imagenet-arch")])
 def test_a_bad_option_is_one_line_exit_2_before_any_work(option: str, value: str, named: str,
                                                           capsys: pytest.CaptureFixture[str],
@@ -160,7 +202,7 @@ def test_every_option_is_explained_in_help(capsys: pytest.CaptureFixture[str]):
     parser = argparse.ArgumentParser()
     add_bench_arguments(parser)
     options = [a for a in parser._actions if a.option_strings and a.dest != "help"]
-    assert len(options) == 16
+    assert len(options) == 17
     for action in options:
         assert action.help and len(action.help) > 30, action.option_strings
         assert action.dest == "json" or "default" in action.help.lower(), action.option_strings

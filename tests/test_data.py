@@ -502,7 +502,7 @@ MEAN, STD = (0.1, 0.2, 0.3), (0.5, 0.25, 2.0)
 
 
 def batches(data: ImageSet, **kw: object) -> TrainBatches:
-    args: dict = dict(batch_size=8, mean=MEAN, std=STD, augment=True, flip=True, seed=0,
+    args: dict = dict(batch_size=8, mean=MEAN, std=STD, augment="standard", flip=True, seed=0,
                       device=torch.device("cpu"), channels_last=False)
     args.update(kw)
     return TrainBatches(data, **args)
@@ -516,7 +516,7 @@ def denormalise(x: torch.Tensor) -> torch.Tensor:
 
 def test_normalisation_uses_given_mean_std_and_no_augment_is_identity() -> None:
     data = indexed_set()
-    tb = batches(data, augment=False)
+    tb = batches(data, augment="none")
     perm, _, _ = tb.draws(0)
     xs, ys = zip(*tb.epoch(0), strict=True)
     x, y = torch.cat(xs), torch.cat(ys)
@@ -548,7 +548,7 @@ def test_crafted_image_shift_by_hand() -> None:
     img = torch.zeros(2, 1, 8, 8, dtype=torch.uint8)
     img[:, 0, 0, 0] = 200  # a dot in the top-left corner
     data = ImageSet(img, torch.tensor([0, 1]), ("a", "b"))
-    tb = TrainBatches(data, batch_size=2, mean=(0.0,), std=(1.0,), augment=True, flip=False, seed=1,
+    tb = TrainBatches(data, batch_size=2, mean=(0.0,), std=(1.0,), augment="standard", flip=False, seed=1,
                       device=torch.device("cpu"), channels_last=False)
     kinds = set()
     for epoch in range(10):
@@ -576,7 +576,7 @@ def test_same_seed_and_epoch_give_identical_batches_else_different() -> None:
     for other in (run(0, 4), run(1, 3)):
         assert not all(torch.equal(x1, x2) for (x1, _), (x2, _) in zip(a, other, strict=True))
     # the order does not depend on augment/flip/channels_last: only on (seed, epoch)
-    plain = [y for _, y in batches(data, augment=False, flip=False, channels_last=True).epoch(3)]
+    plain = [y for _, y in batches(data, augment="none", flip=False, channels_last=True).epoch(3)]
     assert all(torch.equal(y1, y2) for (_, y1), y2 in zip(a, plain, strict=True))
 
 

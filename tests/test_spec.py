@@ -83,3 +83,35 @@ def test_run_key_is_stable_and_canonical():
     assert run_key(a) != run_key(run_spec({"model.attention.reduction": 8, "seed": 1}))
     # where the data live does not change what is computed
     assert run_key(a) == run_key(run_spec({"model.attention.reduction": 8, "recipe.data_root": "/elsewhere"}))
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("recipe.dropout=1", "recipe.dropout: 1 is out of range; allowed: >= 0 and < 1"),
+    ("recipe.dropout=-0.1", "recipe.dropout: -0.1 is out of range; allowed: >= 0 and < 1"),
+    ("model.attention.init=xavier", "model.attention.init: 'xavier' is not allowed; allowed: torch, normal, kaiming"),
+    ("model.attention.init_std=0", "model.attention.init_std: 0 is out of range; allowed: > 0"),
+    ("model.arch=wrn16_9", "model.arch: 'wrn16_9' is not allowed; allowed: resnet20, "),
+])
+def test_dropout_and_se_init_keys_are_validated(assignment, message):
+    with pytest.raises(SpecError) as err:
+        run_spec(parse_assignments([assignment]))
+    assert str(err.value).startswith(message), str(err.value)
+    if message.startswith("model.arch"):  # the new nets are listed among the allowed values
+        assert "preresnet164" in str(err.value) and "wrn28_10" in str(err.value)
+
+
+def test_new_keys_default_to_todays_behaviour():
+    spec = run_spec()
+    assert spec.recipe.dropout == 0.0
+    assert spec.model.attention.init == "torch" and spec.model.attention.init_std == 0.001
+
+
+def test_init_std_is_in_the_run_key_only_where_the_normal_init_uses_it():
+    def key(**kw):
+        return run_key(run_spec({f"model.attention.{k}": v for k, v in kw.items()}), data_id="d")
+
+    assert key(init="torch", init_std=0.01) == key(init="torch")
+    assert key(init="kaiming", init_std=0.01) == key(init="kaiming")
+    assert key(init="normal", init_std=0.01) != key(init="normal")
+    assert key(init="normal") != key(init="torch") != key(init="kaiming")
+    assert key(kind="none", init="normal", init_std=0.01) == key(kind="none")

@@ -358,11 +358,21 @@ def test_published_numbers_are_senets():
         22.28, 22.23, 22.78, 22.20]
     assert published.imagenet_row(10, 64) is None and published.imagenet_row(11, "avgmax") is None
     assert published.imagenet_row(13, "[2, 3]") is None and published.imagenet_row(12, "hard_sigmoid") is None
-    c100 = published.cifar_result("resnet110", "cifar100")
+    c100 = published.cifar_result("preresnet110", "cifar100")
     assert (c100.original, c100.se, c100.table, c100.paper_arch) == (26.88, 23.85, 5, "ResNet-110")
+    assert published.cifar_result("preresnet164", "cifar10").original == 5.46
     assert published.cifar_result("wrn16_8", "cifar10").se == 3.88
     assert published.cifar_result("resnet20", "cifar10") is None
-    assert published.cifar_result("resnet110", "digits") is None
+    assert published.cifar_result("preresnet110", "digits") is None
+    # SENet's CIFAR nets are the pre-activation ones: the post-activation ResNet-110/164 match no row
+    assert published.cifar_result("resnet110", "cifar10") is None
+    assert published.cifar_result("resnet164", "cifar100") is None
+    # every net SENet's CIFAR tables name is a model.arch (tests/test_models.py: each one is built)
+    from typing import get_args, get_type_hints
+
+    from sesweep.spec import ModelSpec
+
+    assert {arch for arch, _ in published.CIFAR} <= set(get_args(get_type_hints(ModelSpec)["arch"]))
 
 
 def test_paper_tables_show_senets_numbers_beside_ours(ratio):
@@ -380,7 +390,7 @@ def test_paper_tables_show_senets_numbers_beside_ours(ratio):
 
 
 def test_a_sweep_matching_a_published_cifar_entry_gets_its_numbers(tmp_path):
-    where = {"model.arch": "resnet110", "recipe.dataset": "cifar10"}
+    where = {"model.arch": "preresnet110", "recipe.dataset": "cifar10"}
     variants = {"resnet": {**where, "model.attention.kind": "none"}, "se": where,
                 "se_r8": {**where, "model.attention.reduction": 8}}
     spec = write_sweep(tmp_path, "c10", variants, [0, 1], lambda v, s: metrics_for(7.0 - len(v) / 10 + s, 1, 1),

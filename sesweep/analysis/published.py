@@ -92,17 +92,20 @@ class CifarResult:
 
 _PREACT = "the pre-activation ResNet of He et al., Identity Mappings, ECCV 2016"
 _WRN = "Zagoruyko & Komodakis, Wide Residual Networks, 2016"
-#: (arch, dataset) → result; archs this code does not build yet match no sweep until they exist
+#: (arch, dataset) → result. SENet's ResNet-110/164 are the pre-activation nets it cites (``preresnet110``,
+#: ``preresnet164``): the post-activation ``resnet110``/``resnet164`` are other nets and match no row here
 CIFAR: dict[tuple[str, str], CifarResult] = {(c.arch, c.dataset): c for c in (
-    CifarResult(4, "resnet110", "ResNet-110", "cifar10", 6.37, 5.21, _PREACT),
-    CifarResult(4, "resnet164", "ResNet-164", "cifar10", 5.46, 4.39, _PREACT),
+    CifarResult(4, "preresnet110", "ResNet-110", "cifar10", 6.37, 5.21, _PREACT),
+    CifarResult(4, "preresnet164", "ResNet-164", "cifar10", 5.46, 4.39, _PREACT),
     CifarResult(4, "wrn16_8", "WRN-16-8", "cifar10", 4.27, 3.88, _WRN),
-    CifarResult(5, "resnet110", "ResNet-110", "cifar100", 26.88, 23.85, _PREACT),
-    CifarResult(5, "resnet164", "ResNet-164", "cifar100", 24.33, 21.31, _PREACT),
+    CifarResult(5, "preresnet110", "ResNet-110", "cifar100", 26.88, 23.85, _PREACT),
+    CifarResult(5, "preresnet164", "ResNet-164", "cifar100", 24.33, 21.31, _PREACT),
     CifarResult(5, "wrn16_8", "WRN-16-8", "cifar100", 20.43, 19.14, _WRN),
 )}
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "digits": "digits", "fake": "fake data",
-                 "imagenet": "ImageNet"}
+                 "imagenet": "ImageNet", "imagenet32": "ImageNet 32×32", "imagenet64": "ImageNet 64×64"}
+#: downsampled ImageNet (Chrabaszcz et al. 2017): 1000 classes, but not the full-resolution images SENet used
+DOWNSAMPLED_IMAGENET = ("imagenet32", "imagenet64")
 #: the configuration of "SE" in SENet's CIFAR and main tables (and the level every ablation holds)
 STANDARD_SE = {"model.attention.reduction": 16, "model.attention.pool": "avg", "model.attention.gate": "sigmoid",
                "model.attention.placement": "standard", "model.attention.stages": "all",
@@ -174,7 +177,8 @@ class Setting:
 
     @property
     def is_imagenet_resnet50(self) -> bool:
-        return self.archs == ("resnet50",) and (self.dataset == "imagenet" or self.classes == 1000)
+        return self.archs == ("resnet50",) and (
+            self.dataset == "imagenet" or (self.classes == 1000 and self.dataset not in DOWNSAMPLED_IMAGENET))
 
     def describe(self) -> str:
         classes = f", {self.classes} classes" if self.classes else ""
@@ -257,6 +261,8 @@ def imagenet_note(table: int, setting: Setting) -> str:
     if setting.is_imagenet_resnet50:
         return head
     epochs = f", {'/'.join(map(str, setting.epochs))} epochs" if setting.epochs else ""
+    if setting.dataset in DOWNSAMPLED_IMAGENET:
+        epochs += " (downsampled; the paper's values are for full-resolution ImageNet, 224×224 crops)"
     return (f"{head} This sweep is {setting.describe()}{epochs}, not ImageNet ResNet-50: only the direction and "
             f"ranking of the levels are comparable with the paper's column, not the values.")
 

@@ -160,7 +160,7 @@ def adaptive_table(an: Analysis) -> pd.DataFrame:
 
 
 #: classes per data set (``recipe.dataset``; image folders say theirs in their ``data_id``), as sesweep.training.data
-DATASET_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "fake": 10}
+DATASET_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "fake": 10, "imagenet32": 1000, "imagenet64": 1000}
 
 
 def classes_from_data_id(data_id: Any) -> int | None:

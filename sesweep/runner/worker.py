@@ -169,7 +169,8 @@ def _checkpoint_policy(plan: Plan, cfg: SweepConfig, run: Run) -> CheckpointPoli
 
 
 #: recipe keys that decide which images a run sees (load_data reads nothing else)
-DATA_KEYS = ("dataset", "data_root", "train_subset", "test_subset", "image_size")
+DATA_KEYS = ("dataset", "data_root", "train_subset", "test_subset", "image_size", "augment", "loader",
+             "memory_budget_gb", "loader_workers")
 
 
 def _data_for(run: Run, cache: dict[tuple[Any, ...], Any]) -> Any:

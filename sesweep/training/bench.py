@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from sesweep.spec import RunSpec, SpecError, build, flatten, nest
-from sesweep.training.data import DataSplits, TrainBatches, eval_batches, load_data
+from sesweep.training.data import DataSplits, eval_batches, load_data, train_batches
 from sesweep.training.hardware import resolve_device, resolve_precision, synchronize
 from sesweep.training.measure import count_macs, count_params, latency_ms
 from sesweep.training.models import build_model
@@ -79,10 +79,7 @@ class BenchConfig:
         optimizer = make_optimizer(self.model, recipe)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
         self.step = make_step(self.model, optimizer, scheduler, nn.CrossEntropyLoss(), device, precision)
-        batches = TrainBatches(splits.train, batch_size=recipe.batch_size, mean=splits.mean, std=splits.std,
-                               augment=recipe.augment == "standard", flip=splits.flip, seed=spec.seed,
-                               device=device, channels_last=recipe.channels_last)
-        self.batches = batches
+        self.batches = train_batches(splits, recipe, spec.seed, device)
         self._stream = self._batches()
 
     def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

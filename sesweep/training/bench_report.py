@@ -60,8 +60,38 @@ def _shape_lines(title: str, section: dict[str, Any]) -> list[str]:
     return lines
 
 
+#: the loader section's pipelines as shown: (loader, augment) → label
+LOADER_LABELS = {("stream", "standard"): "sesweep stream, standard", ("memory", "standard"): "sesweep memory, standard",
+                 ("reference", "standard"): "torchvision, RandomCrop(pad 4)+flip",
+                 ("stream", "imagenet"): "sesweep stream, imagenet",
+                 ("reference", "imagenet"): "torchvision, RandomResizedCrop+flip"}
+
+
+def _loader_lines(sec: dict[str, Any]) -> list[str]:
+    """The input pipelines alone: a row per pipeline, then stream / reference per augmentation (no goal)."""
+    lines = [f"input pipeline alone (no model): {sec['train_images']} JPEGs, batch {sec['batch_size']}, "
+             f"{sec['workers']} workers each, {sec.get('main_threads', '?')} torch threads in the main process; "
+             f"epoch 1 = warm-up (worker start-up), then {sec['repeats']} epochs each, interleaved (median, min-max)",
+             f"  {'pipeline':<38}{'size':>5}{'setup s':>9}{'epoch 1 img/s':>14}{'img/s':>9}{'min-max':>15}"
+             f"{'ms/batch':>10}{'vs ref':>8}"]
+    for r in sec["rows"]:
+        label = LOADER_LABELS.get((r["loader"], r["augment"]), f"{r['loader']}, {r['augment']}")
+        spread = f"{r['img_per_s_min']:.0f}-{r['img_per_s_max']:.0f}"
+        lines.append(f"  {label:<38}{r['image_size']:>5}{r['setup_seconds']:>9.2f}{r['first']['img_per_s']:>14.0f}"
+                     f"{r['img_per_s']:>9.0f}{spread:>15}{r['ms_per_batch']:>10.1f}"
+                     f"{_fmt(r.get('vs_reference'), '.2f', 'x'):>8}")
+    memory = [r for r in sec["rows"] if r.get("decode_seconds") is not None]
+    if memory:
+        decode = memory[0]["decode_seconds"]
+        lines.append(f"  (memory setup: decoding every JPEG and writing the cache, {decode:.2f} s of it; stream "
+                     "setup: listing and the mean/std pass over the train images)")
+    ratios = "   ".join(f"{a} {v:.2f}x" for a, v in sec["ratios"].items())
+    lines.append(f"  stream / reference (median img/s): {ratios}")
+    return lines
+
+
 def format_suite(doc: dict[str, Any]) -> str:
-    """The bench as a table: device and peaks, both shapes, reference, epoch, then the goals."""
+    """The bench as a table: device and peaks, both shapes, reference, epoch, loader, then the goals."""
     d = doc["device"]
     lines = [f"device      {d['device']}: {d['name']}   torch {d['torch']}   {d['threads']} threads   bf16 in "
              f"hardware: {'yes' if d['bf16_native'] else 'no'}   precision auto -> {d['auto_precision']}",
@@ -98,6 +128,8 @@ def format_suite(doc: dict[str, Any]) -> str:
                 (f"sesweep {ep['sesweep_precision']}, warm cache", ep["sesweep_warm"], ep["speedup_warm"])):
             lines.append(f"  {label:<40}{r['seconds']:>8.2f}{_fmt(r.get('load_seconds'), '.2f'):>8}"
                          f"{r['images']:>8}{r['img_per_s']:>9.1f}{ratio:>7.2f}x")
+    if doc.get("loader"):
+        lines += ["", *_loader_lines(doc["loader"])]
     lines += ["", f"goals (at the precision auto picks: {d['auto_precision']})",
               f"  {'goal':<62}{'target':>9}{'measured':>10}  result"]
     for g in doc["goals"]:

@@ -3,8 +3,9 @@
 Sections: ``peak`` (:mod:`.peak`: matmul GFLOP/s per precision), ``cifar`` and ``imagenet``
 (:func:`.bench.shape_section`: ResNet vs SE-ResNet per precision, SE overhead, achieved FLOP/s as a fraction
 of the peak, inference latency), ``reference`` (sesweep's SE-ResNet training steps vs the textbook DataLoader
-loop of :mod:`.reference_bench`, interleaved) and ``epoch`` (one epoch over the same JPEG folder each way, wall
-clock including data loading). The table and the goals: :mod:`.bench_report`.
+loop of :mod:`.reference_bench`, interleaved), ``epoch`` (one epoch over the same JPEG folder each way, wall
+clock including data loading) and ``loader`` (the input pipelines alone, no model: :mod:`.loader_bench`). The
+table and the goals: :mod:`.bench_report`.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ from sesweep.training.measure import latency_ms
 # --------------------------------------------------------------------------------------------------
 # the sections of `sesweep bench`
 
-SECTIONS = ("peak", "cifar", "imagenet", "reference", "epoch")
+SECTIONS = ("peak", "cifar", "imagenet", "reference", "epoch", "loader")
 KINDS = ("none", "se")
+#: the sections that read the JPEG folder (and need at least one batch of it)
+JPEG_SECTIONS = frozenset({"reference", "epoch", "loader"})
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 
 
@@ -53,6 +56,7 @@ class BenchOptions:
     jpeg_root: str | None = None
     images: int = 2560
     workers: int = 2
+    loader_size: int = 64
     peak_size: int = 2048
     peak_repeats: int = 5
 
@@ -82,8 +86,9 @@ def check_options(options: BenchOptions, spec: RunSpec) -> list[str]:
                             ("--imagenet-steps", options.imagenet_steps, 1),
                             ("--imagenet-repeats", options.imagenet_repeats, 1),
                             ("--images", options.images,
-                             max(2, spec.recipe.batch_size) if {"reference", "epoch"} & set(options.sections) else 1),
-                            ("--workers", options.workers, 0), ("--peak-size", options.peak_size, 64),
+                             max(2, spec.recipe.batch_size) if JPEG_SECTIONS & set(options.sections) else 1),
+                            ("--workers", options.workers, 0), ("--loader-size", options.loader_size, 8),
+                            ("--peak-size", options.peak_size, 64),
                             ("--peak-repeats", options.peak_repeats, 1)):
         _at_least(key, value, low)
     from sesweep.training.models import ARCHS
@@ -262,7 +267,7 @@ def bench_suite(spec: RunSpec, options: BenchOptions,
             f"batch {options.imagenet_batch}")
         doc["imagenet"] = shape_section(big, kinds, precisions, options.imagenet_steps, options.imagenet_repeats,
                                         1, peaks, log)
-    if want & {"reference", "epoch"}:
+    if want & JPEG_SECTIONS:
         se = _variant(spec, **{"model.attention.kind": "se"})
         with jpeg_folder(options) as (root, source):
             doc["jpegs"] = {"source": source, "train_images": options.images}
@@ -271,6 +276,14 @@ def bench_suite(spec: RunSpec, options: BenchOptions,
                 doc["reference"] = reference_section(se, root, auto, options, device, log)
             if "epoch" in want:
                 doc["epoch"] = epoch_section(se, root, auto, options, device, log)
+            if "loader" in want:
+                from sesweep.training.loader_bench import loader_section
+
+                log(f"input pipelines alone ({options.workers} workers, batch {spec.recipe.batch_size})")
+                with _fresh_cache():  # the memory loader's decoding is measured cold
+                    doc["loader"] = loader_section(spec, root, workers=options.workers,
+                                                   loader_size=options.loader_size, repeats=options.repeats,
+                                                   device=device, log=log)
     doc.setdefault("jpegs", None)
     doc["goals"] = goals(doc)
     return doc

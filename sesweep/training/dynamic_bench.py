@@ -43,7 +43,7 @@ def train_dynamic(epochs: int, cost_weight: float, seed: int = 0) -> tuple[Any, 
     model = model.to(memory_format=torch.channels_last)
     recipe = spec.recipe
     batches = TrainBatches(splits.train, batch_size=recipe.batch_size, mean=splits.mean, std=splits.std,
-                           augment=True, flip=splits.flip, seed=seed, device=torch.device("cpu"),
+                           augment="standard", flip=splits.flip, seed=seed, device=torch.device("cpu"),
                            channels_last=True)
     optimizer = make_optimizer(model, recipe)
     total = epochs * len(batches)

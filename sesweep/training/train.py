@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from sesweep.spec import RecipeSpec, RunSpec, flatten, run_key
 from sesweep.training.checkpoint import CheckpointPolicy, RunCheckpoints
-from sesweep.training.data import DataSplits, ImageSet, TrainBatches, eval_batches, load_data
+from sesweep.training.data import DataSplits, eval_batches, load_data, train_batches
 from sesweep.training.hardware import (
     DeviceSlot,
     autocast,
@@ -103,6 +103,14 @@ def evaluated(epoch: int, recipe: RecipeSpec) -> bool:
     return (epoch + 1) % recipe.eval_every == 0 or epoch + 1 == recipe.epochs
 
 
+def learning_rate(recipe: RecipeSpec) -> float:
+    """The peak learning rate: ``lr``, or under ``lr_scaling: linear`` ``lr × batch_size / lr_reference_batch``
+    (Goyal et al. 2017: the rate grows with the batch; ``lr`` is the rate at the reference batch)."""
+    if recipe.lr_scaling == "linear":
+        return recipe.lr * recipe.batch_size / recipe.lr_reference_batch
+    return recipe.lr
+
+
 def make_optimizer(model: nn.Module, recipe: RecipeSpec) -> torch.optim.SGD:
     """SGD over every parameter; adaptive-SE width parameters get no weight decay (only the cost term may
     pull them: decay would be a hidden cost pressure of its own)."""
@@ -110,7 +118,7 @@ def make_optimizer(model: nn.Module, recipe: RecipeSpec) -> torch.optim.SGD:
     groups = [{"params": [p for p in model.parameters() if id(p) not in special]}]
     if special:
         groups.append({"params": adaptive_parameters(model), "weight_decay": 0.0})
-    return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum,
+    return torch.optim.SGD(groups, lr=learning_rate(recipe), momentum=recipe.momentum,
                            nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=recipe.weight_decay)
 
 
@@ -156,9 +164,10 @@ def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: ImageSet, splits: DataSplits, recipe: RecipeSpec, device: torch.device,
+def evaluate(model: nn.Module, data: Any, splits: DataSplits, recipe: RecipeSpec, device: torch.device,
              precision: str) -> dict[str, float]:
-    """Test loss (plain cross-entropy) and top-1/top-5 error in percent."""
+    """Test loss (plain cross-entropy) and top-1/top-5 error in percent; ``data``: a split of ``splits``
+    (in memory or streamed)."""
     model.eval()
     k = min(5, splits.num_classes)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -210,13 +219,11 @@ def _train(spec: RunSpec, slot: DeviceSlot, *, data: DataSplits | None, progress
     precision = resolve_precision(recipe.precision, device)
     splits = data if data is not None else load_data(recipe)
     torch.manual_seed(spec.seed)
-    model = build_model(spec.model, splits.num_classes, splits.channels, spec.seed)
+    model = build_model(spec.model, splits.num_classes, splits.channels, spec.seed, dropout=recipe.dropout)
     cost = model_cost(model, splits.image_size, splits.channels)
     model = model.to(device, memory_format=torch.channels_last if recipe.channels_last else torch.preserve_format)
 
-    batches = TrainBatches(splits.train, batch_size=recipe.batch_size, mean=splits.mean, std=splits.std,
-                           augment=recipe.augment == "standard", flip=splits.flip, seed=spec.seed, device=device,
-                           channels_last=recipe.channels_last)
+    batches = train_batches(splits, recipe, spec.seed, device)
     optimizer = make_optimizer(model, recipe)
     total_steps = recipe.epochs * len(batches)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -316,7 +323,7 @@ def _train(spec: RunSpec, slot: DeviceSlot, *, data: DataSplits | None, progress
         return eval_batches(splits.test, batch_size=batch_size, mean=splits.mean, std=splits.std, device=device,
                             channels_last=recipe.channels_last)
 
-    x_probe = next(test_batches(recipe.batch_size))[0]
+    x_probe = next(iter(test_batches(recipe.batch_size)))[0]
     finished = status == "finished"
     metrics = {
         "top1_err": final["top1_err"], "top5_err": final["top5_err"], "test_loss": final["test_loss"],
@@ -334,7 +341,7 @@ def _train(spec: RunSpec, slot: DeviceSlot, *, data: DataSplits | None, progress
     # SENet Fig. 6: mean excitation per channel and class, on a fixed class-stratified probe of the test set
     # (the same images for every variant and seed: a constant probe seed, not the run's)
     probe_index, probe_info = excitation_probe(splits.test.labels, EXCITATION_IMAGES)
-    probe_set = ImageSet(splits.test.images[probe_index], splits.test.labels[probe_index], splits.test.classes)
+    probe_set = splits.test.take(probe_index)  # a streamed split decodes just these
     probe = eval_batches(probe_set, batch_size=EXCITATION_BATCH, mean=splits.mean, std=splits.std, device=device,
                          channels_last=recipe.channels_last)
     excitation = excitation_profile(model, probe, precision) if finished else []
@@ -343,7 +350,8 @@ def _train(spec: RunSpec, slot: DeviceSlot, *, data: DataSplits | None, progress
     environment = {"resolved_device": str(device), "resolved_precision": precision,
                    "torch_version": torch.__version__, "infer_batch": int(x_probe.shape[0]),
                    "host": host_name(), "device_name": device_name(device), "timed_shared": timed_shared,
-                   "concurrent_workers": concurrent_workers, "resumed_from_epoch": start_epoch}
+                   "concurrent_workers": concurrent_workers, "resumed_from_epoch": start_epoch,
+                   "resolved_loader": splits.loader}
     return RunResult(spec, status, metrics, curves, cost["hidden_widths"], reason, environment, excitation,
                      adaptive_log, excitation_probe=probe_info)
 

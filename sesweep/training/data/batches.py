@@ -1,22 +1,22 @@
 """Batches built on the training device from one resident uint8 copy of a split (the airbench recipe).
 
-Matched runs: the epoch's data order and every augmentation draw come from a CPU ``torch.Generator`` seeded
-from ``(seed, epoch)`` only (:func:`epoch_generator`), so every variant sees the same images in the same order
-with the same crops and flips, on any device.
+Matched runs: the epoch's data order and every augmentation draw come from :mod:`.augment` — functions of
+``(seed, epoch)`` and the position in the epoch only — so every variant sees the same images in the same order
+with the same crops and flips, on any device, and the stream loader (:mod:`.stream`) gives the same batches.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from sesweep.training.data.augment import CROP_PAD, EpochDraws, epoch_draws, imagenet_batch, imagenet_draws
 from sesweep.training.data.images import ImageSet
 
-#: pixels of zero padding for the standard random crop (He et al. 2016: pad 4, crop back to 32)
-CROP_PAD = 4
+AUGMENTS = ("standard", "imagenet", "none")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -32,101 +32,110 @@ def _affine(mean: Sequence[float], std: Sequence[float], device: torch.device) -
     return a, b
 
 
-def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """The CPU generator for one epoch's order and augmentation; depends on (seed, epoch) only.
+def finish(x_nhwc: torch.Tensor, a: torch.Tensor, b: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """uint8 NHWC → normalised float32 NCHW (``channels_last`` memory layout if asked): the last step of every
+    training batch, in both loaders."""
+    x = (x_nhwc.permute(0, 3, 1, 2) * a).sub_(b)  # uint8 × float32 → float32, NHWC layout
+    if channels_last:
+        return x.contiguous(memory_format=torch.channels_last)  # a no-op here, except for C = 1
+    return x.contiguous()
 
-    Hashing (rather than ``seed * K + epoch``) keeps every (seed, epoch) pair on its own stream, and the
-    ``sesweep.data`` salt keeps it apart from the model-initialisation stream of the same seed. The salt is a
-    literal, not this module's name: changing it would change every run's data order.
-    """
-    digest = hashlib.sha256(f"sesweep.data:{seed}:{epoch}".encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+
+def batch_count(num_images: int, batch_size: int) -> tuple[int, int]:
+    """``(batches per epoch, batch size)``: the last partial batch is dropped unless it is the only one."""
+    if num_images < 2:
+        raise ValueError(f"training needs at least 2 images (BatchNorm), got {num_images}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    size = min(batch_size, num_images)
+    return max(1, num_images // size), size
 
 
 class TrainBatches:
     """Training batches built on the device from one resident uint8 copy of the train split.
 
-    ``standard`` augmentation = zero-pad by 4, random crop back to H×W, random horizontal flip (when
-    ``flip``), then normalisation; ``none`` = normalisation only. The padded train set is stored once
-    in NHWC order; a strided ``unfold`` view exposes all (2·4+1)² crop windows of every image without
-    copying, so a batch's crops are one advanced-indexing gather, its flips one ``where``, and the
-    NHWC result is already ``channels_last`` after a free ``permute``.
-
-    Per epoch (generator from :func:`epoch_generator`), in this order: a permutation of the N images,
-    crop offsets ``randint(0, 9, (N, 2))`` (row, column), flip coins ``rand(N) < 0.5`` — all drawn
-    whatever ``augment``/``flip`` say, so they are identical for every variant and device. The last
-    partial batch is dropped unless it is the only one.
+    ``augment``: ``standard`` = zero-pad by 4, random crop back to H×W, random horizontal flip (when ``flip``);
+    ``imagenet`` = random-resized crop to ``crop_size`` and flip (:func:`.augment.resized_crop`, image by
+    image); ``none`` = normalisation only. For ``standard`` the padded train set is stored once in NHWC order;
+    a strided ``unfold`` view exposes all (2·4+1)² crop windows of every image without copying, so a batch's
+    crops are one advanced-indexing gather, its flips one ``where``, and the NHWC result is already
+    ``channels_last`` after a free ``permute``.
     """
 
     def __init__(self, data: ImageSet, *, batch_size: int, mean: Sequence[float], std: Sequence[float],
-                 augment: bool, flip: bool, seed: int, device: torch.device | str,
-                 channels_last: bool) -> None:
+                 augment: str, flip: bool, seed: int, device: torch.device | str,
+                 channels_last: bool, crop_size: int | None = None) -> None:
+        if augment not in AUGMENTS:
+            raise ValueError(f"augment {augment!r}; allowed: {', '.join(AUGMENTS)}")
         n = len(data)
-        if n < 2:
-            raise ValueError(f"training needs at least 2 images (BatchNorm), got {n}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.num_batches, self.batch_size = batch_count(n, batch_size)
         self.device = torch.device(device)
         self.num_images = n
-        self.batch_size = min(batch_size, n)
         self.augment = augment
-        self.flip = flip and augment
+        self.flip = flip and augment != "none"
         self.seed = seed
         self.channels_last = channels_last
         _, _, h, w = data.images.shape
-        self.height, self.width = h, w
-        pad = CROP_PAD if augment else 0
+        self.crop_size = crop_size or h
         x = data.images.to(self.device)
-        if pad:
-            x = F.pad(x, (pad, pad, pad, pad))
-        self._images = x.permute(0, 2, 3, 1).contiguous()  # [N, H+2p, W+2p, C] uint8, resident
+        if augment == "standard":
+            x = F.pad(x, (CROP_PAD,) * 4)
+        if augment == "imagenet":
+            self._images = x  # [N, C, H, W]: crops are cut image by image
+        else:
+            self._images = x.permute(0, 2, 3, 1).contiguous()  # [N, H+2p, W+2p, C] uint8, resident
         # [N, 2p+1, 2p+1, H, W, C] view: window (i, j) of image n is the crop at row i, column j
-        self._windows = self._images.unfold(1, h, 1).unfold(2, w, 1).permute(0, 1, 2, 4, 5, 3)
+        self._windows = self._images.unfold(1, h, 1).unfold(2, w, 1).permute(0, 1, 2, 4, 5, 3) \
+            if augment == "standard" else None
         self._labels = data.labels.to(self.device)
         self._a, self._b = _affine(mean, std, self.device)
 
     def __len__(self) -> int:
-        return max(1, self.num_images // self.batch_size)
+        return self.num_batches
 
     @property
     def samples_per_epoch(self) -> int:
         return len(self) * self.batch_size
 
-    def draws(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The epoch's (permutation, crop offsets [N, 2], flip coins) on the CPU."""
-        g = epoch_generator(self.seed, epoch)
-        n = self.num_images
-        perm = torch.randperm(n, generator=g)
-        offsets = torch.randint(0, 2 * CROP_PAD + 1, (n, 2), generator=g)
-        flips = torch.rand(n, generator=g) < 0.5
-        return perm, offsets, flips
+    def draws(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """The epoch's (permutation, crop offsets [N, 2], flip coins) on the CPU (:func:`.augment.epoch_draws`)."""
+        d = epoch_draws(self.seed, epoch, self.num_images, self.augment)
+        return d.perm, d.offsets, d.flips
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield ``(x, y)``: float32 normalised [B, C, H, W] and int64 [B], both on the device."""
-        perm, offsets, flips = (t.to(self.device) for t in self.draws(epoch))
+        d = epoch_draws(self.seed, epoch, self.num_images, self.augment)
+        d = EpochDraws(*(t.to(self.device) if t is not None else None for t in (d.perm, d.offsets, d.flips)))
         bs = self.batch_size
         for k in range(len(self)):
-            index = perm[k * bs : (k + 1) * bs]
-            if self.augment:
-                rows, cols = offsets[k * bs : (k + 1) * bs].unbind(1)
+            index = d.perm[k * bs : (k + 1) * bs]
+            if self.augment == "standard":
+                rows, cols = d.offsets[k * bs : (k + 1) * bs].unbind(1)
                 x = self._windows[index, rows, cols]  # [B, H, W, C]
                 if self.flip:
-                    x = torch.where(flips[k * bs : (k + 1) * bs].view(-1, 1, 1, 1), x.flip(2), x)
+                    x = torch.where(d.flips[k * bs : (k + 1) * bs].view(-1, 1, 1, 1), x.flip(2), x)
+            elif self.augment == "imagenet":
+                uniforms, flips = imagenet_draws(self.seed, epoch, k, len(index))
+                x = imagenet_batch(self._images[index], uniforms, flips & self.flip, self.crop_size)
+                x = x.permute(0, 2, 3, 1)
             else:
                 x = self._images[index]
-            yield self._finish(x), self._labels[index]
-
-    def _finish(self, x_nhwc: torch.Tensor) -> torch.Tensor:
-        x = (x_nhwc.permute(0, 3, 1, 2) * self._a).sub_(self._b)  # uint8 × float32 → float32, NHWC layout
-        if self.channels_last:
-            return x.contiguous(memory_format=torch.channels_last)  # a no-op here, except for C = 1
-        return x.contiguous()
+            yield finish(x, self._a, self._b, self.channels_last), self._labels[index]
 
 
-def eval_batches(data: ImageSet, *, batch_size: int, mean: Sequence[float], std: Sequence[float],
+def eval_batches(data: Any, *, batch_size: int, mean: Sequence[float], std: Sequence[float],
                  device: torch.device | str, channels_last: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Evaluation batches in data order, the last partial batch kept; normalised like training."""
-    device = torch.device(device)
+    """Evaluation batches in data order, the last partial batch kept; normalised like training.
+
+    ``data``: an :class:`ImageSet`, or a streamed split (:class:`.stream.FileSet`), which decodes its own."""
+    if not isinstance(data, ImageSet):
+        return data.eval_batches(batch_size=batch_size, mean=mean, std=std, device=device,
+                                 channels_last=channels_last)
+    return _memory_eval(data, batch_size, mean, std, torch.device(device), channels_last)
+
+
+def _memory_eval(data: ImageSet, batch_size: int, mean: Sequence[float], std: Sequence[float],
+                 device: torch.device, channels_last: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     a, b = _affine(mean, std, device)
     for start in range(0, len(data), batch_size):
         x = data.images[start : start + batch_size].to(device, non_blocking=True)

@@ -12,6 +12,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from sesweep.spec import RecipeSpec, SpecError
+from sesweep.training.data.augment import center_resize
 from sesweep.training.data.images import ImageSet, resize
 
 #: bump when the imagefolder cache format or decoding changes, so old caches are not reused
@@ -122,11 +124,34 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SESWEEP_CACHE") or "~/.cache/sesweep").expanduser()
 
 
+@dataclass(frozen=True)
+class Decode:
+    """How a file becomes the uint8 [3, H, W] image a loader keeps, the same in both loaders.
+
+    ``resize``: to ``resize``² (standard augmentation, and none); ``center``: the ImageNet test transform to
+    ``center``² (:func:`.augment.center_resize`); neither: the image at its own size (ImageNet training, which
+    crops later)."""
+
+    resize: int | None = None
+    center: int | None = None
+
+    def __call__(self, path: str) -> torch.Tensor:
+        x = _decode_image(path, self.resize)
+        return center_resize(x, self.center) if self.center is not None else x
+
+
+def decode_rules(recipe: RecipeSpec, size: int | None) -> tuple[Decode, Decode]:
+    """``(train, test)`` decoding of an image folder under the recipe's augmentation; ``size``: the model input."""
+    if recipe.augment == "imagenet":
+        return Decode(), Decode(center=size)
+    return Decode(resize=recipe.image_size), Decode(resize=recipe.image_size)
+
+
 def _decode_image(path: str, image_size: int | None) -> torch.Tensor:
     """One file → uint8 [3, H, W] RGB (PIL's ``convert("RGB")``), resized with :func:`resize` if asked.
 
     PIL only: ``torchvision.io`` decodes small JPEGs ~2× faster, but it is deprecated since
-    torchvision 0.29, and decoding happens once per folder (then the cache is read).
+    torchvision 0.29.
     """
     from PIL import Image
 
@@ -138,7 +163,7 @@ def _decode_image(path: str, image_size: int | None) -> torch.Tensor:
     return x.contiguous()
 
 
-def _decode_all(files: list[str], image_size: int | None, desc: str) -> list[torch.Tensor]:
+def _decode_all(files: list[str], decode: Decode, desc: str) -> list[torch.Tensor]:
     """Decode every file, with a progress bar on a terminal; large images in a small thread pool.
 
     Threads, not processes: PIL releases the GIL while it decodes, so large images decode in parallel,
@@ -154,7 +179,7 @@ def _decode_all(files: list[str], image_size: int | None, desc: str) -> list[tor
         out = []
         for p in paths:
             try:
-                out.append(_decode_image(p, image_size))
+                out.append(decode(p))
             except (OSError, UnidentifiedImageError, ValueError) as exc:
                 raise SpecError("recipe.data_root", f"cannot read image {p}: {exc}") from exc
         return out
@@ -182,22 +207,29 @@ def _decode_all(files: list[str], image_size: int | None, desc: str) -> list[tor
     return images
 
 
-def _folder_key(root: Path, files: Sequence[str], image_size: int | None) -> str:
-    """Hash of what the decoded tensors depend on: path, file list, sizes, mtimes, image_size, format."""
-    h = hashlib.sha256(f"v{_CACHE_VERSION}\0{root}\0{image_size}\n".encode())
+def _folder_key(root: Path, files: Sequence[str], rules: tuple[Decode, Decode]) -> str:
+    """Hash of what the decoded tensors depend on: path, file list, sizes, mtimes, decoding, format."""
+    h = hashlib.sha256(f"v{_CACHE_VERSION}\0{root}\0{rules}\n".encode())
     for f in files:
         st = os.stat(f)
         h.update(f"{os.path.relpath(f, root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:24]
 
 
-def _stack(images: list[torch.Tensor], root: Path, what: str) -> torch.Tensor:
+def _stack(images: list[torch.Tensor], root: Path, what: str, crops: bool = False) -> torch.Tensor:
+    """One uint8 tensor of a split's images; ``crops``: ImageNet training images, which keep their own size
+    (any aspect) because the crops are cut from them later — so they must all share one."""
     sizes = sorted({tuple(x.shape[1:]) for x in images})
+    if crops and len(sizes) > 1:
+        shown = ", ".join(f"{w}x{h}" for h, w in sizes[:4]) + (" …" if len(sizes) > 4 else "")
+        raise SpecError("recipe.loader", f"images under {root / what} have different sizes ({shown}); the memory "
+                                         "loader keeps one tensor of one size, and ImageNet augmentation crops from "
+                                         "the originals: set recipe.loader=stream (or auto)")
     if len(sizes) > 1:
         shown = ", ".join(f"{w}x{h}" for h, w in sizes[:4]) + (" …" if len(sizes) > 4 else "")
         raise SpecError("recipe.image_size", f"images under {root} have different sizes ({shown}); "
                                              "set recipe.image_size=N to resize them all to NxN")
-    if sizes and sizes[0][0] != sizes[0][1]:
+    if sizes and sizes[0][0] != sizes[0][1] and not crops:
         h, w = sizes[0]
         raise SpecError("recipe.image_size", f"images under {root} are {w}x{h}, not square; "
                                              "set recipe.image_size=N to resize them to NxN")
@@ -206,13 +238,15 @@ def _stack(images: list[torch.Tensor], root: Path, what: str) -> torch.Tensor:
     return torch.stack(images)
 
 
-def load_imagefolder(recipe: RecipeSpec) -> tuple[ImageSet, ImageSet]:
-    """Decode ``train/`` and ``test/`` once; later runs read the cached tensors (keyed by content)."""
+def load_imagefolder(recipe: RecipeSpec, size: int | None) -> tuple[ImageSet, ImageSet]:
+    """Decode ``train/`` and ``test/`` once (:func:`decode_rules`; ``size``: the model input); later runs read
+    the cached tensors (keyed by content)."""
     root = folder_root(recipe)
     classes = folder_classes(root)
     train_files, train_labels = folder_files(root / "train", classes)
     test_files, test_labels = folder_files(root / "test", classes)
-    key = _folder_key(root, train_files + test_files, recipe.image_size)
+    train_rule, test_rule = decode_rules(recipe, size)
+    key = _folder_key(root, train_files + test_files, (train_rule, test_rule))
     prefix = hashlib.sha256(str(root).encode()).hexdigest()[:16]
     folder = cache_dir() / "imagefolder"
     path = folder / f"{prefix}-{key}.pt"
@@ -224,9 +258,10 @@ def load_imagefolder(recipe: RecipeSpec) -> tuple[ImageSet, ImageSet]:
                         ImageSet(blob["test_images"], blob["test_labels"], classes))
         except Exception as exc:  # a damaged cache is only a lost speed-up: decode again
             warnings.warn(f"ignoring unreadable data cache {path}: {exc}", stacklevel=2)
-    train = _stack(_decode_all(train_files, recipe.image_size, "decoding train"), root, "train/")
-    test = _stack(_decode_all(test_files, recipe.image_size, "decoding test"), root, "test/")
-    if train.shape[1:] != test.shape[1:]:
+    train = _stack(_decode_all(train_files, train_rule, "decoding train"), root, "train/",
+                   crops=recipe.augment == "imagenet")
+    test = _stack(_decode_all(test_files, test_rule, "decoding test"), root, "test/")
+    if recipe.augment != "imagenet" and train.shape[1:] != test.shape[1:]:
         raise SpecError("recipe.image_size", f"train images are {tuple(train.shape[1:])} but test images are "
                                              f"{tuple(test.shape[1:])}; set recipe.image_size=N")
     blob = {"version": _CACHE_VERSION, "classes": list(classes),

@@ -1,5 +1,6 @@
 """Which data set a recipe names, and loading it: the built-in sets (digits, CIFAR-10/100, fake), image folders
-(through :mod:`.imagefolder`), and the data identity that is part of every run key."""
+(through :mod:`.imagefolder`), downsampled ImageNet's npz files (through :mod:`.downsampled`), and the data
+identity that is part of every run key."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ import numpy as np
 import torch
 
 from sesweep.spec import RecipeSpec, SpecError
+from sesweep.training.data.augment import center_resize
+from sesweep.training.data.downsampled import SIDES as DOWNSAMPLED_SIDES
+from sesweep.training.data.downsampled import load_downsampled, npz_fingerprint
 from sesweep.training.data.imagefolder import (
     folder_classes,
     folder_files,
@@ -21,7 +25,16 @@ from sesweep.training.data.imagefolder import (
     folder_root,
     load_imagefolder,
 )
-from sesweep.training.data.images import DataSplits, ImageSet, channel_stats, largest_remainder, resize, subset
+from sesweep.training.data.images import (
+    DataSplits,
+    ImageSet,
+    channel_stats,
+    largest_remainder,
+    resize,
+    stats_index,
+    subset,
+)
+from sesweep.training.data.loaders import load_stream, resolve_loader
 
 #: where CIFAR files live (or are downloaded to) when ``recipe.data_root`` is null
 DEFAULT_DATA_ROOT = "~/.cache/sesweep/data"
@@ -29,8 +42,8 @@ DEFAULT_DATA_ROOT = "~/.cache/sesweep/data"
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0
 #: the native side of each built-in data set (``image_size`` null); imagefolder reads it from the files
-NATIVE_SIZE = {"digits": 32, "cifar10": 32, "cifar100": 32, "fake": 32}
-NUM_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "fake": 10}
+NATIVE_SIZE = {"digits": 32, "cifar10": 32, "cifar100": 32, "fake": 32, **DOWNSAMPLED_SIDES}
+NUM_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "fake": 10, "imagenet32": 1000, "imagenet64": 1000}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -83,6 +96,8 @@ def data_identity(recipe: RecipeSpec) -> str:
     """
     if recipe.dataset == "imagefolder":
         return folder_fingerprint(folder_root(recipe))
+    if recipe.dataset in DOWNSAMPLED_SIDES:  # the npz files' names and sizes (:mod:`.downsampled`)
+        return npz_fingerprint(recipe)
     if recipe.dataset == "digits":
         return f"digits:test_fraction={DIGITS_TEST_FRACTION}:split_seed={DIGITS_SPLIT_SEED}"
     return recipe.dataset
@@ -97,13 +112,20 @@ def load_data(recipe: RecipeSpec) -> DataSplits:
 
     Order of work: native splits → stratified subsets (so resizing touches only the images kept) →
     resize to ``image_size`` → per-channel mean/std of the train split that is actually trained on.
+    ImageNet augmentation keeps the train images at their own size (the crops are cut from them) and gives the
+    test images the ImageNet test transform. An image folder may be streamed instead (``recipe.loader``).
     """
+    size = dataset_image_size(recipe)
+    if resolve_loader(recipe, size) == "stream":
+        return load_stream(recipe, size)
     if recipe.dataset == "digits":
         train, test = _load_digits(recipe.image_size)
     elif recipe.dataset in ("cifar10", "cifar100"):
         train, test = _load_cifar(recipe)
     elif recipe.dataset == "imagefolder":
-        train, test = load_imagefolder(recipe)
+        train, test = load_imagefolder(recipe, size)
+    elif recipe.dataset in DOWNSAMPLED_SIDES:
+        train, test = load_downsampled(recipe)
     elif recipe.dataset == "fake":
         train, test = _fake_split(1000, seed=0), _fake_split(200, seed=1)
     else:  # the spec's Literal makes this unreachable; kept so a new name fails loudly
@@ -113,11 +135,15 @@ def load_data(recipe: RecipeSpec) -> DataSplits:
     if len(train) < 2:
         key = "recipe.train_subset" if recipe.train_subset is not None else "recipe.data_root"
         raise SpecError(key, f"training needs at least 2 images (BatchNorm), got {len(train)}")
-    if recipe.image_size is not None:
+    if recipe.augment == "imagenet":  # train kept at its own size; an image folder's test was decoded so
+        if recipe.dataset != "imagefolder":
+            test = ImageSet(torch.stack([center_resize(x, size) for x in test.images]), test.labels, test.classes)
+    elif recipe.image_size is not None:
         train = _resize_set(train, recipe.image_size)
         test = _resize_set(test, recipe.image_size)
-    mean, std = channel_stats(train.images)
-    return DataSplits(recipe.dataset, train, test, mean, std, flip=recipe.dataset != "digits")
+    index = stats_index(train.labels, len(train.classes))
+    mean, std = channel_stats(train.images if index is None else train.images[index])
+    return DataSplits(recipe.dataset, train, test, mean, std, flip=recipe.dataset != "digits", input_size=size)
 
 
 def _resize_set(data: ImageSet, size: int) -> ImageSet:

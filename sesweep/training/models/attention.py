@@ -1,7 +1,8 @@
 """Squeeze-and-Excitation: one module, every ablation knob a constructor argument.
 
-``SqueezeExcite(channels, reduction, min_hidden, divisor, pool, gate, bias)`` covers SENet TPAMI Tables 10
-(ratio), 11 (squeeze: avg / max) and 12 (excitation gate). The hidden width rule is explicit
+``SqueezeExcite(channels, reduction, min_hidden, divisor, pool, gate, bias, block, init, init_std)`` covers
+SENet TPAMI Tables 10 (ratio), 11 (squeeze: avg / max) and 12 (excitation gate), and the SE's initialisation
+(:data:`INITS`). The hidden width rule is explicit
 (:func:`hidden_width`) and every block reports the width it got, so a ratio ablation never hides a clamp.
 """
 
@@ -138,6 +139,12 @@ GATES: dict[str, Callable[[], nn.Module]] = {
 }
 
 
+#: how an SE's two 1×1 convs are initialised (``model.attention.init``): PyTorch's default U(±1/√fan_in) for
+#: weights and biases; N(0, init_std) weights and zero biases (a widespread SE implementation's); timm's Kaiming
+#: normal (fan_out, ReLU) weights and zero biases
+INITS = ("torch", "normal", "kaiming")
+
+
 class Attention(nn.Module):
     """Base of every channel-attention module: counted as attention cost, initialised by name."""
 
@@ -153,8 +160,12 @@ class SqueezeExcite(Attention):
     """x · gate(fc2(relu(fc1(pool(x))))) with 1×1 convolutions as the two FC layers (timm naming)."""
 
     def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 1, divisor: int = 1,
-                 pool: str = "avg", gate: str = "sigmoid", bias: bool = True, block: str = "se") -> None:
+                 pool: str = "avg", gate: str = "sigmoid", bias: bool = True, block: str = "se",
+                 init: str = "torch", init_std: float = 0.001) -> None:
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"init {init!r}; allowed: {', '.join(INITS)}")
+        self.init, self.init_std = init, init_std
         self.width = hidden_width(channels, reduction, min_hidden, divisor, block)
         hidden = self.width.hidden
         self.pool = POOLS[pool]()
@@ -179,12 +190,22 @@ class SqueezeExcite(Attention):
         return [self.width]
 
     def reset_parameters(self, generator_for: Callable[[str], torch.Generator]) -> None:
-        """PyTorch's default Linear/Conv init, drawn from generators of the SE's own (by name)."""
-        for name, param in self.named_parameters():
-            fan_in = self.fc1.in_channels if name.startswith("fc1") else self.fc2.in_channels
-            bound = 1.0 / math.sqrt(fan_in)
+        """fc1 and fc2 as ``init`` says (:data:`INITS`), drawn from generators of the SE's own (by name)."""
+        for fc_name in ("fc1", "fc2"):
+            fc: nn.Conv2d = getattr(self, fc_name)
             with torch.no_grad():
-                param.uniform_(-bound, bound, generator=generator_for(name))
+                if self.init == "torch":
+                    bound = 1.0 / math.sqrt(fc.in_channels)
+                    for pname, param in fc.named_parameters():
+                        param.uniform_(-bound, bound, generator=generator_for(f"{fc_name}.{pname}"))
+                    continue
+                gen = generator_for(f"{fc_name}.weight")
+                if self.init == "normal":
+                    fc.weight.normal_(0.0, self.init_std, generator=gen)
+                else:
+                    nn.init.kaiming_normal_(fc.weight, mode="fan_out", nonlinearity="relu", generator=gen)
+                if fc.bias is not None:
+                    fc.bias.zero_()
 
 
 @dataclass(frozen=True)
@@ -197,7 +218,9 @@ class SEFactory:
     pool: str = "avg"
     gate: str = "sigmoid"
     bias: bool = True
+    init: str = "torch"
+    init_std: float = 0.001
 
     def __call__(self, channels: int, block: str) -> SqueezeExcite:
         return SqueezeExcite(channels, self.reduction, self.min_hidden, self.divisor, self.pool,
-                             self.gate, self.bias, block)
+                             self.gate, self.bias, block, self.init, self.init_std)

@@ -8,36 +8,57 @@ from sesweep.spec import ModelSpec, SpecError
 from sesweep.training.models.adaptive import AdaptiveSEFactory
 from sesweep.training.models.attention import SEFactory
 from sesweep.training.models.init import init_weights
+from sesweep.training.models.preact import PreActBasicBlock, PreActBottleneck, PreActResNet
 from sesweep.training.models.resnet import BasicBlock, Bottleneck, ResNet
+
+Block = type[BasicBlock | Bottleneck | PreActBasicBlock | PreActBottleneck]
 
 
 @dataclass(frozen=True)
 class Arch:
-    """A backbone: block type, blocks per stage, stage widths, stem and shortcut kind."""
+    """A backbone: block type, blocks per stage, stage widths, stem and shortcut kind, and its family:
+    ``resnet`` (post-activation, :mod:`.resnet`) or ``preact`` (pre-activation and wide, :mod:`.preact`)."""
 
-    block: type[BasicBlock | Bottleneck]
+    block: Block
     layers: tuple[int, ...]
     widths: tuple[int, ...]
     stem: str
     shortcut: str
     input_size: int  # the resolution the family is designed for (MACs in `sesweep info`)
+    family: str = "resnet"
 
     @property
     def stages(self) -> tuple[int, ...]:
         """SENet's stage numbers (conv2_x … ): stage k is layer{k-1}."""
         return tuple(range(2, 2 + len(self.layers)))
 
+    @property
+    def stem_width(self) -> int:
+        """Channels out of the stem (the first block's input): 16 for every pre-activation net and WRN."""
+        return 16 if self.family == "preact" else self.widths[0]
 
-def _cifar(block: type[BasicBlock | Bottleneck], n: int, shortcut: str) -> Arch:
+    @property
+    def has_dropout(self) -> bool:
+        """Whether ``recipe.dropout`` has a site in this net (WRN's, between a basic block's convs)."""
+        return getattr(self.block, "has_dropout", False)
+
+
+def _cifar(block: Block, n: int, shortcut: str) -> Arch:
     return Arch(block, (n, n, n), (16, 32, 64), "cifar", shortcut, 32)
 
 
-def _imagenet(block: type[BasicBlock | Bottleneck], layers: tuple[int, ...]) -> Arch:
+def _imagenet(block: Block, layers: tuple[int, ...]) -> Arch:
     return Arch(block, layers, (64, 128, 256, 512), "imagenet", "projection", 224)
 
 
+def _preact(block: Block, n: int, k: int = 1) -> Arch:
+    """A pre-activation CIFAR ResNet with ``n`` blocks per stage; ``k`` > 1: a Wide ResNet (widths ×k)."""
+    return Arch(block, (n, n, n), (16 * k, 32 * k, 64 * k), "cifar", "projection", 32, "preact")
+
+
 #: He et al. 2016: CIFAR ResNet-(6n+2) with option-A shortcuts; ResNet-164 = 18 bottlenecks per stage with
-#: projection shortcuts (post-activation); ImageNet ResNets in torchvision's layout.
+#: projection shortcuts (post-activation); ImageNet ResNets in torchvision's layout. Pre-activation ResNets
+#: (He et al., ECCV 2016: 6n+2 basic, 9n+2 bottleneck) and WRN-d-k ((d-4)/6 basic blocks per stage, widths ×k).
 ARCHS: dict[str, Arch] = {
     "resnet20": _cifar(BasicBlock, 3, "pad"),
     "resnet32": _cifar(BasicBlock, 5, "pad"),
@@ -50,7 +71,28 @@ ARCHS: dict[str, Arch] = {
     "resnet50": _imagenet(Bottleneck, (3, 4, 6, 3)),
     "resnet101": _imagenet(Bottleneck, (3, 4, 23, 3)),
     "resnet152": _imagenet(Bottleneck, (3, 8, 36, 3)),
+    "preresnet20": _preact(PreActBasicBlock, 3),
+    "preresnet32": _preact(PreActBasicBlock, 5),
+    "preresnet44": _preact(PreActBasicBlock, 7),
+    "preresnet56": _preact(PreActBasicBlock, 9),
+    "preresnet110": _preact(PreActBasicBlock, 18),
+    "preresnet164": _preact(PreActBottleneck, 18),
+    "preresnet1001": _preact(PreActBottleneck, 111),
+    "wrn16_4": _preact(PreActBasicBlock, 2, 4),
+    "wrn16_8": _preact(PreActBasicBlock, 2, 8),
+    "wrn16_10": _preact(PreActBasicBlock, 2, 10),
+    "wrn22_8": _preact(PreActBasicBlock, 3, 8),
+    "wrn28_10": _preact(PreActBasicBlock, 4, 10),
+    "wrn40_4": _preact(PreActBasicBlock, 6, 4),
 }
+
+
+def check_dropout(arch: str, dropout: float) -> None:
+    """``recipe.dropout`` > 0 on a net without a dropout site is an error naming the nets that have one."""
+    if dropout > 0 and not ARCHS[arch].has_dropout:
+        with_site = [name for name, a in ARCHS.items() if a.has_dropout]
+        raise SpecError("recipe.dropout", f"{dropout:g} but {arch} has no dropout site; allowed: 0 for {arch}, "
+                                          f"or an arch with one: {', '.join(with_site)}")
 
 
 def resolve_num_classes(spec: ModelSpec, data_classes: int | None) -> int:
@@ -81,10 +123,11 @@ def attention_stages(spec: ModelSpec) -> tuple[int, ...] | None:
 
 
 def build_model(spec: ModelSpec, num_classes: int | None = None, in_channels: int = 3,
-                seed: int = 0) -> ResNet:
+                seed: int = 0, dropout: float = 0.0) -> ResNet | PreActResNet:
     """The network a spec describes, initialised for ``seed`` (matched across variants, see init.py).
 
-    ``num_classes`` is the data set's class count, used when ``model.num_classes`` is ``auto``.
+    ``num_classes`` is the data set's class count, used when ``model.num_classes`` is ``auto``; ``dropout`` is
+    ``recipe.dropout`` (an error on a net without a dropout site, see :func:`check_dropout`).
     """
     arch = ARCHS[spec.arch]
     att = spec.attention
@@ -92,9 +135,16 @@ def build_model(spec: ModelSpec, num_classes: int | None = None, in_channels: in
     if att.kind == "se" and att.adaptive != "none":
         attn_layer = AdaptiveSEFactory.from_spec(att)
     elif att.kind == "se":
-        attn_layer = SEFactory(att.reduction, att.min_hidden, att.divisor, att.pool, att.gate, att.bias)
-    model = ResNet(arch.block, list(arch.layers), list(arch.widths), arch.stem, arch.shortcut,
-                   resolve_num_classes(spec, num_classes), in_channels, attn_layer, att.placement,
-                   attention_stages(spec))
+        attn_layer = SEFactory(att.reduction, att.min_hidden, att.divisor, att.pool, att.gate, att.bias,
+                               att.init, att.init_std)
+    check_dropout(spec.arch, dropout)
+    classes, stages = resolve_num_classes(spec, num_classes), attention_stages(spec)
+    model: ResNet | PreActResNet
+    if arch.family == "preact":
+        model = PreActResNet(arch.block, list(arch.layers), list(arch.widths), arch.stem_width, classes,
+                             in_channels, attn_layer, att.placement, stages, dropout)
+    else:
+        model = ResNet(arch.block, list(arch.layers), list(arch.widths), arch.stem, arch.shortcut,
+                       classes, in_channels, attn_layer, att.placement, stages)
     init_weights(model, seed)
     return model

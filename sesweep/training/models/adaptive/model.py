@@ -145,7 +145,7 @@ def harden(module: LearnableSE) -> SqueezeExcite:
     k = module.hardened_width()
     mask = module.mask()[:k]
     se = SqueezeExcite(module.channels, module.channels / k, 1, 1, module.pool_kind, module.gate_kind,
-                       module.has_bias, module.width.block)
+                       module.has_bias, module.width.block, module.init, module.init_std)
     assert se.width.hidden == k, (se.width, k)
     se.width = module.hidden_widths()[0]
     se.to(device=module.fc1.weight.device, dtype=module.fc1.weight.dtype)

@@ -129,8 +129,8 @@ class LearnableSE(_AdaptiveMixin, SqueezeExcite):
 
     def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 1, divisor: int = 1,
                  pool: str = "avg", gate: str = "sigmoid", bias: bool = True, block: str = "se",
-                 temperature: float = TEMPERATURE) -> None:
-        super().__init__(channels, reduction, min_hidden, divisor, pool, gate, bias, block)
+                 temperature: float = TEMPERATURE, init: str = "torch", init_std: float = 0.001) -> None:
+        super().__init__(channels, reduction, min_hidden, divisor, pool, gate, bias, block, init, init_std)
         self._init_mask(pool, gate, min_hidden, temperature)
         self.width_logit = nn.Parameter(torch.zeros(()))
         self.pinned: int | None = None
@@ -225,8 +225,8 @@ class DynamicSE(_AdaptiveMixin, SqueezeExcite):
 
     def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 1, divisor: int = 1,
                  pool: str = "avg", gate: str = "sigmoid", bias: bool = True, block: str = "se",
-                 temperature: float = TEMPERATURE) -> None:
-        super().__init__(channels, reduction, min_hidden, divisor, pool, gate, bias, block)
+                 temperature: float = TEMPERATURE, init: str = "torch", init_std: float = 0.001) -> None:
+        super().__init__(channels, reduction, min_hidden, divisor, pool, gate, bias, block, init, init_std)
         self._init_mask(pool, gate, min_hidden, temperature)
         self.router = nn.Linear(channels, 1)
         self._last = _Transient()
@@ -338,9 +338,10 @@ class AdaptiveSEFactory(SEFactory):
     def from_spec(cls, attention: Any) -> AdaptiveSEFactory:
         """From a :class:`sesweep.spec.AttentionSpec` with ``adaptive`` learnable or dynamic."""
         return cls(reduction=attention.reduction, min_hidden=attention.min_hidden, divisor=attention.divisor,
-                   pool=attention.pool, gate=attention.gate, bias=attention.bias, adaptive=attention.adaptive)
+                   pool=attention.pool, gate=attention.gate, bias=attention.bias, init=attention.init,
+                   init_std=attention.init_std, adaptive=attention.adaptive)
 
     def __call__(self, channels: int, block: str) -> Attention:
         kind = LearnableSE if self.adaptive == "learnable" else DynamicSE
         return kind(channels, self.reduction, self.min_hidden, self.divisor, self.pool, self.gate, self.bias,
-                    block, self.temperature)
+                    block, self.temperature, self.init, self.init_std)

@@ -1,0 +1,86 @@
+"""Which loader serves a recipe (``recipe.loader``), the streamed splits, and the training batches of either.
+
+``memory`` decodes a data set once into uint8 tensors that training keeps on its device (:mod:`.batches`);
+``stream`` decodes image folders batch by batch in worker processes (:mod:`.stream`). Both give the same
+batches for the same images; ``auto`` picks memory when the decoded splits fit ``recipe.memory_budget_gb``,
+and stream for ImageNet augmentation on an image folder, whose random-resized crops are cut from the
+originals (of any size).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from sesweep.spec import RecipeSpec, SpecError
+from sesweep.training.data.batches import TrainBatches
+from sesweep.training.data.imagefolder import decode_rules, folder_classes, folder_files, folder_root
+from sesweep.training.data.images import DataSplits, ImageSet, stats_from_histograms, stats_index, subset_index
+from sesweep.training.data.stream import StreamBatches, file_set, stream_histograms, worker_count
+
+GB = 1024**3
+
+
+def decoded_bytes(recipe: RecipeSpec, size: int) -> int:
+    """What the memory loader would hold for an image folder: every kept image as uint8 3 × size²."""
+    root = folder_root(recipe)
+    classes = folder_classes(root)
+    counts = [len(folder_files(root / split, classes)[0]) for split in ("train", "test")]
+    kept = [min(n, limit) if limit is not None else n
+            for n, limit in zip(counts, (recipe.train_subset, recipe.test_subset), strict=True)]
+    return sum(kept) * 3 * size * size
+
+
+def check_loader(recipe: RecipeSpec) -> None:
+    """Only image folders stream: the other data sets are loaded whole (a plan checks this before any run)."""
+    if recipe.dataset != "imagefolder" and recipe.loader == "stream":
+        raise SpecError("recipe.loader", f"stream reads image folders, and {recipe.dataset} is loaded into "
+                                         "memory whole; allowed here: auto, memory")
+
+
+def resolve_loader(recipe: RecipeSpec, size: int) -> str:
+    """``memory`` or ``stream`` for this recipe (``size``: the model's input side); a deterministic function
+    of the recipe and the data's listing, both in the run key, so one run key never means two loaders."""
+    check_loader(recipe)
+    if recipe.dataset != "imagefolder":
+        return "memory"
+    if recipe.loader != "auto":
+        return recipe.loader
+    if recipe.augment == "imagenet":
+        return "stream"
+    return "memory" if decoded_bytes(recipe, size) <= recipe.memory_budget_gb * GB else "stream"
+
+
+def load_stream(recipe: RecipeSpec, size: int) -> DataSplits:
+    """An image folder's splits as :class:`.stream.FileSet` s: listed, subset, and measured (mean/std over the
+    same images and with the same decoding as the memory loader would use)."""
+    root = folder_root(recipe)
+    classes = folder_classes(root)
+    train_rule, test_rule = decode_rules(recipe, size)
+    workers = worker_count(recipe.loader_workers)
+    train = file_set(*folder_files(root / "train", classes), classes, train_rule, workers)
+    test = file_set(*folder_files(root / "test", classes), classes, test_rule, workers)
+    if recipe.train_subset is not None:
+        train = train.subset(subset_index(train.labels, len(classes), recipe.train_subset, "recipe.train_subset",
+                                          "train"))
+    if recipe.test_subset is not None:
+        test = test.subset(subset_index(test.labels, len(classes), recipe.test_subset, "recipe.test_subset", "test"))
+    if len(train) < 2:
+        key = "recipe.train_subset" if recipe.train_subset is not None else "recipe.data_root"
+        raise SpecError(key, f"training needs at least 2 images (BatchNorm), got {len(train)}")
+    if len(test) == 0:
+        raise SpecError("recipe.data_root", f"no images in test/ under {root}")
+    mean, std = stats_from_histograms(stream_histograms(train, stats_index(train.labels, len(classes))))
+    return DataSplits(recipe.dataset, train, test, mean, std, flip=True, input_size=size, loader="stream")
+
+
+def train_batches(splits: DataSplits, recipe: RecipeSpec, seed: int, device: torch.device) -> Any:
+    """The run's training batches: :class:`.TrainBatches` for splits in memory, :class:`.StreamBatches` for
+    streamed ones — the same batches either way."""
+    kwargs: dict[str, Any] = dict(batch_size=recipe.batch_size, mean=splits.mean, std=splits.std,
+                                  augment=recipe.augment, flip=splits.flip, seed=seed, device=device,
+                                  channels_last=recipe.channels_last, crop_size=splits.image_size)
+    if isinstance(splits.train, ImageSet):
+        return TrainBatches(splits.train, **kwargs)
+    return StreamBatches(splits.train, **kwargs)
