@@ -27,6 +27,14 @@ from sesweep.training.data.loaders import resolve_loader
 from sesweep.training.train import learning_rate, train
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Decode caches and stream statistics go to this test's folder, not the user's."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SESWEEP_CACHE", str(cache))
+    return cache
+
+
 def make_folder(root: Path, sizes: dict[str, int] | None = None, side: int = 12, classes: int = 3,
                 per_class: tuple[int, int] = (8, 3)) -> Path:
     """``root/{train,test}/c{k}/NN.png`` with random pixels (seeded), ``side``² unless ``sizes`` names the file."""
@@ -231,3 +239,29 @@ def test_a_sweep_that_streams_a_built_in_set_is_refused_before_any_run(make_swee
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "recipe.loader: stream reads image folders, and fake" in err[0]
     assert not (tmp_path / "results").exists()
+
+
+def test_stream_refuses_mixed_sizes_up_front_unless_something_resizes_them(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "ds", sizes={"train/c1/02.png": 16})
+    for loader in ("memory", "stream"):
+        with pytest.raises(SpecError, match=r"recipe.image_size: images under .* set recipe.image_size=N"):
+            load_data(recipe(root, loader=loader, loader_workers=0))
+    resized = recipe(root, loader="stream", loader_workers=0, image_size=12)
+    x, _ = next(iter(train_batches(load_data(resized), resized, 0, torch.device("cpu")).epoch(0)))
+    assert x.shape == (5, 3, 12, 12)
+
+
+def test_stream_statistics_are_cached_by_the_folder_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sesweep.training.data import imagefolder
+
+    root = make_folder(tmp_path / "ds")
+    decoded: list[str] = []
+    real = imagefolder._decode_image
+    monkeypatch.setattr(imagefolder, "_decode_image", lambda path, size: decoded.append(path) or real(path, size))
+    first = load_data(recipe(root, loader="stream", loader_workers=0))
+    assert len(decoded) == 24  # the statistics pass decoded every train image once
+    second = load_data(recipe(root, loader="stream", loader_workers=0))
+    assert len(decoded) == 24 and (second.mean, second.std) == (first.mean, first.std)  # read from the cache
+    Image.new("RGB", (12, 12), (255, 0, 0)).save(root / "train" / "c0" / "99.png")  # other files: measured anew
+    third = load_data(recipe(root, loader="stream", loader_workers=0))
+    assert len(decoded) == 24 + 25 and third.mean != first.mean

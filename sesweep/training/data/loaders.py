@@ -9,17 +9,38 @@ originals (of any size).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from sesweep.spec import RecipeSpec, SpecError
 from sesweep.training.data.batches import TrainBatches
-from sesweep.training.data.imagefolder import decode_rules, folder_classes, folder_files, folder_root
-from sesweep.training.data.images import DataSplits, ImageSet, stats_from_histograms, stats_index, subset_index
-from sesweep.training.data.stream import StreamBatches, file_set, stream_histograms, worker_count
+from sesweep.training.data.imagefolder import (
+    cache_dir,
+    decode_rules,
+    folder_classes,
+    folder_files,
+    folder_fingerprint,
+    folder_root,
+)
+from sesweep.training.data.images import (
+    STATS_IMAGES,
+    DataSplits,
+    ImageSet,
+    stats_from_histograms,
+    stats_index,
+    subset_index,
+)
+from sesweep.training.data.stream import FileSet, StreamBatches, file_set, stream_histograms, worker_count
 
 GB = 1024**3
+#: bump when what the cached stream statistics depend on changes
+_STATS_VERSION = 1
 
 
 def decoded_bytes(recipe: RecipeSpec, size: int) -> int:
@@ -71,8 +92,33 @@ def load_stream(recipe: RecipeSpec, size: int) -> DataSplits:
         raise SpecError(key, f"training needs at least 2 images (BatchNorm), got {len(train)}")
     if len(test) == 0:
         raise SpecError("recipe.data_root", f"no images in test/ under {root}")
-    mean, std = stats_from_histograms(stream_histograms(train, stats_index(train.labels, len(classes))))
+    mean, std = _normalisation(recipe, root, train)
     return DataSplits(recipe.dataset, train, test, mean, std, flip=True, input_size=size, loader="stream")
+
+
+def _normalisation(recipe: RecipeSpec, root: Path, train: FileSet) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Mean and std of a streamed train split: one decoding pass over up to 50,000 images, checked for one size
+    where nothing resizes them, and cached (``cache_dir()/stream-stats``) under the folder's identity, the
+    decoding and the subset — the pass costs about an epoch of decoding, every run of a sweep would repeat it."""
+    what = json.dumps([folder_fingerprint(root), repr(train.decode), recipe.train_subset, STATS_IMAGES,
+                       _STATS_VERSION])
+    path = cache_dir() / "stream-stats" / f"{hashlib.sha256(what.encode()).hexdigest()[:24]}.json"
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        doc = json.loads(path.read_text())
+        return tuple(map(float, doc["mean"])), tuple(map(float, doc["std"]))
+    hists, sizes = stream_histograms(train, stats_index(train.labels, len(train.classes)))
+    if recipe.augment != "imagenet":  # ImageNet crops come from images of any size; the others keep theirs
+        shown = ", ".join(f"{w}x{h}" for h, w in sorted(sizes)[:4])
+        if len(sizes) > 1 or any(h != w for h, w in sizes):
+            raise SpecError("recipe.image_size", f"images under {root / 'train'} are {shown}: not one square "
+                                                 "size; set recipe.image_size=N to resize them all to NxN")
+    mean, std = stats_from_histograms(hists)
+    with contextlib.suppress(OSError):  # a read-only or full cache disk costs the next run this pass, nothing else
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"mean": mean, "std": std, "what": json.loads(what)}))
+        os.replace(tmp, path)
+    return mean, std
 
 
 def train_batches(splits: DataSplits, recipe: RecipeSpec, seed: int, device: torch.device) -> Any:

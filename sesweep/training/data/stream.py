@@ -99,14 +99,28 @@ def _decode_many(files: FileSet, index: Sequence[int]) -> list[torch.Tensor]:
     return out
 
 
-def stream_histograms(files: FileSet, index: torch.Tensor | None, chunk: int = 256) -> torch.Tensor:
-    """:func:`.images.channel_histograms` of the images at ``index`` (None: all), decoded by the workers."""
+def stream_histograms(files: FileSet, index: torch.Tensor | None,
+                      chunk: int = 256) -> tuple[torch.Tensor, set[tuple[int, int]]]:
+    """:func:`.images.channel_histograms` of the images at ``index`` (None: all), decoded by the workers, and
+    the distinct (height, width) of those decoded images."""
     order = list(range(len(files))) if index is None else index.tolist()
     ranges = [(s, min(s + chunk, len(order))) for s in range(0, len(order), chunk)]
     total = torch.zeros(3, 256, dtype=torch.int64)
-    for hist in _loader(_HistogramDecoder(files, order), ranges, files.workers, torch.device("cpu")):
+    sizes: set[tuple[int, int]] = set()
+    for hist, seen in _loader(_HistogramDecoder(files, order), ranges, files.workers, torch.device("cpu")):
         total += hist
-    return total
+        sizes |= {tuple(hw) for hw in seen.tolist()}
+    return total, sizes
+
+
+def stack_same(images: list[torch.Tensor], what: str) -> torch.Tensor:
+    """One batch; images of different sizes (no ``recipe.image_size`` to resize them) are a one-line error."""
+    sizes = sorted({tuple(x.shape[1:]) for x in images})
+    if len(sizes) > 1:
+        shown = ", ".join(f"{w}x{h}" for h, w in sizes[:4])
+        raise SpecError("recipe.image_size", f"images under {what} have different sizes ({shown}); "
+                                             "set recipe.image_size=N to resize them all to NxN")
+    return torch.stack(images)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -185,9 +199,10 @@ class _TrainDecoder(Dataset):
             uniforms, flips = imagenet_draws(self.seed, epoch, k, len(index))
             empty = torch.empty(0)
             return imagenet_batch(images, uniforms, flips & self.flip, self.crop_size), labels, empty, empty
+        x = stack_same(images, "the train split")
         if self.augment == "standard":
-            return torch.stack(images), labels, draws.offsets[positions], draws.flips[positions]
-        return torch.stack(images), labels, torch.empty(0), torch.empty(0)
+            return x, labels, draws.offsets[positions], draws.flips[positions]
+        return x, labels, torch.empty(0), torch.empty(0)
 
 
 class _RangeDecoder(Dataset):
@@ -201,7 +216,7 @@ class _RangeDecoder(Dataset):
 
     def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         start, stop = item
-        return torch.stack(_decode_many(self.data, range(start, stop))), self.data.labels[start:stop]
+        return stack_same(_decode_many(self.data, range(start, stop)), "the split"), self.data.labels[start:stop]
 
 
 class _HistogramDecoder(Dataset):
@@ -213,9 +228,11 @@ class _HistogramDecoder(Dataset):
     def __len__(self) -> int:
         return len(self.order)
 
-    def __getitem__(self, item: tuple[int, int]) -> torch.Tensor:
+    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         start, stop = item
-        return sum(channel_histograms(x[None]) for x in _decode_many(self.data, self.order[start:stop]))
+        images = _decode_many(self.data, self.order[start:stop])
+        sizes = torch.tensor(sorted({tuple(x.shape[1:]) for x in images}), dtype=torch.int64).view(-1, 2)
+        return sum(channel_histograms(x[None]) for x in images), sizes
 
 
 def _loader(dataset: Dataset, sampler: Any, workers: int, device: torch.device, persistent: bool = False) -> DataLoader:
