@@ -369,9 +369,13 @@ ATTENTION_PREFIX = "model.attention."
 def inert_keys(spec: RunSpec) -> frozenset[str]:
     """Keys that cannot change what a run computes: every SE knob of a plain ResNet (``kind: none``) and the
     cost-term knobs of a fixed-width SE, ``init_std`` of an SE not initialised ``normal``, the reference batch
-    of an unscaled learning rate. Left out of the run key, so one baseline serves every sweep."""
-    recipe = frozenset({"recipe.lr_reference_batch"}) if spec.recipe.lr_scaling == "none" else frozenset()
-    return recipe | _inert_attention(spec)
+    of an unscaled learning rate, the memory budget where no ``loader: auto`` reads it. Left out of the run key,
+    so one baseline serves every sweep."""
+    r = spec.recipe
+    recipe = {"recipe.lr_reference_batch"} if r.lr_scaling == "none" else set()
+    if r.loader != "auto" or r.dataset != "imagefolder":  # the budget only decides auto on an image folder
+        recipe.add("recipe.memory_budget_gb")
+    return frozenset(recipe) | _inert_attention(spec)
 
 
 def _inert_attention(spec: RunSpec) -> frozenset[str]:

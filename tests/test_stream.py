@@ -265,3 +265,15 @@ def test_stream_statistics_are_cached_by_the_folder_content(tmp_path: Path, monk
     Image.new("RGB", (12, 12), (255, 0, 0)).save(root / "train" / "c0" / "99.png")  # other files: measured anew
     third = load_data(recipe(root, loader="stream", loader_workers=0))
     assert len(decoded) == 24 + 25 and third.mean != first.mean
+
+
+def test_the_memory_budget_is_in_the_run_key_only_where_auto_reads_it() -> None:
+    from sesweep.spec import run_key
+
+    def key(**recipe: object) -> str:
+        return run_key(run_spec({f"recipe.{k}": v for k, v in recipe.items()}), data_id="d")
+
+    assert key(memory_budget_gb=1) == key(memory_budget_gb=2)  # digits: always in memory
+    assert key(dataset="imagefolder", loader="stream", memory_budget_gb=1) == key(
+        dataset="imagefolder", loader="stream", memory_budget_gb=2)
+    assert key(dataset="imagefolder", memory_budget_gb=1) != key(dataset="imagefolder", memory_budget_gb=2)

@@ -286,9 +286,11 @@ def test_logged_params_leave_out_the_knobs_a_run_does_not_use():
     assert fixed["model.attention.reduction"] == 8 and fixed["model.attention.stages"] == "all"
     assert "model.attention.cost_weight" not in fixed and "model.attention.cost_unit" not in fixed
     learned = run_spec({"model.attention.adaptive": "learnable", "model.attention.cost_weight": 1})
-    unused = {"model.attention.init_std", "recipe.lr_reference_batch"}  # the torch init; an unscaled lr
+    # the torch init's std, an unscaled lr's reference batch, the budget of a data set that is never streamed
+    unused = {"model.attention.init_std", "recipe.lr_reference_batch", "recipe.memory_budget_gb"}
     assert logged_params(learned) == {k: v for k, v in flatten(learned).items() if k not in unused}
-    scaled = run_spec({"model.attention.init": "normal", "recipe.lr_scaling": "linear"})
+    scaled = run_spec({"model.attention.init": "normal", "recipe.lr_scaling": "linear",
+                       "recipe.dataset": "imagefolder"})
     assert unused <= set(logged_params(scaled))
 
 
