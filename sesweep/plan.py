@@ -34,6 +34,7 @@ from sesweep.results import DEFAULT_BASELINES  # the baseline's default names, i
 from sesweep.spec import ATTENTION_PREFIX, RunSpec, SpecError, flatten, run_key, run_spec, schema_keys
 from sesweep.sweepfile import (
     TOP_KEYS,
+    check_size,
     check_top_keys,
     first_duplicate,
     flat_overrides,
@@ -252,6 +253,7 @@ def _parse(text: str, source: str) -> Plan:
     base = run_spec(base_flat)
     seeds = sweep_seeds(data)
     axes = _axes(data, base, known)
+    check_size(data, [len(values) for _, values in axes], len(seeds))
     variants = _expand(data, base, axes, known)
     crossed = _crossed_baselines(data, base, axes, known, {v.name for v in variants})
     variants += crossed

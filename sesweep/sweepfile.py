@@ -15,8 +15,15 @@ from sesweep.spec import SpecError, check_key
 from sesweep.vocabulary import check_names
 
 #: the keys a sweep file may have at its top level
-TOP_KEYS = ("name", "description", "model", "recipe", "seeds", "variants", "axes", "baseline", "tables", "figures")
+TOP_KEYS = ("name", "description", "model", "recipe", "seeds", "variants", "axes", "baseline", "tables", "figures",
+            "max_runs")
 NAME_RE = re.compile(r"^[a-z0-9_-]+$")
+#: a sweep of more runs is refused when it is loaded, before anything is expanded, unless ``max_runs`` allows it
+MAX_RUNS = 10_000
+#: a sweep file whose YAML expands (anchors and aliases followed) to more nodes is refused before it is walked
+MAX_YAML_NODES = 100_000
+#: a longer sweep file is refused before it is parsed (parsing 7 MB of YAML takes seconds)
+MAX_CHARS = 1_000_000
 
 
 # --------------------------------------------------------------------------------------------------
@@ -44,13 +51,43 @@ def _find_duplicate_keys(node: yaml.Node, path: str = "") -> None:
             _find_duplicate_keys(item, f"{path}[{i}]")
 
 
+def _expanded_size(node: yaml.Node, memo: dict[int, int], open_: set[int]) -> int:
+    """How many nodes the tree has with every alias followed (shared nodes counted once per use), capped just
+    above :data:`MAX_YAML_NODES`: an alias bomb (nested anchors, 10 levels of 9 → 3.5e9 nodes) is measured, not
+    walked."""
+    if id(node) in memo:
+        return memo[id(node)]
+    if id(node) in open_:
+        raise SpecError("", f"not valid here: a YAML anchor refers to itself (line {node.start_mark.line + 1})")
+    open_.add(id(node))
+    size = 1
+    children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else \
+        node.value if isinstance(node, yaml.SequenceNode) else []
+    for child in children:
+        size = min(size + _expanded_size(child, memo, open_), MAX_YAML_NODES + 1)
+    open_.discard(id(node))
+    memo[id(node)] = size
+    return size
+
+
+#: libyaml's safe loader where PyYAML was built with it (10× faster on a huge file), else the pure-Python one
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_yaml(text: str) -> Any:
-    """Safe YAML that rejects duplicate mapping keys (PyYAML alone keeps the last one silently)."""
+    """Safe YAML that rejects duplicate mapping keys (PyYAML alone keeps the last one silently) and documents
+    that expand past :data:`MAX_YAML_NODES` (anchor/alias bombs)."""
+    if len(text) > MAX_CHARS:
+        raise SpecError("", f"the sweep file is {len(text):,} characters long, more than the limit of {MAX_CHARS:,}; "
+                            "a sweep file is a few kB (a long list of seeds or values? fewer will do)")
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)
         if node is not None:
+            if _expanded_size(node, {}, set()) > MAX_YAML_NODES:
+                raise SpecError("", f"the sweep file holds more than {MAX_YAML_NODES:,} YAML values (counting each "
+                                    "use of an anchor); a sweep file needs far fewer")
             _find_duplicate_keys(node)
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -85,6 +122,26 @@ def sweep_name(data: Mapping[str, Any]) -> str:
         raise SpecError("name", f"{name!r} is not allowed; allowed: lower-case letters, digits, _ and - "
                                 "(it names results/<name>/)")
     return name
+
+
+def check_size(data: Mapping[str, Any], axis_lengths: Sequence[int], seeds: int) -> None:
+    """Refuse a sweep of more than ``max_runs`` runs (default :data:`MAX_RUNS`) before it is expanded, with the
+    count and the key that allows it: a 10^5-point grid or a million seeds would take minutes just to plan."""
+    limit = data.get("max_runs", MAX_RUNS)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise SpecError("max_runs", f"{limit!r} is not allowed; allowed: an integer >= 1")
+    grid = 1
+    for n in axis_lengths:
+        grid *= n
+    variants = data.get("variants") if isinstance(data.get("variants"), Mapping) else {}
+    crossed = grid if isinstance(data.get("baseline"), Mapping) and axis_lengths else 0
+    runs = (grid + len(variants) + crossed) * seeds
+    if runs > limit:
+        where = " x ".join(map(str, axis_lengths)) or "1"
+        raise SpecError("max_runs", f"this sweep has {runs:,} runs ({where} axis points + {len(variants)} variants"
+                                    f"{f' + {crossed} crossed baselines' if crossed else ''}, x {seeds} seeds), more "
+                                    f"than the limit of {limit:,}; if you mean it, set max_runs: {runs} in the "
+                                    "sweep file")
 
 
 def sweep_seeds(data: Mapping[str, Any]) -> tuple[int, ...]:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shlex
 import shutil
+import socket
+import subprocess
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -84,3 +90,60 @@ def count_trainings(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
     monkeypatch.setattr(sesweep.training.train, "train", counting)
     return calls
+
+
+# --------------------------------------------------------------------------------------------------
+# PostgreSQL: the several-machine storage (a throwaway cluster per test)
+
+
+def _pg_bindir() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on a free local port, as the ``postgres`` user when running as root."""
+    bindir = _pg_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries not found (Debian/Ubuntu: apt-get install -y postgresql)")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("no PostgreSQL driver for SQLAlchemy: pip install 'psycopg[binary]'")
+    prefix: list[str] = []
+    root = Path(tempfile.mkdtemp(prefix="sesweep-pg-"))
+    if os.getuid() == 0:
+        import pwd
+
+        try:
+            pg = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no postgres user to run the server as")
+        os.chown(root, pg.pw_uid, pg.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"] if shutil.which("runuser") else ["su", "postgres", "-c"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def as_pg(*args: str) -> None:
+        cmd = [*prefix, shlex.join(args)] if prefix[:1] == ["su"] else [*prefix, *args]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+
+    data = root / "data"
+    try:
+        as_pg(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+        as_pg(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-t", "60", "-o",
+              f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+    except subprocess.CalledProcessError as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        raise RuntimeError(f"could not start PostgreSQL: {exc.stderr}") from None
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        with contextlib.suppress(Exception):
+            as_pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,28 @@ def test_plan_is_picklable_for_spawned_workers(make_sweep):
     plan = load_plan(make_sweep("pick", seeds=(0, 1), axes={"model.attention.reduction": [4, 8]}))
     again: Plan = pickle.loads(pickle.dumps(plan))
     assert again.keys == plan.keys and again.runs == plan.runs
+
+
+def test_a_huge_sweep_file_is_refused_before_it_is_parsed(tmp_path: Path):
+    from sesweep.sweepfile import MAX_CHARS
+
+    path = tmp_path / "huge.yaml"
+    path.write_text("name: huge\nseeds: [" + ", ".join(map(str, range(MAX_CHARS // 7))) + "]\n")
+    start = time.perf_counter()
+    with pytest.raises(SpecError, match=r"huge.yaml: the sweep file is [\d,]+ characters long, more than the limit"):
+        load_plan(path)
+    assert time.perf_counter() - start < 2
+
+
+def test_max_runs_raises_the_limit_on_the_size_of_a_sweep():
+    from sesweep.sweepfile import MAX_RUNS, check_size
+
+    check_size({}, [100, 100], 1)  # exactly the default limit
+    with pytest.raises(SpecError, match=r"max_runs: this sweep has 20,000 runs \(100 x 100 axis points \+ 0 variants"
+                                        r", x 2 seeds\), more than the limit of 10,000; .*set max_runs: 20000"):
+        check_size({}, [100, 100], 2)
+    check_size({"max_runs": 20_000}, [100, 100], 2)
+    with pytest.raises(SpecError, match="max_runs: this sweep has 30,009 runs"):  # variants and crossed baselines
+        check_size({"variants": {"a": {}, "b": {}, "c": {}}, "baseline": {"model.attention.kind": "none"}},
+                   [100, 50], 3)
+    assert MAX_RUNS == 10_000

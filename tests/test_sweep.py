@@ -7,22 +7,16 @@ killed with SIGKILL mid-run whose run another worker takes over after the heartb
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import math
 import multiprocessing
 import os
-import shlex
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -321,69 +315,9 @@ def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(make_sweep
 # PostgreSQL: the multi-machine storage
 
 
-def _pg_bindir() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
-    if found:
-        return found[-1].parent
-    initdb = shutil.which("initdb")
-    return Path(initdb).parent if initdb else None
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A throwaway PostgreSQL cluster on a free local port, as the ``postgres`` user when running as root."""
-    bindir = _pg_bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries not found (Debian/Ubuntu: apt-get install -y postgresql)")
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        pytest.skip("no PostgreSQL driver for SQLAlchemy: pip install 'psycopg[binary]'")
-    prefix: list[str] = []
-    root = Path(tempfile.mkdtemp(prefix="sesweep-pg-"))
-    if os.getuid() == 0:
-        import pwd
-
-        try:
-            pg = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no postgres user to run the server as")
-        os.chown(root, pg.pw_uid, pg.pw_gid)
-        prefix = ["runuser", "-u", "postgres", "--"] if shutil.which("runuser") else ["su", "postgres", "-c"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-
-    def as_pg(*args: str) -> None:
-        cmd = [*prefix, shlex.join(args)] if prefix[:1] == ["su"] else [*prefix, *args]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
-
-    data = root / "data"
-    try:
-        as_pg(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
-        as_pg(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-t", "60", "-o",
-              f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
-    except subprocess.CalledProcessError as exc:
-        shutil.rmtree(root, ignore_errors=True)
-        raise RuntimeError(f"could not start PostgreSQL: {exc.stderr}") from None
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        with contextlib.suppress(Exception):
-            as_pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def test_postgres_storage_two_workers_exactly_once(make_sweep, tmp_path: Path, postgres_url: str):
-    # the claim protocol under racing processes ...
+def test_postgres_storage_racing_claims_exactly_once(make_sweep, tmp_path: Path, postgres_url: str):
+    """The claim protocol under racing processes on PostgreSQL; real training workers on it, killed and not, are
+    in tests/test_many_machines.py."""
     race = load_plan(make_sweep("pgrace", seeds=tuple(range(16))))
     assert race_claims(race, postgres_url, tmp_path) == Counter(race.keys)
     assert_exactly_once(race, trials_of(race, postgres_url))
-    # ... and two real training workers sharing the study through PostgreSQL
-    plan = load_plan(make_sweep("pgpair", seeds=(0, 1), axes={"model.attention.reduction": [4, 16]}))
-    status = sw.run_sweep(plan, storage=postgres_url, workers=2, results_dir=tmp_path / "results", tracking=False,
-                          heartbeat_interval=1, grace_period=10, progress=False)
-    assert status.done == status.total == 4
-    assert_exactly_once(plan, trials_of(plan, postgres_url))
-    assert not (tmp_path / "results" / "pgpair" / "optuna.db").exists()
-    assert len(read_csv(tmp_path / "results" / "pgpair" / "runs.csv")) == 4

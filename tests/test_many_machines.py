@@ -1,0 +1,162 @@
+"""Several machines on one sweep, for real: a throwaway PostgreSQL storage, an ``mlflow server`` on loopback, and
+three ``sesweep run`` processes with results folders of their own (machines that share nothing but the two
+servers), one of them SIGKILLed mid-run.
+
+What must hold: every run finished exactly once in the study, with the metrics a single worker computes for the
+same seeds (CPU runs are deterministic), exactly one FINISHED MLflow run per run key, and every surviving
+machine's results folder holding every run's record, rebuilt from the storage.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from sesweep.plan import load_plan
+from sesweep.runner import sweep as sw
+
+ROOT = Path(__file__).resolve().parents[1]
+METRICS = ("top1_err", "top5_err", "test_loss", "train_loss", "params", "macs", "epochs_done")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path, mlflow_template: Path) -> Iterator[str]:
+    """``mlflow server`` on 127.0.0.1 with its own SQLite store (copied from a migrated template) and artifacts."""
+    store = tmp_path / "mlflow-server"
+    store.mkdir()
+    shutil.copy(mlflow_template, store / "mlflow.db")
+    port = free_port()
+    log = (store / "server.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                             "--workers", "1", "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
+                             "--artifacts-destination", str(store / "artifacts")],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mlflow server did not start: {(store / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def rows_by_key(path: Path) -> dict[str, dict[str, str]]:
+    with path.open(newline="") as fh:
+        return {row["run_key"]: row for row in csv.DictReader(fh)}
+
+
+def test_three_machines_on_postgres_and_an_mlflow_server_survive_a_sigkill(make_sweep, tmp_path: Path,
+                                                                          postgres_url: str, mlflow_server: str,
+                                                                          count_trainings: Counter[str]):
+    # 6 runs; the base variant's are long enough (6 epochs) to be caught running
+    path = make_sweep("machines", seeds=(0, 1), recipe={"epochs": 6},
+                      variants={"quick": {"recipe.epochs": 2}, "resnet": {"model.attention.kind": "none",
+                                                                          "recipe.epochs": 2}})
+    plan = load_plan(path)
+    study_name = plan.name
+
+    def machine(i: int) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "sesweep", "run", str(path), "--storage", postgres_url, "--tracking-uri",
+               mlflow_server, "--results", str(tmp_path / f"machine{i}"), "--heartbeat", "1", "--grace", "4",
+               "--threads", "1", "--quiet"]
+        return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    procs = [machine(i) for i in range(3)]
+    victim = None
+    try:
+        deadline = time.monotonic() + 300
+        while victim is None and time.monotonic() < deadline and all(p.poll() is None for p in procs):
+            time.sleep(0.2)
+            try:
+                trials = optuna.load_study(study_name=study_name, storage=postgres_url).get_trials(deepcopy=False)
+            except Exception:  # the study is still being created
+                continue
+            for t in trials:
+                pid = int(str(t.user_attrs.get("worker", ":0")).rpartition(":")[2])
+                if t.state == TrialState.RUNNING and any(p.pid == pid for p in procs):
+                    victim = next(p for p in procs if p.pid == pid)
+                    os.kill(pid, signal.SIGKILL)
+                    break
+        assert victim is not None, "no worker was caught running a trial"
+        for p in procs:
+            p.wait(timeout=600)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    survivors = [i for i, p in enumerate(procs) if p is not victim]
+    assert victim.returncode == -signal.SIGKILL
+    for i in survivors:
+        assert procs[i].returncode == 0, procs[i].stderr.read() if procs[i].stderr else ""
+
+    # the study: every run finished exactly once; the killed attempt is a failed trial of a run that finished later
+    trials = optuna.load_study(study_name=study_name, storage=postgres_url).get_trials(deepcopy=False)
+    done = Counter(t.user_attrs["run_key"] for t in trials if t.state == TrialState.COMPLETE)
+    assert done == Counter(plan.keys)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    lost = [t for t in trials if t.state == TrialState.FAIL]  # the killed attempt, failed once its heartbeat stopped
+    assert len(lost) == 1 and lost[0].user_attrs["worker"].endswith(f":{victim.pid}")
+
+    # a fourth machine that ran nothing rebuilds the complete results folder from the storage alone
+    late = sw.run_sweep(plan, storage=postgres_url, results_dir=tmp_path / "late", tracking=False,
+                        heartbeat_interval=1, grace_period=4, progress=False, threads=1)
+    assert late.done == late.total == len(plan.keys) and not count_trainings
+    assert sorted(rows_by_key(tmp_path / "late" / "machines" / "runs.csv")) == sorted(plan.keys)
+
+    # the same metrics as one worker on one machine (SQLite, no tracking) computes for the same seeds
+    single = sw.run_sweep(plan, results_dir=tmp_path / "single", tracking=False, heartbeat_interval=1,
+                          grace_period=4, progress=False, threads=1)
+    assert single.done == single.total == len(plan.keys)
+    want = rows_by_key(tmp_path / "single" / "machines" / "runs.csv")
+    assert sum(count_trainings.values()) == len(plan.keys)  # (the single worker's own trainings)
+    for i in survivors:  # machines that share no folder: each rebuilt every record from the storage
+        got = rows_by_key(tmp_path / f"machine{i}" / "machines" / "runs.csv")
+        assert sorted(got) == sorted(plan.keys)
+        for key in plan.keys:
+            assert {m: got[key][m] for m in METRICS} == {m: want[key][m] for m in METRICS}, key
+
+    # MLflow: exactly one FINISHED training run per run key (the killed attempt is never FINISHED)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name(plan.name)
+    runs = client.search_runs([experiment.experiment_id], filter_string="attributes.status = 'FINISHED'",
+                              max_results=1000)
+    finished = Counter(r.data.tags.get("run_key") for r in runs if r.data.tags.get("sesweep.role") != "sweep")
+    assert finished == Counter(plan.keys)
