@@ -79,17 +79,17 @@ def check_data(plan: Plan) -> None:
     for v in plan.variants:
         recipe = v.spec.recipe
         config = (recipe.dataset, recipe.data_root, recipe.train_subset, recipe.test_subset, recipe.image_size,
-                  recipe.loader)
+                  recipe.loader, recipe.batch_size)
         if config in checked:
             continue
         checked.add(config)
         try:
             try:
                 if recipe.dataset in ("imagenet32", "imagenet64"):
-                    _check_npz(recipe)
+                    _check_batch(recipe, _check_npz(recipe))
                     continue
                 if recipe.dataset != "imagefolder":
-                    load_data(recipe)
+                    _check_batch(recipe, len(load_data(recipe).train))
                     continue
                 root = folder_root(recipe)
                 classes = folder_classes(root)
@@ -102,6 +102,8 @@ def check_data(plan: Plan) -> None:
                     if n is not None and n > len(files):
                         raise SpecError(key, f"{n} is more than the {len(files)} images of the {split} split "
                                              f"under {root}")
+                    if split == "train":
+                        _check_batch(recipe, len(files) if n is None else n)
                 dataset_image_size(recipe)
             except OSError as exc:
                 raise _unreadable(exc) from None
@@ -109,14 +111,24 @@ def check_data(plan: Plan) -> None:
             raise in_variant(exc, v) from None
 
 
-def _check_npz(recipe: Any) -> None:
-    """Downsampled ImageNet: every npz file there, its labels and array header checked, the pixels not read."""
+def _check_batch(recipe: Any, train_images: int) -> None:
+    """A batch larger than the train split is refused here, once, rather than by every run as it starts."""
+    if recipe.batch_size > train_images:
+        raise SpecError("recipe.batch_size", f"{recipe.batch_size} is more than the {train_images} training images; "
+                                             f"allowed: at most {train_images} (or more images: recipe.train_subset)")
+
+
+def _check_npz(recipe: Any) -> int:
+    """Downsampled ImageNet: every npz file there, its labels and array header checked, the pixels not read;
+    returns how many train images a run keeps."""
     from sesweep.training.data.downsampled import scan_npz
 
-    for split, scanned, n, key in zip(("train", "test"), scan_npz(recipe), (recipe.train_subset, recipe.test_subset),
+    splits = scan_npz(recipe)
+    for split, scanned, n, key in zip(("train", "test"), splits, (recipe.train_subset, recipe.test_subset),
                                       ("recipe.train_subset", "recipe.test_subset"), strict=True):
         if n is not None and n > len(scanned):
             raise SpecError(key, f"{n} is more than the {len(scanned)} images of the {split} split")
+    return len(splits[0]) if recipe.train_subset is None else recipe.train_subset
 
 
 def check_recipes(variants: list[Variant]) -> None:

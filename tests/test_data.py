@@ -599,8 +599,10 @@ def test_batch_counts_drop_last_and_channels_last() -> None:
     assert x.is_contiguous(memory_format=torch.channels_last)
     x, _ = next(iter(batches(data, batch_size=4).epoch(0)))
     assert x.is_contiguous()
-    small = batches(indexed_set(n=3), batch_size=8)
-    assert len(small) == 1 and [len(y) for _, y in small.epoch(0)] == [3]
+    with pytest.raises(SpecError, match=r"recipe.batch_size: 8 is more than the 3 training images; allowed: at most 3"):
+        batches(indexed_set(n=3), batch_size=8)  # refused, not silently shrunk to 3
+    whole = batches(indexed_set(n=3), batch_size=3)
+    assert len(whole) == 1 and [len(y) for _, y in whole.epoch(0)] == [3]
     with pytest.raises(ValueError, match="at least 2"):
         batches(indexed_set(n=1))
 

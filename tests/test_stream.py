@@ -277,3 +277,14 @@ def test_the_memory_budget_is_in_the_run_key_only_where_auto_reads_it() -> None:
     assert key(dataset="imagefolder", loader="stream", memory_budget_gb=1) == key(
         dataset="imagefolder", loader="stream", memory_budget_gb=2)
     assert key(dataset="imagefolder", memory_budget_gb=1) != key(dataset="imagefolder", memory_budget_gb=2)
+
+
+def test_a_batch_larger_than_the_train_split_is_refused_before_any_run(make_sweep, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from sesweep.cli import main
+
+    path = make_sweep(recipe={"batch_size": 33})  # the fake recipe keeps 32 train images
+    assert main(["run", str(path), "--results", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "recipe.batch_size: 33 is more than the 32 training images; allowed: at most 32" in err[0]
+    assert not (tmp_path / "results").exists()

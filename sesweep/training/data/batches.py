@@ -13,6 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from sesweep.spec import SpecError
 from sesweep.training.data.augment import CROP_PAD, EpochDraws, epoch_draws, imagenet_batch, imagenet_draws
 from sesweep.training.data.images import ImageSet
 
@@ -42,13 +43,16 @@ def finish(x_nhwc: torch.Tensor, a: torch.Tensor, b: torch.Tensor, channels_last
 
 
 def batch_count(num_images: int, batch_size: int) -> tuple[int, int]:
-    """``(batches per epoch, batch size)``: the last partial batch is dropped unless it is the only one."""
+    """``(batches per epoch, batch size)``: the last partial batch is dropped. A batch larger than the train split
+    is an error, not silently shrunk to it (the run would train with another batch size than its key says)."""
     if num_images < 2:
         raise ValueError(f"training needs at least 2 images (BatchNorm), got {num_images}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    size = min(batch_size, num_images)
-    return max(1, num_images // size), size
+    if batch_size > num_images:
+        raise SpecError("recipe.batch_size", f"{batch_size} is more than the {num_images} training images; allowed: "
+                                             f"at most {num_images} (or more images: recipe.train_subset)")
+    return num_images // batch_size, batch_size
 
 
 class TrainBatches:
