@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,6 +216,21 @@ def _folder_key(root: Path, files: Sequence[str], rules: tuple[Decode, Decode]) 
     return h.hexdigest()[:24]
 
 
+def check_sizes(sizes: Iterable[tuple[int, int]], where: str) -> None:
+    """Images that nothing resizes must share one square size: else a one-line error naming ``image_size``.
+    Both loaders check with this (the memory loader as it stacks a split, the stream loader up front and per
+    batch); ``sizes`` are (height, width)."""
+    sizes = sorted(set(sizes))
+    if len(sizes) > 1:
+        shown = ", ".join(f"{w}x{h}" for h, w in sizes[:4]) + (" …" if len(sizes) > 4 else "")
+        raise SpecError("recipe.image_size", f"images under {where} have different sizes ({shown}); "
+                                             "set recipe.image_size=N to resize them all to NxN")
+    if sizes and sizes[0][0] != sizes[0][1]:
+        h, w = sizes[0]
+        raise SpecError("recipe.image_size", f"images under {where} are {w}x{h}, not square; "
+                                             "set recipe.image_size=N to resize them to NxN")
+
+
 def _stack(images: list[torch.Tensor], root: Path, what: str, crops: bool = False) -> torch.Tensor:
     """One uint8 tensor of a split's images; ``crops``: ImageNet training images, which keep their own size
     (any aspect) because the crops are cut from them later — so they must all share one."""
@@ -225,14 +240,8 @@ def _stack(images: list[torch.Tensor], root: Path, what: str, crops: bool = Fals
         raise SpecError("recipe.loader", f"images under {root / what} have different sizes ({shown}); the memory "
                                          "loader keeps one tensor of one size, and ImageNet augmentation crops from "
                                          "the originals: set recipe.loader=stream (or auto)")
-    if len(sizes) > 1:
-        shown = ", ".join(f"{w}x{h}" for h, w in sizes[:4]) + (" …" if len(sizes) > 4 else "")
-        raise SpecError("recipe.image_size", f"images under {root} have different sizes ({shown}); "
-                                             "set recipe.image_size=N to resize them all to NxN")
-    if sizes and sizes[0][0] != sizes[0][1] and not crops:
-        h, w = sizes[0]
-        raise SpecError("recipe.image_size", f"images under {root} are {w}x{h}, not square; "
-                                             "set recipe.image_size=N to resize them to NxN")
+    if not crops:
+        check_sizes(sizes, str(root))
     if not images:
         raise SpecError("recipe.data_root", f"no images in {what} under {root}")
     return torch.stack(images)

@@ -22,6 +22,7 @@ from sesweep.spec import RecipeSpec, SpecError
 from sesweep.training.data.batches import TrainBatches
 from sesweep.training.data.imagefolder import (
     cache_dir,
+    check_sizes,
     decode_rules,
     folder_classes,
     folder_files,
@@ -108,10 +109,7 @@ def _normalisation(recipe: RecipeSpec, root: Path, train: FileSet) -> tuple[tupl
         return tuple(map(float, doc["mean"])), tuple(map(float, doc["std"]))
     hists, sizes = stream_histograms(train, stats_index(train.labels, len(train.classes)))
     if recipe.augment != "imagenet":  # ImageNet crops come from images of any size; the others keep theirs
-        shown = ", ".join(f"{w}x{h}" for h, w in sorted(sizes)[:4])
-        if len(sizes) > 1 or any(h != w for h, w in sizes):
-            raise SpecError("recipe.image_size", f"images under {root / 'train'} are {shown}: not one square "
-                                                 "size; set recipe.image_size=N to resize them all to NxN")
+        check_sizes(sizes, str(root / "train"))
     mean, std = stats_from_histograms(hists)
     with contextlib.suppress(OSError):  # a read-only or full cache disk costs the next run this pass, nothing else
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from sesweep.spec import SpecError
 from sesweep.training.data.augment import epoch_draws, imagenet_batch, imagenet_draws, pad_crop_flip
 from sesweep.training.data.batches import _affine, batch_count, finish
-from sesweep.training.data.imagefolder import Decode
+from sesweep.training.data.imagefolder import Decode, check_sizes
 from sesweep.training.data.images import ImageSet, channel_histograms
 
 #: batches each decoding worker keeps ready (DataLoader's prefetch_factor)
@@ -114,12 +114,9 @@ def stream_histograms(files: FileSet, index: torch.Tensor | None,
 
 
 def stack_same(images: list[torch.Tensor], what: str) -> torch.Tensor:
-    """One batch; images of different sizes (no ``recipe.image_size`` to resize them) are a one-line error."""
-    sizes = sorted({tuple(x.shape[1:]) for x in images})
-    if len(sizes) > 1:
-        shown = ", ".join(f"{w}x{h}" for h, w in sizes[:4])
-        raise SpecError("recipe.image_size", f"images under {what} have different sizes ({shown}); "
-                                             "set recipe.image_size=N to resize them all to NxN")
+    """One batch; images not of one square size (no ``recipe.image_size`` to resize them) are a one-line error
+    (:func:`.imagefolder.check_sizes`)."""
+    check_sizes((tuple(x.shape[1:]) for x in images), what)
     return torch.stack(images)
 
 
