@@ -6,9 +6,13 @@ import contextlib
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -104,9 +108,35 @@ def _pg_bindir() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
+class PostgresServer:
+    """A throwaway PostgreSQL cluster on a free local port (as the ``postgres`` user when running as root) that
+    a test can stop and start again, as an outage would."""
+
+    def __init__(self, bindir: Path, root: Path, prefix: list[str], port: int) -> None:
+        self.bindir, self.root, self.prefix, self.port = bindir, root, prefix, port
+        self.data = root / "data"
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+
+    def _as_pg(self, *args: str) -> None:
+        cmd = [*self.prefix, shlex.join(args)] if self.prefix[:1] == ["su"] else [*self.prefix, *args]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+
+    def init(self) -> None:
+        self._as_pg(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E",
+                    "UTF8", "--no-sync")
+
+    def start(self) -> None:
+        self._as_pg(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-t",
+                    "60", "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+
+    def stop(self, mode: str = "immediate") -> None:
+        self._as_pg(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A throwaway PostgreSQL cluster on a free local port, as the ``postgres`` user when running as root."""
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster (:class:`PostgresServer`), started; skipped with the reason where there
+    is none to start."""
     bindir = _pg_bindir()
     if bindir is None:
         pytest.skip("PostgreSQL server binaries not found (Debian/Ubuntu: apt-get install -y postgresql)")
@@ -128,22 +158,87 @@ def postgres_url() -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-
-    def as_pg(*args: str) -> None:
-        cmd = [*prefix, shlex.join(args)] if prefix[:1] == ["su"] else [*prefix, *args]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
-
-    data = root / "data"
+    server = PostgresServer(bindir, root, prefix, port)
     try:
-        as_pg(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
-        as_pg(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-t", "60", "-o",
-              f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        server.init()
+        server.start()
     except subprocess.CalledProcessError as exc:
         shutil.rmtree(root, ignore_errors=True)
         raise RuntimeError(f"could not start PostgreSQL: {exc.stderr}") from None
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        yield server
     finally:
         with contextlib.suppress(Exception):
-            as_pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+            server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The SQLAlchemy URL of a throwaway PostgreSQL cluster (:func:`postgres_server`)."""
+    return postgres_server.url
+
+
+# --------------------------------------------------------------------------------------------------
+# MLflow: a tracking server on loopback
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class MlflowServer:
+    """``mlflow server`` on 127.0.0.1 with its own SQLite store and artifacts, at a fixed port so that a test
+    can kill it and start it again where its clients expect it."""
+
+    def __init__(self, store: Path, template: Path) -> None:
+        store.mkdir(parents=True, exist_ok=True)
+        shutil.copy(template, store / "mlflow.db")
+        self.store = store
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 120) -> None:
+        log = (self.store / "server.log").open("a")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers",
+             "1", "--backend-store-uri", f"sqlite:///{self.store / 'mlflow.db'}", "--artifacts-destination",
+             str(self.store / "artifacts")], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mlflow server did not start: {(self.store / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.3)
+
+    def kill(self) -> None:
+        """Killed, not shut down politely (that takes seconds; an outage does not ask)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+@pytest.fixture
+def mlflow_server_process(tmp_path: Path, mlflow_template: Path) -> Iterator[MlflowServer]:
+    """An :class:`MlflowServer`, not yet started."""
+    server = MlflowServer(tmp_path / "mlflow-server", mlflow_template)
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def mlflow_server(mlflow_server_process: MlflowServer) -> str:
+    """The URL of a running ``mlflow server`` on loopback (:class:`MlflowServer`)."""
+    mlflow_server_process.start()
+    return mlflow_server_process.url

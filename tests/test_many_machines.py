@@ -11,19 +11,14 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
-import pytest
 from optuna.trial import TrialState
 
 from sesweep.plan import load_plan
@@ -31,44 +26,6 @@ from sesweep.runner import sweep as sw
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("top1_err", "top5_err", "test_loss", "train_loss", "params", "macs", "epochs_done")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def mlflow_server(tmp_path: Path, mlflow_template: Path) -> Iterator[str]:
-    """``mlflow server`` on 127.0.0.1 with its own SQLite store (copied from a migrated template) and artifacts."""
-    store = tmp_path / "mlflow-server"
-    store.mkdir()
-    shutil.copy(mlflow_template, store / "mlflow.db")
-    port = free_port()
-    log = (store / "server.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", "1", "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
-                             "--artifacts-destination", str(store / "artifacts")],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start: {(store / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-        yield url
-    finally:  # a throwaway server: killed, not shut down politely (that takes seconds)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        log.close()
 
 
 def rows_by_key(path: Path) -> dict[str, dict[str, str]]:

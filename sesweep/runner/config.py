@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sesweep.results import DEFAULT_RESULTS
+from sesweep.runner.outage import DEFAULT_STORAGE_PATIENCE
 from sesweep.spec import SpecError
 
 #: seconds between heartbeats of a running trial (Optuna takes whole seconds)
@@ -42,6 +43,7 @@ class SweepConfig:
     results: str | None = None           # the results folder as given (paths in messages); None: results_dir
     checkpoint_every: str = DEFAULT_CHECKPOINT_EVERY  # see checkpoint_interval
     keep_checkpoints: bool = False       # leave a finished run's checkpoints in results/NAME/checkpoints/
+    storage_patience: float = DEFAULT_STORAGE_PATIENCE  # seconds a worker waits out a storage that does not answer
 
     @property
     def poll_interval(self) -> float:
@@ -63,7 +65,8 @@ class SweepConfig:
                progress: bool | None = None, max_retries: int = 1, heartbeat_interval: int = DEFAULT_HEARTBEAT,
                grace_period: int | None = None, retry_failed: bool = False, wait: bool = True,
                threads: int | None = None, checkpoint_every: str | int = DEFAULT_CHECKPOINT_EVERY,
-               keep_checkpoints: bool = False) -> SweepConfig:
+               keep_checkpoints: bool = False,
+               storage_patience: str | float = DEFAULT_STORAGE_PATIENCE) -> SweepConfig:
         """The settings of sweep ``name``, checked (a bad value is a :class:`SpecError` naming its option).
 
         ``storage`` defaults to SQLite under ``results_dir/<name>/``, ``tracking_uri`` (with ``tracking``) to
@@ -81,6 +84,7 @@ class SweepConfig:
             raise SpecError("--heartbeat",
                             f"{heartbeat_interval!r} is not allowed; allowed: an integer >= 1 (seconds)")
         parse_checkpoint_every(str(checkpoint_every))  # a bad value fails here, before anything runs
+        patience = parse_duration(str(storage_patience), "--storage-patience")
         grace = GRACE_INTERVALS * int(heartbeat_interval) if grace_period is None else int(grace_period)
         if grace <= heartbeat_interval:
             raise SpecError("--grace",
@@ -93,7 +97,7 @@ class SweepConfig:
                    max_retries=max_retries, heartbeat_interval=int(heartbeat_interval), grace_period=grace,
                    threads=threads, wait=wait, workers=workers, retry_failed=retry_failed, progress=progress,
                    results=str(results_dir), checkpoint_every=str(checkpoint_every),
-                   keep_checkpoints=keep_checkpoints)
+                   keep_checkpoints=keep_checkpoints, storage_patience=patience)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, name: str) -> SweepConfig:
@@ -103,7 +107,8 @@ class SweepConfig:
                           progress=False if args.quiet else None, max_retries=args.max_retries,
                           heartbeat_interval=args.heartbeat, grace_period=args.grace,
                           retry_failed=args.retry_failed, wait=not args.no_wait, threads=args.threads,
-                          checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints)
+                          checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
+                          storage_patience=args.storage_patience)
 
 
 def parse_checkpoint_every(text: str) -> tuple[int, float]:
@@ -120,6 +125,18 @@ def parse_checkpoint_every(text: str) -> tuple[int, float]:
     except ValueError:
         pass
     raise SpecError("--checkpoint-every", f"{text!r} is not allowed; allowed: {_CHECKPOINT_FORMS}")
+
+
+def parse_duration(text: str, option: str) -> float:
+    """Seconds from ``"600"``, ``"90s"``, ``"10m"`` or ``"1h"`` (0 and more); anything else is a :class:`SpecError`."""
+    value = text.strip().lower()
+    try:
+        seconds = float(value[:-1]) * _SECONDS[value[-1]] if value[-1:] in _SECONDS else float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise SpecError(option, f"{text!r} is not allowed; allowed: seconds >= 0, or a duration such as 90s, 10m, 1h")
+    return seconds
 
 
 def cores() -> int:

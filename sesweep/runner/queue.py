@@ -48,6 +48,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sesweep.plan import Plan, Run
 from sesweep.results import DEFAULT_RESULTS, DONE_STATUSES, sweep_dir
+from sesweep.runner.outage import OutageError, first_line, is_outage, patiently
 from sesweep.spec import SpecError
 
 if TYPE_CHECKING:
@@ -73,9 +74,10 @@ def default_storage(plan: Plan, results_dir: str | Path = DEFAULT_RESULTS) -> st
 # storage, study and the sweep lock
 
 
-def open_storage(url: str, heartbeat_interval: int | None = None,
-                 grace_period: int | None = None) -> optuna.storages.RDBStorage:
-    """An Optuna RDB storage with heartbeats; SQLite gets a long busy timeout and its folder created."""
+def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: int | None = None,
+                 patience: float = 0.0) -> optuna.storages.RDBStorage:
+    """An Optuna RDB storage with heartbeats; SQLite gets a long busy timeout and its folder created. A server
+    that does not answer is tried again for ``patience`` seconds (:func:`~sesweep.runner.outage.patiently`)."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -92,21 +94,29 @@ def open_storage(url: str, heartbeat_interval: int | None = None,
     else:
         engine_kwargs["pool_pre_ping"] = True
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    last: Exception | None = None
-    for attempt in range(5):  # several processes creating the tables at once may collide: try again
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
-                                                  heartbeat_interval=heartbeat_interval, grace_period=grace_period)
-        except ImportError as exc:
-            raise SpecError("--storage", f"no database driver for {parsed.drivername}: {exc}; for PostgreSQL "
-                                         "install psycopg (pip install 'psycopg[binary]') and use "
-                                         "postgresql+psycopg://…") from None
-        except Exception as exc:  # sqlalchemy / optuna errors while tables are being created
-            last = exc
-            time.sleep(0.2 + random.random() * (attempt + 1))
-    raise RuntimeError(f"cannot open the sweep storage {parsed.render_as_string(hide_password=True)}: {last}")
+    shown = parsed.render_as_string(hide_password=True)
+
+    def connect() -> optuna.storages.RDBStorage:
+        last: Exception | None = None
+        for attempt in range(5):  # several processes creating the tables at once may collide: try again
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+                                                      heartbeat_interval=heartbeat_interval,
+                                                      grace_period=grace_period)
+            except ImportError as exc:
+                raise SpecError("--storage", f"no database driver for {parsed.drivername}: {exc}; for PostgreSQL "
+                                             "install psycopg (pip install 'psycopg[binary]') and use "
+                                             "postgresql+psycopg://…") from None
+            except Exception as exc:  # sqlalchemy / optuna errors while tables are being created
+                if is_outage(exc) and parsed.get_backend_name() != "sqlite":
+                    raise  # a server that does not answer: waited out by patiently (SQLite's tables collide)
+                last = exc
+                time.sleep(0.2 + random.random() * (attempt + 1))
+        raise OutageError(f"cannot open the sweep storage {shown}: {first_line(last) if last else '?'}")
+
+    return patiently(f"opening the storage {shown}", patience, connect)
 
 
 def open_study(plan: Plan, storage: optuna.storages.BaseStorage) -> optuna.Study:
@@ -212,11 +222,20 @@ class Heartbeat:
         return self
 
     def _loop(self) -> None:
+        failing_since: float | None = None
         while not self._stop.wait(self.interval):
             try:
                 self.storage.record_heartbeat(self.trial_id)
-            except Exception as exc:  # a busy database must not kill the run; the next beat tries again
-                log.warning("heartbeat of trial %s failed: %s", self.trial_id, exc)
+            except Exception as exc:  # a busy or absent database must not kill the run; the next beat tries again
+                if failing_since is None:  # one line per outage, not one per beat
+                    failing_since = time.monotonic()
+                    log.warning("heartbeat of trial %s failed (%s); the run goes on and beats again when the "
+                                "storage answers", self.trial_id, first_line(exc))
+                continue
+            if failing_since is not None:
+                log.warning("heartbeat of trial %s recorded again after %.0f s", self.trial_id,
+                            time.monotonic() - failing_since)
+                failing_since = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -365,11 +384,18 @@ def finish(plan: Plan, study: optuna.Study, lock: SweepLock, trial_id: int, run:
                 storage.set_trial_user_attr(trial_id, k, v)
             storage.set_trial_state_values(trial_id, TrialState.COMPLETE, values=[value])
         except optuna.exceptions.UpdateFinishedTrialError:
+            if _recorded(storage, trial_id):  # an earlier try committed, but its answer was lost with the connection
+                return "recorded"
             # this worker was taken for dead (its heartbeat stalled) but did finish: keep the result once
             user_attrs = {"run_key": run.key, "sweep": plan.name, "variant": run.variant, "seed": run.seed,
                           "worker": worker_id(), "recovered_from_trial": trial_id, **attrs}
             study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, value=value, user_attrs=user_attrs))
     return "recorded"
+
+
+def _recorded(storage: optuna.storages.BaseStorage, trial_id: int) -> bool:
+    t = storage.get_trial(trial_id)
+    return t.state == TrialState.COMPLETE and trial_status(t) in DONE_STATUSES
 
 
 def fail(study: optuna.Study, trial_id: int, status: str, reason: str, tb: str = "") -> None:

@@ -11,12 +11,14 @@ import sys
 from typing import Any
 
 from sesweep.plan import Plan
+from sesweep.results import sweep_dir
 from sesweep.runner import precision
 from sesweep.runner.config import SweepConfig
-from sesweep.runner.outputs import write_manifest, write_tables
+from sesweep.runner.outage import check_writable, patiently
+from sesweep.runner.outputs import write_manifest
 from sesweep.runner.queue import SweepLock, open_storage, open_study
 from sesweep.runner.status import SweepStatus, dry_status, duration, study_status
-from sesweep.runner.worker import run_processes, run_worker, torch_threads
+from sesweep.runner.worker import refresh_tables, run_processes, run_worker, torch_threads
 from sesweep.spec import SpecError
 
 
@@ -38,10 +40,12 @@ def run_sweep(plan: Plan, config: SweepConfig | None = None, *, dry_run: bool = 
     if dry_run:
         return dry_status(precision.settle_read_only(plan, results_dir), results_dir)
     require_data(plan)
+    check_writable(sweep_dir(plan, cfg.results_dir), sweep_dir(plan, results_dir))  # before the storage it may hold
 
-    st = open_storage(cfg.storage, cfg.heartbeat_interval, cfg.grace_period)
-    study = open_study(plan, st)
-    plan = precision.settle(plan, study, SweepLock(st, plan.name))
+    st = open_storage(cfg.storage, cfg.heartbeat_interval, cfg.grace_period, cfg.storage_patience)
+    study = patiently("opening the study", cfg.storage_patience, open_study, plan, st)
+    lock = SweepLock(st, plan.name)
+    plan = precision.settle(plan, study, lock)
     precision.check_honoured(plan)
     write_manifest(plan, results_dir)
     if cfg.retry_failed:
@@ -63,12 +67,14 @@ def run_sweep(plan: Plan, config: SweepConfig | None = None, *, dry_run: bool = 
                         run_worker(plan, cfg, on_run_done=tick)
                 else:
                     run_processes(plan, cfg, cfg.workers, tick, quiet=bar is not None)
-        write_tables(plan, results_dir, study)
-        status = study_status(plan, study, cfg)
+        refresh_tables(plan, cfg, study)
+        status = patiently("reading the sweep's status", cfg.storage_patience, study_status, plan, study, cfg)
         _update_bar(bar, status)
         if tracker is not None:
             from sesweep.runner.tracking import end_sweep
+            from sesweep.runner.tracking_outage import catch_up
 
+            catch_up(plan, study, lock, tracker)  # what was trained while the tracking server was away
             end_sweep(tracker, status)
     finally:
         if bar is not None:

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from sesweep.results import code_version
 from sesweep.runner.tracked_run import TrackedRun, warn
+from sesweep.runner.tracking_outage import shorten_http_retries, unreachable
 from sesweep.spec import RunSpec, flatten, inert_keys
 
 if TYPE_CHECKING:  # the plan only as a type: aggregate and report log through this module without it
@@ -87,6 +88,7 @@ class Tracker:
         # MLflow prints "View run … at: URL" to the process's stdout when a run ends against a server; stdout is
         # the commands' results (``--json``), and worker processes do not share the parent's redirection
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        shorten_http_retries()
         #: the sweep's own run, parent of every training run (:meth:`sweep_run`); None: not nested
         self.parent_run_id: str | None = None
         self._client: Any = None
@@ -283,8 +285,10 @@ class Tracker:
             tracked.error(f"cannot start the MLflow run: {exc}")
         return tracked
 
-    def log_completed(self, run: Run, payload: dict[str, Any], sweep: str | None = None) -> dict[str, Any]:
-        """Log a result that was not trained here (adopted from disk), unless this experiment has it already."""
+    def log_completed(self, run: Run, payload: dict[str, Any], sweep: str | None = None,
+                      late: bool = False) -> dict[str, Any]:
+        """Log a result that was not trained in this MLflow run, unless this experiment has it already: adopted
+        from disk, or (``late``) trained while the tracking server was away (tag ``logged_late``)."""
         try:
             eid = self.experiment_id()
             existing = self._find(eid, run.key, "FINISHED")
@@ -297,7 +301,7 @@ class Tracker:
             return {"error": str(exc)}
         tracked = self.start(run, sweep=sweep)
         if tracked.run_id is not None:
-            tracked.set_tag("adopted", "true")
+            tracked.set_tag("logged_late" if late else "adopted", "true")
             for tag in ("code_version", "results_version", "data_id"):  # what computed it, not this worker
                 if payload["record"].get(tag) is not None:
                     tracked.set_tag(tag, str(payload["record"][tag]))
@@ -330,6 +334,11 @@ def start_sweep(plan: Any, study: Any, uri: str, results_dir: str | Path) -> Tra
     folder = Path(results_dir) / plan.name
     tracker = Tracker(uri, plan.name, artifact_dir=folder / "mlartifacts")
     _write_pointer(folder, uri, plan.name)
+    down = unreachable(uri)
+    if down is not None:
+        log.warning("the MLflow server at %s does not answer (%s): runs go on untracked and are logged to it when "
+                    "it answers again", uri, down)
+        return tracker
     if tracker.setup() is None:
         return tracker
     run_id = tracker.sweep_run(study)

@@ -20,8 +20,10 @@ import optuna
 from sesweep.plan import Plan, Run
 from sesweep.results import checkpoint_dir, sweep_dir, write_run_json
 from sesweep.runner.config import SweepConfig
+from sesweep.runner.outage import OutageError, patiently, results_write_failed, warn_clock_skew
 from sesweep.runner.outputs import find_result, provenance, result_payload, with_identity, write_tables
 from sesweep.runner.queue import Heartbeat, SweepLock, claim, fail, finish, open_storage, open_study
+from sesweep.runner.tracking_outage import catch_up, pending_attrs, unreachable
 
 if TYPE_CHECKING:
     from sesweep.training.checkpoint import CheckpointPolicy
@@ -45,17 +47,18 @@ def run_worker(plan: Plan, cfg: SweepConfig, on_run_done: Callable[[], None] | N
     """Take runs from the sweep's queue until none is left (see the module doc); the body of every worker."""
     from sesweep.runner.tracking import Tracker
 
-    storage = open_storage(cfg.storage, cfg.heartbeat_interval, cfg.grace_period)
-    study = open_study(plan, storage)
+    storage = open_storage(cfg.storage, cfg.heartbeat_interval, cfg.grace_period, cfg.storage_patience)
+    study = patiently("opening the study", cfg.storage_patience, open_study, plan, storage)
+    warn_clock_skew(storage.engine)
     lock = SweepLock(storage, plan.name)
     tracker = Tracker(cfg.tracking_uri, plan.name, artifact_dir=sweep_dir(plan, cfg.results_dir) / "mlartifacts") \
         if cfg.tracking_uri else None
-    if tracker is not None:
+    if tracker is not None and unreachable(tracker.uri) is None:
         tracker.sweep_run(study)  # the sweep's own run (from the study, where run_sweep put it): the runs' parent
     data_cache: dict[tuple[Any, ...], Any] = {}
     report = WorkerReport()
     while True:
-        action, run, trial_id = claim(plan, study, lock, cfg)
+        action, run, trial_id = patiently("taking the next run", cfg.storage_patience, claim, plan, study, lock, cfg)
         if action == "done":
             break
         if action == "wait":
@@ -70,10 +73,29 @@ def run_worker(plan: Plan, cfg: SweepConfig, on_run_done: Callable[[], None] | N
         finally:
             heartbeat.stop()
         setattr(report, outcome, getattr(report, outcome) + 1)
-        write_tables(plan, cfg.results_dir, study)
+        refresh_tables(plan, cfg, study)
+        if tracker is not None:
+            catch_up(plan, study, lock, tracker)  # runs finished while the tracking server was away
         if on_run_done is not None:
             on_run_done()
     return report
+
+
+def refresh_tables(plan: Plan, cfg: SweepConfig, study: optuna.Study) -> None:
+    """Rewrite runs.csv and curves.csv from the study; a folder that cannot be written costs a warning, not the
+    sweep (the study holds every result: ``sesweep aggregate`` rebuilds the folder later)."""
+    try:
+        patiently("rewriting the tables", cfg.storage_patience, write_tables, plan, cfg.results_dir, study)
+    except OSError as exc:
+        log.warning("%s", results_write_failed(exc, f"the tables in {sweep_dir(plan, cfg.results_root)}"))
+
+
+def _keep_json(plan: Plan, cfg: SweepConfig, payload: dict[str, Any]) -> None:
+    """Write a run's JSON; a full or read-only results folder is warned about, and the run still recorded."""
+    try:
+        write_run_json(plan, cfg.results_dir, payload)
+    except OSError as exc:
+        log.warning("%s", results_write_failed(exc, f"the result of run {payload['record']['run_key']}"))
 
 
 def _execute(plan: Plan, cfg: SweepConfig, study: optuna.Study, lock: SweepLock, trial_id: int, run: Run,
@@ -83,13 +105,13 @@ def _execute(plan: Plan, cfg: SweepConfig, study: optuna.Study, lock: SweepLock,
     if found is not None:
         path, payload = found
         payload = with_identity(payload, plan, run)
-        write_run_json(plan, cfg.results_dir, payload)
+        _keep_json(plan, cfg, payload)
         extra: dict[str, Any] = {"adopted_from": str(path)}
         if tracker is not None:
-            tracking = tracker.log_completed(run, payload)
-            if tracking.get("error"):
-                extra["tracking_error"] = tracking["error"]
-        outcome = finish(plan, study, lock, trial_id, run, payload, extra)
+            tracking = tracker.log_completed(run, payload) if unreachable(tracker.uri) is None else {}
+            extra.update(pending_attrs(tracker, bool(tracking.get("run_id")), [tracking.get("error") or ""]))
+        outcome = patiently("recording an adopted run", cfg.storage_patience, finish, plan, study, lock,
+                            trial_id, run, payload, extra)
         _checkpoint_policy(plan, cfg, run).discard()  # of an attempt that died after its result was written
         log.info("%s seed %s: adopted the result in %s", run.variant, run.seed, path)
         return "adopted" if outcome == "recorded" else "duplicates"
@@ -98,7 +120,10 @@ def _execute(plan: Plan, cfg: SweepConfig, study: optuna.Study, lock: SweepLock,
 
     checkpoints = _checkpoint_policy(plan, cfg, run)
     started = time.perf_counter()
-    tracked = tracker.start(run, trial=study._storage.get_trial(trial_id).number) if tracker is not None else None
+    tracked = None
+    if tracker is not None and unreachable(tracker.uri) is None:
+        trial = patiently("reading the trial", cfg.storage_patience, study._storage.get_trial, trial_id)
+        tracked = tracker.start(run, trial=trial.number)
     clock = _Stopwatch(time.perf_counter() - started)  # tracking time, for the bookkeeping breakdown
     try:
         data_start = time.perf_counter()
@@ -109,14 +134,16 @@ def _execute(plan: Plan, cfg: SweepConfig, study: optuna.Study, lock: SweepLock,
     except (KeyboardInterrupt, Interrupted):
         if tracked is not None:
             tracked.fail("interrupted", "worker interrupted")
-        fail(study, trial_id, "interrupted", "worker interrupted (Ctrl-C or SIGTERM)")
+        patiently("recording the interruption", min(cfg.storage_patience, 30), fail, study, trial_id,
+                  "interrupted", "worker interrupted (Ctrl-C or SIGTERM)")
         raise
     except Exception as exc:
         reason = f"{exc.__class__.__name__}: {exc}".splitlines()[0]
         log.warning("%s seed %s failed: %s", run.variant, run.seed, reason)
         if tracked is not None:
             tracked.fail("failed", reason)
-        fail(study, trial_id, "failed", reason, traceback.format_exc())
+        patiently("recording a failed run", cfg.storage_patience, fail, study, trial_id, "failed", reason,
+                  traceback.format_exc())
         return "failed"
     payload = with_identity(result_payload(result), plan, run)
     payload["record"].update(provenance(run))
@@ -125,16 +152,16 @@ def _execute(plan: Plan, cfg: SweepConfig, study: optuna.Study, lock: SweepLock,
                   f"now, {run.key} when the sweep was loaded); run the sweep again")
         if tracked is not None:
             tracked.fail("failed", reason)
-        fail(study, trial_id, "failed", reason)
+        patiently("recording a failed run", cfg.storage_patience, fail, study, trial_id, "failed", reason)
         return "failed"
-    write_run_json(plan, cfg.results_dir, payload)
+    _keep_json(plan, cfg, payload)  # first: a storage that stays away past the patience cannot lose the result
     extra: dict[str, Any] = {"data_seconds": data_seconds}
     if tracked is not None:
         clock.timed(tracked.finish)(payload)
-        if tracked.errors:
-            extra["tracking_error"] = "; ".join(tracked.errors)[:2000]
+    extra.update(pending_attrs(tracker, tracked is not None, tracked.errors if tracked is not None else []))
     extra.update(wall_seconds=time.perf_counter() - started, tracking_seconds=clock.seconds)
-    outcome = finish(plan, study, lock, trial_id, run, payload, extra)
+    outcome = patiently("recording a finished run", cfg.storage_patience, finish, plan, study, lock, trial_id, run,
+                        payload, extra)
     checkpoints.discard()  # the result is recorded: its checkpoints have served (a failed run keeps them)
     rec = payload["record"]
     log.info("%s seed %s: %s, top1_err %.2f%% in %.1f s", run.variant, run.seed, rec["status"],
@@ -220,6 +247,9 @@ def _worker_process(plan: Plan, cfg: SweepConfig, index: int, log_level: int) ->
         run_worker(plan, cfg)
     except (KeyboardInterrupt, Interrupted):
         sys.exit(130)
+    except OutageError as exc:  # one line, not a spawned process's traceback
+        log.error("%s", exc)
+        sys.exit(3)
 
 
 def run_processes(plan: Plan, cfg: SweepConfig, workers: int, on_tick: Callable[[], None],

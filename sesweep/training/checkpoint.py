@@ -78,11 +78,15 @@ def _name(epoch: int) -> str:
 def _atomic_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` so that readers see the old file or the whole new one, never a part."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk: no half-written checkpoint left to fill it further
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def save_checkpoint(directory: Path, run_key: str, epoch: int, state: dict[str, Any]) -> Path:

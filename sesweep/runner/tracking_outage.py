@@ -1,0 +1,118 @@
+"""A tracking server that does not answer costs one warning line, never the sweep: runs go on untracked, their
+trials are marked ``tracking_pending``, and they are logged to the server when it answers again
+(:func:`catch_up`, after every run a worker records and once more when the sweep ends).
+
+Why not wait for it as for the storage: MLflow is a side channel (:mod:`sesweep.runner.tracking`); the study
+holds every result, so nothing is lost by logging it later, and a GPU should not idle while a tracking server
+restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import urllib.error
+import urllib.request
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+
+    from sesweep.plan import Plan
+    from sesweep.runner.queue import SweepLock
+    from sesweep.runner.tracking import Tracker
+
+log = logging.getLogger("sesweep.runner.tracking")
+
+#: the trial attribute of a finished run whose MLflow run is missing or incomplete (logged by :func:`catch_up`)
+PENDING = "tracking_pending"
+#: MLflow's own HTTP retries, shortened: its defaults (7 retries, factor 2, 120 s timeout) hold a worker about
+#: two minutes per call against a server that is down; what fails here is logged later by :func:`catch_up`.
+#: Set in the environment only where the user did not set them.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+#: seconds the reachability probe waits for an answer
+PROBE_TIMEOUT = 5.0
+
+
+def shorten_http_retries() -> None:
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+def unreachable(uri: str) -> str | None:
+    """Why the tracking server at ``uri`` does not answer; None when it does. A local store (SQLite, files)
+    always answers here (its own errors are tracking errors, warned about where they happen). Any HTTP answer
+    below 500 counts as an answer (a proxy's 502 while the server restarts does not)."""
+    if not uri.startswith(("http://", "https://")):
+        return None
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=PROBE_TIMEOUT):
+            return None
+    except urllib.error.HTTPError as exc:
+        return None if exc.code < 500 else f"HTTP {exc.code}"
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return str(reason).splitlines()[0][:200] or exc.__class__.__name__
+
+
+def catch_up(plan: Plan, study: optuna.Study, lock: SweepLock, tracker: Tracker) -> int:
+    """Log the finished runs whose trials are ``tracking_pending`` to the tracking server, if it answers now;
+    returns how many were logged. Each is logged under the sweep lock, after checking the mark again, so two
+    workers catching up at once log it once (and :meth:`Tracker.log_completed` finds a FINISHED one first).
+    Best effort: any failure leaves the marks for a later call."""
+    from optuna.trial import TrialState
+
+    from sesweep.runner.outputs import with_identity
+
+    try:
+        done = study.user_attrs
+        pending = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                   if is_pending(t, done)]
+        if not pending or unreachable(tracker.uri) is not None or tracker.sweep_run(study) is None:
+            return 0
+        runs = {r.key: r for r in plan.runs}
+        logged = 0
+        for trial in pending:
+            run = runs.get(trial.user_attrs.get("run_key"))
+            payload = trial.user_attrs.get("result")
+            if run is None or not isinstance(payload, dict):
+                continue
+            with lock():
+                if _logged_attr(trial._trial_id) in study.user_attrs:
+                    continue  # another worker logged it meanwhile
+                result = tracker.log_completed(run, with_identity(payload, plan, run), late=True)
+                if result.get("error") or not result.get("run_id"):
+                    break  # gone again: the rest waits for the next call
+                study.set_user_attr(_logged_attr(trial._trial_id), result["run_id"])
+            logged += 1
+    except Exception as exc:  # a side channel: never the sweep's end
+        log.warning("catching up on MLflow tracking failed (%s); tried again after the next run",
+                    str(exc).splitlines()[0][:300] if str(exc) else exc.__class__.__name__)
+        return 0
+    if logged:
+        log.warning("logged %d run(s) finished while the tracking server was away to %s", logged, tracker.uri)
+    return logged
+
+
+def _logged_attr(trial_id: int) -> str:
+    """The study attribute that says trial ``trial_id``'s pending run has been logged (a finished trial's own
+    attributes cannot change), valued with its MLflow run id."""
+    return f"tracked_late:{trial_id}"
+
+
+def is_pending(trial: Any, study_attrs: dict[str, Any]) -> bool:
+    """Whether a finished trial's run still waits to be logged to the tracking server."""
+    return bool(trial.user_attrs.get(PENDING)) and _logged_attr(trial._trial_id) not in study_attrs
+
+
+def pending_attrs(tracker: Any, logged: bool, errors: list[str]) -> dict[str, Any]:
+    """The trial attributes that say a finished run still has to be logged: none without a tracker; else
+    ``tracking_pending`` when its MLflow run was not started or logged (server away) or had errors."""
+    errors = [e for e in errors if e]
+    if tracker is None or (logged and not errors):
+        return {}
+    attrs: dict[str, Any] = {PENDING: True}
+    if errors:
+        attrs["tracking_error"] = "; ".join(errors)[:2000]
+    return attrs
