@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sesweep.json_output import print_json
+from sesweep.runner.outage import OutageError
 from sesweep.spec import SpecError, parse_assignments, run_spec
 
 EXAMPLES = """\
@@ -356,6 +357,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as exc:
         print(f"sesweep {name}: error: {exc}", file=sys.stderr)
         return 2
+    except OutageError as exc:  # a storage that stayed away, a folder that cannot be written: runs are left
+        print(f"sesweep {name}: error: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `sesweep … | head`: the reader left; not an error of ours
         sys.stderr.close()
         return 0

@@ -11,6 +11,7 @@ from sesweep.plan import Plan, check_data, load_plan
 from sesweep.results import DEFAULT_RESULTS, sweep_dir
 from sesweep.runner import precision
 from sesweep.runner.config import DEFAULT_CHECKPOINT_EVERY, DEFAULT_HEARTBEAT, GRACE_INTERVALS, SweepConfig
+from sesweep.runner.outage import DEFAULT_STORAGE_PATIENCE
 from sesweep.runner.status import SweepStatus, sweep_status
 from sesweep.runner.sweep import require_data, run_sweep
 from sesweep.spec import SpecError
@@ -42,6 +43,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                              "resumes from its last checkpoint, on any worker")
     parser.add_argument("--keep-checkpoints", action="store_true",
                         help="keep the checkpoints of finished runs (default: removed once the run is recorded)")
+    parser.add_argument("--storage-patience", default=f"{DEFAULT_STORAGE_PATIENCE:.0f}", metavar="SECONDS|DURATION",
+                        help=f"how long a worker waits out a storage that does not answer, retrying with back-off "
+                             f"(default {DEFAULT_STORAGE_PATIENCE:.0f} s; 90s, 10m, 1h also work); a run finished "
+                             "meanwhile is kept in the results folder and recorded by the next run")
     parser.add_argument("--retry-failed", action="store_true",
                         help="give runs that failed for good a fresh --max-retries budget")
     parser.add_argument("--no-wait", action="store_true",
