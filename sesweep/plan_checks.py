@@ -63,14 +63,15 @@ def _unreadable(exc: OSError) -> SpecError:
     return SpecError("recipe.data_root", f"cannot read{where}: {exc.strerror or exc}")
 
 
-def check_data(plan: Plan) -> None:
+def check_data(plan: Plan, download: bool = True) -> None:
     """Raise the :class:`SpecError` the runs of ``plan`` would each fail with at data loading, once, before
     anything is queued: an image folder without images (or with fewer than a subset asks for), a folder
     that cannot be read, CIFAR that is neither there nor downloadable, a subset larger than a built-in set.
 
     Image folders are only listed (and one image header read), never decoded: that is each run's work, and
     cached. Downsampled ImageNet: its npz files' labels and array headers are read, not the pixels (15.7 GB for
-    64×64). Built-in sets are loaded once (CIFAR: downloaded once, here, if it is not there yet)."""
+    64×64). Built-in sets are loaded once (CIFAR: downloaded once, here, if it is not there yet; without
+    ``download``, as ``--dry-run`` checks, CIFAR that is not there is the error)."""
     from sesweep.training.data import dataset_image_size, folder_classes, folder_files, folder_root, load_data
 
     if plan.unresolved:
@@ -89,6 +90,8 @@ def check_data(plan: Plan) -> None:
                     _check_batch(recipe, _check_npz(recipe))
                     continue
                 if recipe.dataset != "imagefolder":
+                    if not download:
+                        _check_cifar_present(recipe)
                     _check_batch(recipe, len(load_data(recipe).train))
                     continue
                 root = folder_root(recipe)
@@ -109,6 +112,24 @@ def check_data(plan: Plan) -> None:
                 raise _unreadable(exc) from None
         except SpecError as exc:
             raise in_variant(exc, v) from None
+
+
+def _check_cifar_present(recipe: Any) -> None:
+    """CIFAR files on this machine, or the error naming what is missing and what ``sesweep run`` would fetch."""
+    if recipe.dataset not in ("cifar10", "cifar100"):
+        return
+    from sesweep.training.data.sources import DEFAULT_DATA_ROOT, _cifar_class
+
+    cls = _cifar_class(recipe.dataset)
+    root = Path(recipe.data_root or DEFAULT_DATA_ROOT).expanduser()
+    root = root.parent if root.name == cls.base_folder else root
+    needed = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+    missing = [f for f in needed if not (root / cls.base_folder / f).is_file()]
+    if missing:
+        pretty = "CIFAR-10" if recipe.dataset == "cifar10" else "CIFAR-100"
+        raise SpecError("recipe.data_root", f"no {pretty} files under {root / cls.base_folder} (missing: "
+                                            f"{', '.join(missing)}); --dry-run downloads nothing: `sesweep run` "
+                                            f"would download {cls.url} into {root} (or extract it there yourself)")
 
 
 def _check_batch(recipe: Any, train_images: int) -> None:
@@ -195,10 +216,34 @@ def check_model(spec: RunSpec) -> None:
                 cin = inplanes if j == 0 else cout
                 if stages is None or i + 2 in stages:
                     channels = cin if att.placement == "pre" else cout
-                    hidden_width(channels, att.reduction, att.min_hidden, att.divisor, f"layer{i + 1}.{j}.{site}")
+                    w = hidden_width(channels, att.reduction, att.min_hidden, att.divisor,
+                                     f"layer{i + 1}.{j}.{site}")
+                    _check_layer(2 * channels * w.hidden, "model.attention.min_hidden" if w.raised else
+                                 "model.attention.reduction", f"block {w.block}'s SE width {_n(w.hidden)}")
             inplanes = cout
+    if isinstance(model.num_classes, int):
+        features = arch.widths[-1] * arch.block.expansion
+        _check_layer(features * model.num_classes, "model.num_classes", f"{_n(model.num_classes)} classes")
     if arch.input_size <= 32:
         classes = NUM_CLASSES.get(spec.recipe.dataset)  # imagefolder: not known without reading the folders
         if classes is None and model.num_classes == "auto":
             classes = 2
-        build_model(model, classes, dataset_channels(spec.recipe), spec.seed, spec.recipe.dropout)
+        import torch
+
+        with torch.device("meta"):  # shapes only: the checks of a build, none of its memory
+            build_model(model, classes, dataset_channels(spec.recipe), spec.seed, spec.recipe.dropout)
+
+
+#: the most parameters one layer of a model may have (ResNet-152's largest has 2.4M, a 1000-class head 2M): above
+#: it a typo (num_classes: 1000000000, reduction: 0.0001) would allocate gigabytes before the first step
+MAX_LAYER_PARAMS = 100_000_000
+
+
+def _check_layer(params: int, key: str, what: str) -> None:
+    if params > MAX_LAYER_PARAMS:
+        raise SpecError(key, f"{what} would make a layer of {_n(params)} parameters ({params * 4 / 1e9:,.3g} GB in "
+                             f"fp32), more than the limit of {MAX_LAYER_PARAMS:,} per layer")
+
+
+def _n(value: int) -> str:
+    return f"{value:,}" if value < 10**15 else f"{float(value):.3g}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -16,7 +17,7 @@ from sesweep.vocabulary import check_names
 
 #: the keys a sweep file may have at its top level
 TOP_KEYS = ("name", "description", "model", "recipe", "seeds", "variants", "axes", "baseline", "tables", "figures",
-            "max_runs")
+            "max_runs", "max_train_flop")
 NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 #: a sweep of more runs is refused when it is loaded, before anything is expanded, unless ``max_runs`` allows it
 MAX_RUNS = 10_000
@@ -127,6 +128,7 @@ def sweep_name(data: Mapping[str, Any]) -> str:
 def check_size(data: Mapping[str, Any], axis_lengths: Sequence[int], seeds: int) -> None:
     """Refuse a sweep of more than ``max_runs`` runs (default :data:`MAX_RUNS`) before it is expanded, with the
     count and the key that allows it: a 10^5-point grid or a million seeds would take minutes just to plan."""
+    train_flop_limit(data)  # checked at load; the estimate needs the models (sesweep.budget, at run)
     limit = data.get("max_runs", MAX_RUNS)
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise SpecError("max_runs", f"{limit!r} is not allowed; allowed: an integer >= 1")
@@ -142,6 +144,21 @@ def check_size(data: Mapping[str, Any], axis_lengths: Sequence[int], seeds: int)
                                     f"{f' + {crossed} crossed baselines' if crossed else ''}, x {seeds} seeds), more "
                                     f"than the limit of {limit:,}; if you mean it, set max_runs: {runs} in the "
                                     "sweep file")
+
+
+def train_flop_limit(data: Mapping[str, Any]) -> float:
+    """``max_train_flop``: the most training compute (FLOP) the sweep may ask for; default
+    :data:`sesweep.budget.MAX_TRAIN_FLOP`. A number > 0 (``1.0e+22``; ``1e22``, a string to YAML, is read too)."""
+    from sesweep.budget import MAX_TRAIN_FLOP
+
+    raw = data.get("max_train_flop", MAX_TRAIN_FLOP)
+    try:
+        value = float(raw) if isinstance(raw, int | float | str) and not isinstance(raw, bool) else math.nan
+    except (ValueError, OverflowError):
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise SpecError("max_train_flop", f"{raw!r} is not allowed; allowed: a number of FLOP > 0, e.g. 1.0e+22")
+    return value
 
 
 def sweep_seeds(data: Mapping[str, Any]) -> tuple[int, ...]:

@@ -193,10 +193,11 @@ def test_sesweep_run_refuses_a_missing_npz_folder_with_one_line(tmp_path: Path,
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("sesweep run: error: recipe.data_root: no folder "), lines
     assert "Traceback" not in lines[0] and not results.exists()
-    # --dry-run lists the runs under placeholder keys and says why, as for an image folder that is not there
-    assert main(["run", str(spec), "--results", str(results), "--dry-run"]) == 0
-    out = capsys.readouterr().out
+    # --dry-run lists the runs under placeholder keys and says why, then refuses with run's line
+    assert main(["run", str(spec), "--results", str(results), "--dry-run"]) == 2
+    out, err = capsys.readouterr()
     assert "run keys cannot be resolved (recipe.data_root: no folder " in out
+    assert [line for line in err.splitlines() if line.strip()] == lines
 
 
 def test_check_data_lists_without_decoding_and_checks_subset_sizes(tmp_path: Path,

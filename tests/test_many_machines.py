@@ -113,3 +113,6 @@ def test_three_machines_on_postgres_and_an_mlflow_server_survive_a_sigkill(make_
                               max_results=1000)
     finished = Counter(r.data.tags.get("run_key") for r in runs if r.data.tags.get("sesweep.role") != "sweep")
     assert finished == Counter(plan.keys)
+    running = client.search_runs([experiment.experiment_id], filter_string="attributes.status = 'RUNNING'",
+                                 max_results=1000)
+    assert not [r for r in running if r.data.tags.get("sesweep.role") != "sweep"]  # the killed attempt is closed

@@ -180,9 +180,11 @@ def test_a_sweep_whose_image_folder_is_missing_refuses_to_run_but_can_be_listed(
     with pytest.raises(SpecError, match=r"recipe\.data_root"):
         sw.run_sweep(plan, results_dir=results, tracking=False, **FAST)
 
-    assert main(["run", str(spec), "--results", str(results), "--dry-run", "--no-tracking"]) == 0
-    out = capsys.readouterr().out
+    # --dry-run answers "would run accept this?": it lists the runs under placeholder keys, then run's one line
+    assert main(["run", str(spec), "--results", str(results), "--dry-run", "--no-tracking"]) == 2
+    out, err = capsys.readouterr()
     assert "cannot be resolved" in out and "recipe.data_root" in out
+    assert len(err.strip().splitlines()) == 1 and "recipe.data_root" in err
     assert main(["status", str(spec), "--results", str(results)]) == 0
     assert "cannot be resolved" in capsys.readouterr().out
     assert main(["status", str(spec), "--results", str(results), "--json"]) == 0

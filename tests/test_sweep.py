@@ -26,7 +26,16 @@ from optuna.trial import TrialState
 from sesweep.plan import Plan, load_plan
 from sesweep.runner import sweep as sw
 from sesweep.runner.config import SweepConfig
-from sesweep.runner.queue import SweepLock, claim, default_storage, failure_reason, finish, open_storage, open_study
+from sesweep.runner.queue import (
+    SweepLock,
+    claim,
+    default_storage,
+    failure_reason,
+    finish,
+    open_storage,
+    open_study,
+    trial_rows,
+)
 from sesweep.runner.status import sweep_status
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,6 +188,17 @@ def test_a_failing_run_is_retried_max_retries_times_then_left_failed(make_sweep,
     # ... until asked to retry failed runs, which gives one fresh budget
     status = sw.run_sweep(plan, results_dir=results, tracking=False, max_retries=0, retry_failed=True, **FAST)
     assert len(attempts()) == 3 and status.failed == 1
+
+    # the queue's light view of the trials (no results loaded) says what get_trials says
+    study = optuna.load_study(study_name="fail", storage=open_storage(default_storage(plan, results)))
+
+    def view(trials: list) -> list[tuple]:
+        return [(t._trial_id, t.number, t.state, t.user_attrs.get("run_key"), t.user_attrs.get("status"))
+                for t in trials]
+
+    assert view(trial_rows(study)) == view(study.get_trials()) and len(view(study.get_trials())) == 4
+    assert view(trial_rows(study, states=(TrialState.FAIL,))) == view(study.get_trials(states=(TrialState.FAIL,)))
+    assert {t.user_attrs["status"] for t in trial_rows(study)} == {"failed", "finished"}
 
 
 def test_status_of_a_sweep_that_never_ran_creates_nothing(make_sweep, tmp_path: Path):

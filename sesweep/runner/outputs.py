@@ -2,7 +2,8 @@
 from the study and the run JSONs (the files themselves are :mod:`sesweep.results`'s).
 
 ``results/<name>/runs/<run_key>.json`` per finished run (atomic), and ``runs.csv`` / ``curves.csv`` rebuilt
-from the JSONs of the current manifest after every run (atomic). A run key already finished in another sweep
+from the JSONs of the current manifest (atomic; by each worker at most every ``TABLES_EVERY`` seconds, and when
+the sweep ends). A run key already finished in another sweep
 under the same results directory is adopted, not trained again.
 """
 

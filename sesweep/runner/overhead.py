@@ -74,13 +74,13 @@ def _outside_runs(trials: list[Any], outside: float, wall: float, workers: int,
     """The time outside runs, split by the trials' claim and finish times where the sweep's start is known:
     before each worker's first claim (process start-up, imports, storage and MLflow set-up), after its last
     finish (idle while others finish, shutdown, the final tables), and the rest between runs (claims, the
-    tables rebuilt after each run)."""
+    tables rebuilt at most every 30 s)."""
     by_worker: dict[str, list[Any]] = {}
     for t in trials:
         by_worker.setdefault(str(t.user_attrs.get("worker", "?")), []).append(t)
     if started is None or not by_worker or len(by_worker) > workers:
         return [{"part": "outside runs", "seconds": outside,
-                 "covers": "process start-up and imports, queue claims, tables after each run, idle at the end"}]
+                 "covers": "process start-up and imports, queue claims, tables, idle at the end"}]
     end = started + datetime.timedelta(seconds=wall)
     idle_workers = workers - len(by_worker)  # workers that never got a run spent the whole wall outside runs
     before = sum((min(t.datetime_start for t in ts) - started).total_seconds() for ts in by_worker.values())
@@ -90,7 +90,7 @@ def _outside_runs(trials: list[Any], outside: float, wall: float, workers: int,
         {"part": "start-up", "seconds": before,
          "covers": "interpreter, imports, worker processes, storage and MLflow set-up, until each first claim"},
         {"part": "between runs", "seconds": outside - before - after,
-         "covers": "queue claims, tables rebuilt after each run"},
+         "covers": "queue claims, the tables rebuilt (at most every 30 s per worker)"},
         {"part": "after the last run", "seconds": after,
          "covers": "waiting for the other workers' last runs, final tables, shutdown"},
     ]

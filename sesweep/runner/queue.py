@@ -10,8 +10,9 @@ Shared state
 Exactly once
     Workers take runs under a *sweep lock* (an OS file lock beside a SQLite database; a PostgreSQL
     advisory lock keyed by the study name): inside it a worker fails stale trials, reconciles the manifest
-    against the study (every run key that has no finished trial, no live trial and retries left gets one
-    WAITING trial), moves the first WAITING trial to RUNNING and records its heartbeat. Since nothing else
+    against the study (the run keys that have no finished trial, no live trial and retries left are the ones
+    to take), takes the first of them in queue order (a new WAITING trial, or one already waiting), records
+    its heartbeat and moves it to RUNNING. Since nothing else
     creates or claims trials, a run key never has two live trials, so two workers never train the same run
     at the same time; finishing is also decided under the lock (a second finished result for a key is
     recorded as a duplicate, never as a second finished run). GridSampler is not used: Optuna does not
@@ -30,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import logging
 import math
 import os
@@ -252,11 +254,11 @@ class KeyState:
     """What the study says about one run key."""
 
     run: Run
-    done: FrozenTrial | None = None
-    running: list[FrozenTrial] = field(default_factory=list)
-    waiting: list[FrozenTrial] = field(default_factory=list)
-    failures: list[FrozenTrial] = field(default_factory=list)   # attempts that count against max_retries
-    last_failure: FrozenTrial | None = None                      # the latest failed or interrupted attempt
+    done: FrozenTrial | TrialRow | None = None
+    running: list[FrozenTrial | TrialRow] = field(default_factory=list)
+    waiting: list[FrozenTrial | TrialRow] = field(default_factory=list)
+    failures: list[FrozenTrial | TrialRow] = field(default_factory=list)   # attempts that count against max_retries
+    last_failure: FrozenTrial | TrialRow | None = None                      # the latest failed or interrupted attempt
 
     @property
     def live(self) -> bool:
@@ -275,11 +277,57 @@ class KeyState:
         return "pending"
 
 
-def trial_status(t: FrozenTrial) -> str:
+@dataclass(frozen=True)
+class TrialRow:
+    """What the queue reads of a trial: its id, number, state and the small user attributes (``run_key``,
+    ``status``), not the finished result each finished trial carries."""
+
+    _trial_id: int
+    number: int
+    state: TrialState
+    user_attrs: dict[str, Any]
+
+
+#: the user attributes :func:`trial_rows` reads
+ROW_ATTRS = ("run_key", "status")
+
+
+def trial_rows(study: optuna.Study, states: tuple[TrialState, ...] | None = None) -> list[TrialRow]:
+    """The study's trials (of ``states``) as :class:`TrialRow`, read with two small queries on Optuna's tables.
+
+    Why not ``study.get_trials``: it loads every trial's user attributes, and a finished trial's hold its whole
+    result (curves, excitation profile); claims and finishes read the trials under the sweep lock, so that cost,
+    growing with the sweep, would be paid per run by every worker (measured: 1.0 s between runs at 100 runs, 2.9 s
+    at 500). Falls back to ``get_trials`` where the storage is not Optuna's RDB schema."""
+    try:
+        import sqlalchemy as sa
+        from optuna.storages._rdb import models
+
+        engine = getattr(study._storage, "_backend", study._storage).engine  # under Optuna's trial cache
+    except (ImportError, AttributeError):
+        return [TrialRow(t._trial_id, t.number, t.state, dict(t.user_attrs))
+                for t in study.get_trials(deepcopy=False, states=states)]
+    trial, attr = models.TrialModel, models.TrialUserAttributeModel
+    rows_q = sa.select(trial.trial_id, trial.number, trial.state).where(trial.study_id == study._study_id)
+    attrs_q = (sa.select(attr.trial_id, attr.key, attr.value_json).join(trial, trial.trial_id == attr.trial_id)
+               .where(trial.study_id == study._study_id, attr.key.in_(ROW_ATTRS)))
+    if states is not None:
+        rows_q = rows_q.where(trial.state.in_(states))
+        attrs_q = attrs_q.where(trial.state.in_(states))
+    with engine.connect() as conn:
+        rows = conn.execute(rows_q.order_by(trial.trial_id)).all()
+        found: dict[int, dict[str, Any]] = {}
+        for trial_id, key, value in conn.execute(attrs_q):
+            found.setdefault(trial_id, {})[key] = json.loads(value)
+    return [TrialRow(trial_id, number, TrialState[state] if isinstance(state, str) else state,
+                     found.get(trial_id, {})) for trial_id, number, state in rows]
+
+
+def trial_status(t: FrozenTrial | TrialRow) -> str:
     return str(t.user_attrs.get("status", ""))
 
 
-def classify(plan: Plan, trials: Sequence[FrozenTrial], retry_from: int = 0) -> dict[str, KeyState]:
+def classify(plan: Plan, trials: Sequence[FrozenTrial | TrialRow], retry_from: int = 0) -> dict[str, KeyState]:
     """Manifest run keys → their state in the study (trials of keys outside the manifest are ignored)."""
     states = {r.key: KeyState(r) for r in plan.runs}
     for t in sorted(trials, key=lambda t: t._trial_id):
@@ -332,32 +380,32 @@ def claim(plan: Plan, study: optuna.Study, lock: SweepLock, cfg: SweepConfig) ->
     storage = study._storage
     with lock():
         _fail_stale(study)
-        trials = study.get_trials(deepcopy=False)
-        states = classify(plan, trials, retry_from(study))
+        states = classify(plan, trial_rows(study), retry_from(study))
         todo = [r for r in plan.queue_order()
                 if states[r.key].done is None and not states[r.key].given_up(cfg.max_retries)]
         if not todo:
             return "done", None, None
         for run in todo:
-            if not states[run.key].live:
-                study.enqueue_trial({}, user_attrs={"run_key": run.key, "sweep": plan.name, "variant": run.variant,
-                                                    "seed": run.seed, "status": "queued"})
-        queued = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-        waiting = {t.user_attrs.get("run_key"): t for t in queued if t.user_attrs.get("run_key") in states}
-        for run in todo:
-            trial = waiting.get(run.key)
-            if trial is None or states[run.key].running:
+            state = states[run.key]
+            if state.running:
                 continue
-            storage.record_heartbeat(trial._trial_id)   # a heartbeat before RUNNING: never a RUNNING trial without one
+            # queued when it is taken (one insert per claim, not one per pending run: 500 at the first claim of
+            # a 500-run sweep held the lock for ~17 s); a WAITING trial an older version queued is used first
+            trial_id = state.waiting[0]._trial_id if state.waiting else storage.create_new_trial(
+                study._study_id, template_trial=optuna.trial.create_trial(
+                    state=TrialState.WAITING, system_attrs={"fixed_params": {}},
+                    user_attrs={"run_key": run.key, "sweep": plan.name, "variant": run.variant, "seed": run.seed,
+                                "status": "queued"}))
+            storage.record_heartbeat(trial_id)   # a heartbeat before RUNNING: never a RUNNING trial without one
             try:
-                claimed = storage.set_trial_state_values(trial._trial_id, TrialState.RUNNING)
+                claimed = storage.set_trial_state_values(trial_id, TrialState.RUNNING)
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue
             if not claimed:
                 continue
-            storage.set_trial_user_attr(trial._trial_id, "status", "running")
-            storage.set_trial_user_attr(trial._trial_id, "worker", worker_id())
-            return "run", run, trial._trial_id
+            storage.set_trial_user_attr(trial_id, "status", "running")
+            storage.set_trial_user_attr(trial_id, "worker", worker_id())
+            return "run", run, trial_id
         return "wait", None, None
 
 
@@ -370,7 +418,7 @@ def finish(plan: Plan, study: optuna.Study, lock: SweepLock, trial_id: int, run:
     value = float(top1) if isinstance(top1, int | float) and math.isfinite(top1) else math.inf
     attrs = {"status": status, "result": payload, **extra}
     with lock():
-        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        done = [t for t in trial_rows(study, states=(TrialState.COMPLETE,))
                 if t.user_attrs.get("run_key") == run.key and trial_status(t) in DONE_STATUSES
                 and t._trial_id != trial_id]
         if done:

@@ -89,6 +89,8 @@ class Tracker:
         # the commands' results (``--json``), and worker processes do not share the parent's redirection
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         shorten_http_retries()
+        #: a run of this worker was not (fully) logged: it is ``tracking_pending`` (see tracking_outage.catch_up)
+        self.missed = False
         #: the sweep's own run, parent of every training run (:meth:`sweep_run`); None: not nested
         self.parent_run_id: str | None = None
         self._client: Any = None

@@ -56,31 +56,33 @@ def unreachable(uri: str) -> str | None:
         return str(reason).splitlines()[0][:200] or exc.__class__.__name__
 
 
-def catch_up(plan: Plan, study: optuna.Study, lock: SweepLock, tracker: Tracker) -> int:
-    """Log the finished runs whose trials are ``tracking_pending`` to the tracking server, if it answers now;
-    returns how many were logged. Each is logged under the sweep lock, after checking the mark again, so two
-    workers catching up at once log it once (and :meth:`Tracker.log_completed` finds a FINISHED one first).
-    Best effort: any failure leaves the marks for a later call."""
+def catch_up(plan: Plan, study: optuna.Study, lock: SweepLock, tracker: Tracker) -> bool:
+    """Log the finished runs of ``plan`` whose trials are ``tracking_pending`` to the tracking server, if it
+    answers now; True when none is left pending. Each is logged under the sweep lock, after checking the mark
+    again, so two workers catching up at once log it once (and :meth:`Tracker.log_completed` finds a FINISHED
+    one first). Best effort: any failure leaves the marks for a later call. It reads every finished trial, so
+    workers call it only after a run of theirs missed the server (and the sweep once, at its end)."""
     from optuna.trial import TrialState
 
     from sesweep.runner.outputs import with_identity
 
     try:
+        runs = {r.key: r for r in plan.runs}
         done = study.user_attrs
         pending = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                   if is_pending(t, done)]
-        if not pending or unreachable(tracker.uri) is not None or tracker.sweep_run(study) is None:
-            return 0
-        runs = {r.key: r for r in plan.runs}
-        logged = 0
+                   if t.user_attrs.get("run_key") in runs and is_pending(t, done)]
+        if not pending:
+            return True
+        if unreachable(tracker.uri) is not None or tracker.sweep_run(study) is None:
+            return False
+        logged = settled = 0
         for trial in pending:
-            run = runs.get(trial.user_attrs.get("run_key"))
             payload = trial.user_attrs.get("result")
-            if run is None or not isinstance(payload, dict):
-                continue
             with lock():
-                if _logged_attr(trial._trial_id) in study.user_attrs:
-                    continue  # another worker logged it meanwhile
+                if _logged_attr(trial._trial_id) in study.user_attrs or not isinstance(payload, dict):
+                    settled += 1  # another worker logged it meanwhile (or there is nothing to log)
+                    continue
+                run = runs[trial.user_attrs["run_key"]]
                 result = tracker.log_completed(run, with_identity(payload, plan, run), late=True)
                 if result.get("error") or not result.get("run_id"):
                     break  # gone again: the rest waits for the next call
@@ -89,10 +91,10 @@ def catch_up(plan: Plan, study: optuna.Study, lock: SweepLock, tracker: Tracker)
     except Exception as exc:  # a side channel: never the sweep's end
         log.warning("catching up on MLflow tracking failed (%s); tried again after the next run",
                     str(exc).splitlines()[0][:300] if str(exc) else exc.__class__.__name__)
-        return 0
+        return False
     if logged:
         log.warning("logged %d run(s) finished while the tracking server was away to %s", logged, tracker.uri)
-    return logged
+    return logged + settled == len(pending)
 
 
 def _logged_attr(trial_id: int) -> str:

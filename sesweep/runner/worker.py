@@ -23,7 +23,7 @@ from sesweep.runner.config import SweepConfig
 from sesweep.runner.outage import OutageError, patiently, results_write_failed, warn_clock_skew
 from sesweep.runner.outputs import find_result, provenance, result_payload, with_identity, write_tables
 from sesweep.runner.queue import Heartbeat, SweepLock, claim, fail, finish, open_storage, open_study
-from sesweep.runner.tracking_outage import catch_up, pending_attrs, unreachable
+from sesweep.runner.tracking_outage import PENDING, catch_up, pending_attrs, unreachable
 
 if TYPE_CHECKING:
     from sesweep.training.checkpoint import CheckpointPolicy
@@ -57,6 +57,7 @@ def run_worker(plan: Plan, cfg: SweepConfig, on_run_done: Callable[[], None] | N
         tracker.sweep_run(study)  # the sweep's own run (from the study, where run_sweep put it): the runs' parent
     data_cache: dict[tuple[Any, ...], Any] = {}
     report = WorkerReport()
+    tables_written = time.monotonic()
     while True:
         action, run, trial_id = patiently("taking the next run", cfg.storage_patience, claim, plan, study, lock, cfg)
         if action == "done":
@@ -73,17 +74,25 @@ def run_worker(plan: Plan, cfg: SweepConfig, on_run_done: Callable[[], None] | N
         finally:
             heartbeat.stop()
         setattr(report, outcome, getattr(report, outcome) + 1)
-        refresh_tables(plan, cfg, study)
-        if tracker is not None:
-            catch_up(plan, study, lock, tracker)  # runs finished while the tracking server was away
+        if time.monotonic() - tables_written >= TABLES_EVERY:
+            refresh_tables(plan, cfg, study)
+            tables_written = time.monotonic()
+        if tracker is not None and tracker.missed:  # runs finished while the tracking server was away
+            tracker.missed = not catch_up(plan, study, lock, tracker)
         if on_run_done is not None:
             on_run_done()
     return report
 
 
+#: seconds between two rewrites of runs.csv and curves.csv by one worker while it runs (the sweep rewrites them
+#: once more when its workers are done). Why not after every run: a rewrite reads every finished result, so
+#: its cost grows with the sweep; after every run it was most of the bookkeeping of a 500-run sweep.
+TABLES_EVERY = 30.0
+
+
 def refresh_tables(plan: Plan, cfg: SweepConfig, study: optuna.Study) -> None:
     """Rewrite runs.csv and curves.csv from the study; a folder that cannot be written costs a warning, not the
-    sweep (the study holds every result: ``sesweep aggregate`` rebuilds the folder later)."""
+    sweep (the study holds every result: the next ``sesweep run`` of the sweep rebuilds the folder from it)."""
     try:
         patiently("rewriting the tables", cfg.storage_patience, write_tables, plan, cfg.results_dir, study)
     except OSError as exc:
@@ -110,6 +119,7 @@ def _execute(plan: Plan, cfg: SweepConfig, study: optuna.Study, lock: SweepLock,
         if tracker is not None:
             tracking = tracker.log_completed(run, payload) if unreachable(tracker.uri) is None else {}
             extra.update(pending_attrs(tracker, bool(tracking.get("run_id")), [tracking.get("error") or ""]))
+            tracker.missed = tracker.missed or PENDING in extra
         outcome = patiently("recording an adopted run", cfg.storage_patience, finish, plan, study, lock,
                             trial_id, run, payload, extra)
         _checkpoint_policy(plan, cfg, run).discard()  # of an attempt that died after its result was written
@@ -159,6 +169,8 @@ def _execute(plan: Plan, cfg: SweepConfig, study: optuna.Study, lock: SweepLock,
     if tracked is not None:
         clock.timed(tracked.finish)(payload)
     extra.update(pending_attrs(tracker, tracked is not None, tracked.errors if tracked is not None else []))
+    if tracker is not None:
+        tracker.missed = tracker.missed or PENDING in extra
     extra.update(wall_seconds=time.perf_counter() - started, tracking_seconds=clock.seconds)
     outcome = patiently("recording a finished run", cfg.storage_patience, finish, plan, study, lock, trial_id, run,
                         payload, extra)
