@@ -15,13 +15,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sesweep.spec import SpecError
+from sesweep.sweepfile import MAX_TRAIN_FLOP, load_yaml, train_flop_limit
 
 if TYPE_CHECKING:
     from sesweep.plan import Plan
 
-#: the default limit on a sweep's training compute, in FLOP: 2.7x the largest shipped sweep
-#: (experiments/senet-imagenet-stages-placement.yaml, 7.5e19: 24 SE-ResNet-50 runs x 100 ImageNet epochs)
-MAX_TRAIN_FLOP = 2e20
 #: a yardstick for the message: FLOP/s one GPU sustains in training (about a third of an H100's bf16 peak)
 GPU_FLOPS = 300e12
 #: training images of the built-in data sets (digits: the 80 % train split of scikit-learn's 1,797 images)
@@ -109,8 +107,6 @@ def flop_limit(plan: Plan) -> float:
     """The sweep file's ``max_train_flop`` (checked when it was loaded), else :data:`MAX_TRAIN_FLOP`."""
     if "max_train_flop" not in plan.spec_text:  # the common case: no second parse
         return MAX_TRAIN_FLOP
-    from sesweep.sweepfile import load_yaml, train_flop_limit
-
     data = load_yaml(plan.spec_text)
     return train_flop_limit(data) if isinstance(data, Mapping) else MAX_TRAIN_FLOP
 

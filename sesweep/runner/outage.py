@@ -1,5 +1,6 @@
 """Outages of what a sweep leans on: a storage that went away is waited out, a results folder that cannot be
-written is named, each in one line.
+written is named, a worker's clock off the server's is told, a tracking server that does not answer is found
+out in seconds (what is logged to it later: :mod:`sesweep.runner.tracking_outage`), each in one line.
 
 Why wait: on several machines the storage is a server (PostgreSQL) that restarts, fails over or drops off the
 network for a minute; a worker that gave up at the first refused connection would lose the run it just
@@ -17,6 +18,8 @@ import logging
 import os
 import random
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -157,3 +160,36 @@ def warn_clock_skew(engine: Any) -> None:
         log.warning("this machine's clock is %.0f s %s the storage server's: lost runs are found by the server's "
                     "clock, so none is lost to it, but the times shown for this machine's runs are off by as "
                     "much (set up NTP)", abs(skew), "ahead of" if skew > 0 else "behind")
+
+
+# --------------------------------------------------------------------------------------------------
+# the tracking server (what waits for it: sesweep.runner.tracking_outage)
+
+#: MLflow's own HTTP retries, shortened: its defaults (7 retries, factor 2, 120 s timeout) hold a worker about
+#: two minutes per call against a server that is down; what fails here is logged later by :func:`catch_up`.
+#: Set in the environment only where the user did not set them.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+#: seconds the reachability probe waits for an answer
+PROBE_TIMEOUT = 5.0
+
+
+def shorten_http_retries() -> None:
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+def unreachable(uri: str) -> str | None:
+    """Why the tracking server at ``uri`` does not answer; None when it does. A local store (SQLite, files)
+    always answers here (its own errors are tracking errors, warned about where they happen). Any HTTP answer
+    below 500 counts as an answer (a proxy's 502 while the server restarts does not)."""
+    if not uri.startswith(("http://", "https://")):
+        return None
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=PROBE_TIMEOUT):
+            return None
+    except urllib.error.HTTPError as exc:
+        return None if exc.code < 500 else f"HTTP {exc.code}"
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return str(reason).splitlines()[0][:200] or exc.__class__.__name__

@@ -35,7 +35,7 @@ class TrackedRun:
     def error(self, message: str) -> None:
         self.errors.append(message)
         warn(f"tracking run {self.run.key} ({self.run.variant} seed {self.run.seed}): {message}")
-        from sesweep.runner.tracking_outage import unreachable
+        from sesweep.runner.outage import unreachable
 
         if len(self.errors) > 3 or unreachable(self.tracker.uri) is not None:  # a dead server: stop trying
             self.run_id = None  # (the worker marks the run tracking_pending; it is logged when the server is back)

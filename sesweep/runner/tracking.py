@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sesweep.results import code_version
+from sesweep.runner.outage import shorten_http_retries, unreachable
 from sesweep.runner.tracked_run import TrackedRun, warn
-from sesweep.runner.tracking_outage import shorten_http_retries, unreachable
 from sesweep.spec import RunSpec, flatten, inert_keys
 
 if TYPE_CHECKING:  # the plan only as a type: aggregate and report log through this module without it

@@ -10,10 +10,10 @@ restarts.
 from __future__ import annotations
 
 import logging
-import os
-import urllib.error
-import urllib.request
 from typing import TYPE_CHECKING, Any
+
+from sesweep.runner.outage import unreachable
+from sesweep.runner.outputs import with_identity
 
 if TYPE_CHECKING:
     import optuna
@@ -26,36 +26,6 @@ log = logging.getLogger("sesweep.runner.tracking")
 
 #: the trial attribute of a finished run whose MLflow run is missing or incomplete (logged by :func:`catch_up`)
 PENDING = "tracking_pending"
-#: MLflow's own HTTP retries, shortened: its defaults (7 retries, factor 2, 120 s timeout) hold a worker about
-#: two minutes per call against a server that is down; what fails here is logged later by :func:`catch_up`.
-#: Set in the environment only where the user did not set them.
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
-#: seconds the reachability probe waits for an answer
-PROBE_TIMEOUT = 5.0
-
-
-def shorten_http_retries() -> None:
-    for name, value in HTTP_DEFAULTS.items():
-        os.environ.setdefault(name, value)
-
-
-def unreachable(uri: str) -> str | None:
-    """Why the tracking server at ``uri`` does not answer; None when it does. A local store (SQLite, files)
-    always answers here (its own errors are tracking errors, warned about where they happen). Any HTTP answer
-    below 500 counts as an answer (a proxy's 502 while the server restarts does not)."""
-    if not uri.startswith(("http://", "https://")):
-        return None
-    try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=PROBE_TIMEOUT):
-            return None
-    except urllib.error.HTTPError as exc:
-        return None if exc.code < 500 else f"HTTP {exc.code}"
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return str(reason).splitlines()[0][:200] or exc.__class__.__name__
-
-
 def catch_up(plan: Plan, study: optuna.Study, lock: SweepLock, tracker: Tracker) -> bool:
     """Log the finished runs of ``plan`` whose trials are ``tracking_pending`` to the tracking server, if it
     answers now; True when none is left pending. Each is logged under the sweep lock, after checking the mark
@@ -63,8 +33,6 @@ def catch_up(plan: Plan, study: optuna.Study, lock: SweepLock, tracker: Tracker)
     one first). Best effort: any failure leaves the marks for a later call. It reads every finished trial, so
     workers call it only after a run of theirs missed the server (and the sweep once, at its end)."""
     from optuna.trial import TrialState
-
-    from sesweep.runner.outputs import with_identity
 
     try:
         runs = {r.key: r for r in plan.runs}

@@ -20,10 +20,10 @@ import optuna
 from sesweep.plan import Plan, Run
 from sesweep.results import checkpoint_dir, sweep_dir, write_run_json
 from sesweep.runner.config import SweepConfig
-from sesweep.runner.outage import OutageError, patiently, results_write_failed, warn_clock_skew
+from sesweep.runner.outage import OutageError, patiently, results_write_failed, unreachable, warn_clock_skew
 from sesweep.runner.outputs import find_result, provenance, result_payload, with_identity, write_tables
 from sesweep.runner.queue import Heartbeat, SweepLock, claim, fail, finish, open_storage, open_study
-from sesweep.runner.tracking_outage import PENDING, catch_up, pending_attrs, unreachable
+from sesweep.runner.tracking_outage import PENDING, catch_up, pending_attrs
 
 if TYPE_CHECKING:
     from sesweep.training.checkpoint import CheckpointPolicy
