@@ -166,7 +166,7 @@ def warn_clock_skew(engine: Any) -> None:
 # the tracking server (what waits for it: sesweep.runner.tracking_outage)
 
 #: MLflow's own HTTP retries, shortened: its defaults (7 retries, factor 2, 120 s timeout) hold a worker about
-#: two minutes per call against a server that is down; what fails here is logged later by :func:`catch_up`.
+#: two minutes per call against a server that is down; what fails is logged later (tracking_outage.catch_up).
 #: Set in the environment only where the user did not set them.
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}

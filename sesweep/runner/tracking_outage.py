@@ -1,6 +1,6 @@
 """A tracking server that does not answer costs one warning line, never the sweep: runs go on untracked, their
 trials are marked ``tracking_pending``, and they are logged to the server when it answers again
-(:func:`catch_up`, after every run a worker records and once more when the sweep ends).
+(:func:`catch_up`: by a worker after a run of its own missed the server, and once more when the sweep ends).
 
 Why not wait for it as for the storage: MLflow is a side channel (:mod:`sesweep.runner.tracking`); the study
 holds every result, so nothing is lost by logging it later, and a GPU should not idle while a tracking server
@@ -26,6 +26,8 @@ log = logging.getLogger("sesweep.runner.tracking")
 
 #: the trial attribute of a finished run whose MLflow run is missing or incomplete (logged by :func:`catch_up`)
 PENDING = "tracking_pending"
+
+
 def catch_up(plan: Plan, study: optuna.Study, lock: SweepLock, tracker: Tracker) -> bool:
     """Log the finished runs of ``plan`` whose trials are ``tracking_pending`` to the tracking server, if it
     answers now; True when none is left pending. Each is logged under the sweep lock, after checking the mark
