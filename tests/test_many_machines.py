@@ -10,6 +10,7 @@ machine's results folder holding every run's record, rebuilt from the storage.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -116,3 +117,53 @@ def test_three_machines_on_postgres_and_an_mlflow_server_survive_a_sigkill(make_
     running = client.search_runs([experiment.experiment_id], filter_string="attributes.status = 'RUNNING'",
                                  max_results=1000)
     assert not [r for r in running if r.data.tags.get("sesweep.role") != "sweep"]  # the killed attempt is closed
+
+
+def test_a_run_lost_on_a_machine_resumes_on_another_from_the_checkpoint_in_the_tracking_server(
+        make_sweep, tmp_path: Path, mlflow_server: str):
+    """Machines that share no results folder: the lost run's newest checkpoint reaches the next machine through
+    the tracking server, and the resumed run ends exactly as an uninterrupted one (CPU runs are deterministic)."""
+    from mlflow import MlflowClient
+
+    path = make_sweep("remote_ckpt", recipe={"epochs": 6})
+    plan = load_plan(path)
+    storage = f"sqlite:///{tmp_path / 'shared' / 'optuna.db'}"  # the one thing the machines share, with the server
+    first = subprocess.Popen([sys.executable, "-m", "sesweep", "run", str(path), "--storage", storage,
+                              "--tracking-uri", mlflow_server, "--results", str(tmp_path / "machine0"),
+                              "--checkpoint-every", "1", "--heartbeat", "1", "--grace", "3", "--threads", "1",
+                              "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    client = MlflowClient(mlflow_server)
+    epoch = 0
+    try:
+        deadline = time.monotonic() + 300
+        while epoch < 2 and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.2)
+            try:
+                exp = client.get_experiment_by_name(plan.name)
+                for r in client.search_runs([exp.experiment_id], "tags.run_key != ''"):
+                    if any(a.path == "checkpoint/latest.json" for a in client.list_artifacts(r.info.run_id,
+                                                                                           "checkpoint")):
+                        local = client.download_artifacts(r.info.run_id, "checkpoint/latest.json",
+                                                          str(tmp_path / "peek"))
+                        epoch = json.loads(Path(local).read_text())["epoch"]
+            except Exception:  # the experiment or the artifact is not there yet
+                continue
+        assert epoch >= 2, "no checkpoint reached the tracking server: " + (first.stderr.read() if first.poll() else "")
+        first.kill()  # the machine dies (its results folder with it, as far as the next machine can tell)
+        first.wait()
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+
+    resumed = sw.run_sweep(plan, storage=storage, results_dir=tmp_path / "machine1", tracking_uri=mlflow_server,
+                           checkpoint_every="1", heartbeat_interval=1, grace_period=3, progress=False, threads=1)
+    assert resumed.done == 1
+    got = rows_by_key(tmp_path / "machine1" / "remote_ckpt" / "runs.csv")[plan.keys[0]]
+    assert int(got["resumed_from_epoch"]) >= epoch  # from the server: machine1 never saw machine0's folder
+
+    single = sw.run_sweep(plan, results_dir=tmp_path / "single", tracking=False, heartbeat_interval=1,
+                          grace_period=3, progress=False, threads=1)
+    assert single.done == 1
+    want = rows_by_key(tmp_path / "single" / "remote_ckpt" / "runs.csv")[plan.keys[0]]
+    assert {m: got[m] for m in METRICS} == {m: want[m] for m in METRICS}

@@ -4,6 +4,8 @@ spawned processes that run several workers on one machine."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import logging
 import multiprocessing
 import random
@@ -19,6 +21,7 @@ import optuna
 
 from sesweep.plan import Plan, Run
 from sesweep.results import checkpoint_dir, sweep_dir, write_run_json
+from sesweep.runner import remote_checkpoints
 from sesweep.runner.config import SweepConfig
 from sesweep.runner.outage import OutageError, patiently, results_write_failed, unreachable, warn_clock_skew
 from sesweep.runner.outputs import find_result, provenance, result_payload, with_identity, write_tables
@@ -134,6 +137,10 @@ def _execute(plan: Plan, cfg: SweepConfig, study: optuna.Study, lock: SweepLock,
     if tracker is not None and unreachable(tracker.uri) is None:
         trial = patiently("reading the trial", cfg.storage_patience, study._storage.get_trial, trial_id)
         tracked = tracker.start(run, trial=trial.number)
+        if tracked.run_id is not None and remote_checkpoints.remote(tracker):  # machines sharing no folder
+            remote_checkpoints.fetch(tracker, run.key, checkpoints.directory, exclude=tracked.run_id)
+            checkpoints = dataclasses.replace(checkpoints, on_saved=functools.partial(remote_checkpoints.upload,
+                                                                                      tracked))
     clock = _Stopwatch(time.perf_counter() - started)  # tracking time, for the bookkeeping breakdown
     try:
         data_start = time.perf_counter()

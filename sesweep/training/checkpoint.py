@@ -25,7 +25,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,9 @@ class CheckpointPolicy:
     #: the run's key when the caller knows it (the worker does); else the run computes it, which for an image
     #: folder walks the whole folder once more
     run_key: str | None = None
+    #: called with each checkpoint's path once it and its sidecar are written (the worker copies it to the
+    #: tracking server, for machines that do not share the results folder); a failure costs a warning
+    on_saved: Callable[[Path], None] | None = None
 
     def due(self, epochs_done: int, seconds_since_last: float) -> bool:
         if self.every_epochs > 0:
@@ -102,13 +105,13 @@ def save_checkpoint(directory: Path, run_key: str, epoch: int, state: dict[str, 
                "sha256": hashlib.sha256(data).hexdigest()}
     # the sidecar last: a checkpoint without one was never finished, and is not read
     _atomic_bytes(directory / f"{_name(epoch)}.json", json.dumps(sidecar).encode())
-    for old in _sidecars(directory)[KEEP_LAST:]:
+    for old in sidecars(directory)[KEEP_LAST:]:
         for p in (old, old.with_suffix(".pt")):
             p.unlink(missing_ok=True)
     return path
 
 
-def _sidecars(directory: Path) -> list[Path]:
+def sidecars(directory: Path) -> list[Path]:
     """The sidecars in ``directory``, newest first (the zero-padded epoch sorts them)."""
     return sorted(directory.glob("epoch-*.json"), reverse=True) if directory.is_dir() else []
 
@@ -118,7 +121,7 @@ def read_checkpoints(directory: Path, run_key: str) -> Iterator[tuple[int, dict[
     asked for (a resume reads one); each one skipped is logged as a warning. The bytes are checked against the
     sidecar's sha256 before ``torch.load`` sees them, and ``torch.load`` reads them with ``weights_only=True``
     (no arbitrary object is ever unpickled)."""
-    for sidecar in _sidecars(directory):
+    for sidecar in sidecars(directory):
         try:
             meta = json.loads(sidecar.read_text(encoding="utf-8"))
             data = (directory / str(meta["file"])).read_bytes()
@@ -184,7 +187,7 @@ class RunCheckpoints:
             log.info("run %s resumes after epoch %d of %d", self.run_key, epoch, epochs)
             self.last_save = time.monotonic()
             return epoch, progress
-        if _sidecars(self.policy.directory):
+        if sidecars(self.policy.directory):
             log.warning("no usable checkpoint of run %s: it starts from epoch 0", self.run_key)
         return None
 
@@ -193,10 +196,17 @@ class RunCheckpoints:
         if not self.policy.due(epochs_done, time.monotonic() - self.last_save):
             return False
         try:
-            save_checkpoint(self.policy.directory, self.run_key, epochs_done, {**self._state(), "progress": progress})
+            path = save_checkpoint(self.policy.directory, self.run_key, epochs_done,
+                                   {**self._state(), "progress": progress})
         except OSError as exc:  # a full or lost disk costs the run its resume point, not its result
             log.warning("run %s: no checkpoint after epoch %d (%s)", self.run_key, epochs_done, exc)
             return False
         finally:
             self.last_save = time.monotonic()
+        if self.policy.on_saved is not None:
+            try:
+                self.policy.on_saved(path)
+            except Exception as exc:  # a copy elsewhere is a convenience; the local checkpoint is written
+                log.warning("run %s: checkpoint after epoch %d not copied (%s)", self.run_key, epochs_done,
+                            str(exc).splitlines()[0][:300] if str(exc) else exc.__class__.__name__)
         return True
