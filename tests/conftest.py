@@ -237,8 +237,13 @@ def mlflow_server_process(tmp_path: Path, mlflow_template: Path) -> Iterator[Mlf
         server.kill()
 
 
-@pytest.fixture
-def mlflow_server(mlflow_server_process: MlflowServer) -> str:
-    """The URL of a running ``mlflow server`` on loopback (:class:`MlflowServer`)."""
-    mlflow_server_process.start()
-    return mlflow_server_process.url
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> Iterator[str]:
+    """The URL of a running ``mlflow server`` on loopback (:class:`MlflowServer`), shared by the tests that do not
+    stop it (each uses experiments of its own sweep names): starting one takes 10-20 s."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"), mlflow_template)
+    try:
+        server.start()
+        yield server.url
+    finally:
+        server.kill()
