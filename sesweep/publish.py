@@ -17,7 +17,7 @@ from sesweep.analysis.figures import PAPER_DIR
 from sesweep.analysis.report import ReportFiles, expected_runs, write_report
 from sesweep.analysis.tables import write_metrics, write_tables
 from sesweep.json_output import print_json
-from sesweep.results import SweepDataError, load_sweep
+from sesweep.results import DEFAULT_RESULTS, SweepDataError, load_sweep
 from sesweep.runner.tracking import log_sweep_outputs
 
 # --------------------------------------------------------------------------------------------------
@@ -34,6 +34,32 @@ def add_aggregate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print what was written as JSON on stdout, and nothing else there; its keys are "
                              "stable: folder, files")
+    add_storage_arguments(parser)
+
+
+def add_storage_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--storage`` (and ``--data-root``) of ``aggregate`` and ``report``: the results folder from the study."""
+    parser.add_argument("--storage", default=None, metavar="URL",
+                        help="first rebuild RESULTS/NAME (run JSONs, runs.csv, curves.csv) from the sweep's storage "
+                             "(the --storage of sesweep run), on a machine that shares no folder with the workers; "
+                             "TARGET is then the sweep spec")
+    parser.add_argument("--data-root", default=None, metavar="DIR",
+                        help="with --storage: where the data are (run keys identify the data)")
+
+
+def rebuild(args: argparse.Namespace) -> None:
+    """With ``--storage``: write the results folder from the storage before it is read (nothing is trained)."""
+    if args.storage is None:
+        return
+    from sesweep.runner.outputs import rebuild_from_storage
+    from sesweep.runner.storage_url import check_storage_url
+    from sesweep.spec import SpecError
+
+    if not Path(args.target).is_file():
+        raise SpecError("--storage", f"{args.target} is not a sweep spec file; with --storage, give the spec "
+                                     "(experiments/NAME.yaml)")
+    check_storage_url(args.storage)
+    rebuild_from_storage(args.target, args.storage, args.results_root or DEFAULT_RESULTS, args.data_root)
 
 
 def run_aggregate(target: str | Path, *, results_root: Path | None = None, out: Path | None = None,
@@ -51,6 +77,7 @@ def run_aggregate(target: str | Path, *, results_root: Path | None = None, out: 
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
     """Aggregate a sweep's runs: mean ± CI per variant, paired deltas vs the baseline, paper-style tables."""
+    rebuild(args)
     try:
         paths = run_aggregate(args.target, results_root=args.results_root, out=args.out, confidence=args.confidence)
     except (SweepDataError, ValueError) as exc:
@@ -102,10 +129,12 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print what was written as JSON on stdout, and nothing else there; its keys are "
                              "stable: markdown, html, figures (slug, caption, png, pdf), notes")
+    add_storage_arguments(parser)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write reports/NAME/report.md and a self-contained report.html (tables, figures, summary)."""
+    rebuild(args)
     try:
         files = run_report(args.target, results_root=args.results_root, out=args.out, expected=args.expected,
                            confidence=args.confidence, figures=not args.no_figures)

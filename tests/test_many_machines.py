@@ -22,6 +22,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from sesweep import cli
 from sesweep.plan import load_plan
 from sesweep.runner import sweep as sw
 
@@ -92,6 +93,10 @@ def test_three_machines_on_postgres_and_an_mlflow_server_survive_a_sigkill(make_
                         heartbeat_interval=1, grace_period=4, progress=False, threads=1)
     assert late.done == late.total == len(plan.keys) and not count_trainings
     assert sorted(rows_by_key(tmp_path / "late" / "machines" / "runs.csv")) == sorted(plan.keys)
+    # ... and so does `sesweep aggregate --storage`, which trains nothing and writes the tables
+    assert cli.main(["aggregate", str(path), "--storage", postgres_url, "--results", str(tmp_path / "agg")]) == 0
+    assert sorted(rows_by_key(tmp_path / "agg" / "machines" / "runs.csv")) == sorted(plan.keys)
+    assert (tmp_path / "agg" / "machines" / "tables").is_dir() and not count_trainings
 
     # the same metrics as one worker on one machine (SQLite, no tracking) computes for the same seeds
     single = sw.run_sweep(plan, results_dir=tmp_path / "single", tracking=False, heartbeat_interval=1,

@@ -17,7 +17,7 @@ from typing import Any
 import optuna
 
 from sesweep import results
-from sesweep.plan import UNRESOLVED, Plan, Run
+from sesweep.plan import UNRESOLVED, Plan, Run, load_plan
 from sesweep.results import (
     DEFAULT_RESULTS,
     DONE_STATUSES,
@@ -27,8 +27,8 @@ from sesweep.results import (
     sweep_dir,
     write_run_json,
 )
-from sesweep.runner.queue import COUNTED_FAILURES, classify, failure_reason, retry_from, trial_status
-from sesweep.spec import RESULTS_VERSION, flatten, schema_keys
+from sesweep.runner.queue import COUNTED_FAILURES, classify, failure_reason, open_storage, retry_from, trial_status
+from sesweep.spec import RESULTS_VERSION, SpecError, flatten, schema_keys
 
 #: RunResult fields that are not per-run detail lists (they are in the record, or are the record)
 _NOT_DETAIL = frozenset({"spec", "status", "metrics", "reason", "environment"})
@@ -130,3 +130,26 @@ def older_results(plan: Plan, results_dir: str | Path = DEFAULT_RESULTS) -> list
         if version != RESULTS_VERSION:
             counts[int(version)] += 1
     return [{"results_version": v, "runs": n} for v, n in sorted(counts.items())]
+
+
+def rebuild_from_storage(spec: str | Path, storage: str, results_root: str | Path = DEFAULT_RESULTS,
+                         data_root: str | None = None) -> Path:
+    """Write a sweep's results folder (manifest, run JSONs, ``runs.csv``, ``curves.csv``) from its study alone, for
+    ``sesweep aggregate/report SPEC --storage URL`` on a machine that shares no folder with the workers; returns
+    the folder. Nothing is trained or queued. The run keys name the data, so a sweep whose data are not on this
+    machine (an image folder) cannot be matched to its trials: refused, naming ``--data-root``."""
+    from sesweep.runner import precision
+
+    plan = load_plan(spec).with_data_root(data_root)
+    if plan.unresolved:
+        raise SpecError("--storage", f"{plan.unresolved}; the stored runs are found by run keys, which identify "
+                                     "the data (--data-root DIR reads them from DIR)")
+    try:
+        study = optuna.load_study(study_name=plan.name, storage=open_storage(storage))
+    except KeyError:
+        raise SpecError("--storage", f"holds no sweep named {plan.name!r}") from None
+    stored = study.user_attrs.get(precision.STUDY_ATTR)
+    plan = plan.with_precision(stored) if stored else precision.settle_read_only(plan, results_root)
+    write_manifest(plan, results_root)
+    write_tables(plan, results_root, study)
+    return sweep_dir(plan, results_root)
