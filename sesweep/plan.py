@@ -39,6 +39,7 @@ from sesweep.sweepfile import (
     first_duplicate,
     flat_overrides,
     fmt_value,
+    layer_params_limit,
     load_yaml,
     names_list,
     sweep_name,
@@ -257,7 +258,7 @@ def _parse(text: str, source: str) -> Plan:
     variants = _expand(data, base, axes, known)
     crossed = _crossed_baselines(data, base, axes, known, {v.name for v in variants})
     variants += crossed
-    check_models(variants)
+    check_models(variants, layer_params_limit(data))
     check_recipes(variants)
 
     kept: list[Variant] = []

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sesweep.spec import RunSpec, SpecError
+from sesweep.sweepfile import MAX_LAYER_PARAMS
 
 if TYPE_CHECKING:
     from sesweep.plan import Plan, Variant
@@ -163,14 +164,14 @@ def check_recipes(variants: list[Variant]) -> None:
             raise in_variant(exc, v) from None
 
 
-def check_models(variants: list[Variant]) -> None:
+def check_models(variants: list[Variant], layer_limit: int = MAX_LAYER_PARAMS) -> None:
     """Every distinct model must be buildable (SE widths, stages, …); errors name where the value came from."""
     checked: dict[Any, SpecError | None] = {}
     for v in variants:
         probe = (v.spec.model, v.spec.recipe.dataset, v.spec.recipe.dropout)
         if probe not in checked:
             try:
-                check_model(v.spec)
+                check_model(v.spec, layer_limit)
                 checked[probe] = None
             except SpecError as exc:
                 checked[probe] = exc
@@ -190,7 +191,7 @@ def in_variant(exc: SpecError, v: Variant, always: bool = False) -> SpecError:
     return SpecError(key, f"{exc.message} (variant {v.name})")
 
 
-def check_model(spec: RunSpec) -> None:
+def check_model(spec: RunSpec, layer_limit: int = MAX_LAYER_PARAMS) -> None:
     """Raise the :class:`SpecError` building this run's model would raise, without building big models.
 
     The SE hidden width of every block is checked analytically with the same rule the model uses
@@ -219,11 +220,13 @@ def check_model(spec: RunSpec) -> None:
                     w = hidden_width(channels, att.reduction, att.min_hidden, att.divisor,
                                      f"layer{i + 1}.{j}.{site}")
                     _check_layer(2 * channels * w.hidden, "model.attention.min_hidden" if w.raised else
-                                 "model.attention.reduction", f"block {w.block}'s SE width {_n(w.hidden)}")
+                                 "model.attention.reduction", f"block {w.block}'s SE width {_n(w.hidden)}",
+                                 layer_limit)
             inplanes = cout
     if isinstance(model.num_classes, int):
         features = arch.widths[-1] * arch.block.expansion
-        _check_layer(features * model.num_classes, "model.num_classes", f"{_n(model.num_classes)} classes")
+        _check_layer(features * model.num_classes, "model.num_classes", f"{_n(model.num_classes)} classes",
+                     layer_limit)
     if arch.input_size <= 32:
         classes = NUM_CLASSES.get(spec.recipe.dataset)  # imagefolder: not known without reading the folders
         if classes is None and model.num_classes == "auto":
@@ -234,15 +237,11 @@ def check_model(spec: RunSpec) -> None:
             build_model(model, classes, dataset_channels(spec.recipe), spec.seed, spec.recipe.dropout)
 
 
-#: the most parameters one layer of a model may have (ResNet-152's largest has 2.4M, a 1000-class head 2M): above
-#: it a typo (num_classes: 1000000000, reduction: 0.0001) would allocate gigabytes before the first step
-MAX_LAYER_PARAMS = 100_000_000
-
-
-def _check_layer(params: int, key: str, what: str) -> None:
-    if params > MAX_LAYER_PARAMS:
+def _check_layer(params: int, key: str, what: str, limit: int) -> None:
+    if params > limit:
         raise SpecError(key, f"{what} would make a layer of {_n(params)} parameters ({params * 4 / 1e9:,.3g} GB in "
-                             f"fp32), more than the limit of {MAX_LAYER_PARAMS:,} per layer")
+                             f"fp32), more than the limit of {limit:,} per layer; if you mean it, set "
+                             f"max_layer_params: {params} in the sweep file")
 
 
 def _n(value: int) -> str:

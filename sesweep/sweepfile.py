@@ -17,7 +17,7 @@ from sesweep.vocabulary import check_names
 
 #: the keys a sweep file may have at its top level
 TOP_KEYS = ("name", "description", "model", "recipe", "seeds", "variants", "axes", "baseline", "tables", "figures",
-            "max_runs", "max_train_flop")
+            "max_runs", "max_train_flop", "max_layer_params")
 NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 #: a sweep of more runs is refused when it is loaded, before anything is expanded, unless ``max_runs`` allows it
 MAX_RUNS = 10_000
@@ -25,6 +25,10 @@ MAX_RUNS = 10_000
 #: :mod:`sesweep.budget`): 2.7x the largest shipped sweep (experiments/senet-imagenet-stages-placement.yaml,
 #: 7.5e19: 24 SE-ResNet-50 runs x 100 ImageNet epochs)
 MAX_TRAIN_FLOP = 2e20
+#: the most parameters one layer of a model may have unless ``max_layer_params`` allows more: ResNet-152's
+#: largest has 2.4M and a 1000-class head 2M; above it a typo (num_classes: 1000000000, reduction: 0.0001) would
+#: allocate gigabytes before the first step
+MAX_LAYER_PARAMS = 100_000_000
 #: a sweep file whose YAML expands (anchors and aliases followed) to more nodes is refused before it is walked
 MAX_YAML_NODES = 100_000
 #: a longer sweep file is refused before it is parsed (parsing 7 MB of YAML takes seconds)
@@ -161,6 +165,15 @@ def train_flop_limit(data: Mapping[str, Any]) -> float:
     if not math.isfinite(value) or value <= 0:
         raise SpecError("max_train_flop", f"{raw!r} is not allowed; allowed: a number of FLOP > 0, e.g. 1.0e+22")
     return value
+
+
+def layer_params_limit(data: Mapping[str, Any]) -> int:
+    """``max_layer_params``: the most parameters one layer of the sweep's models may have; default
+    :data:`MAX_LAYER_PARAMS`. An integer >= 1."""
+    limit = data.get("max_layer_params", MAX_LAYER_PARAMS)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise SpecError("max_layer_params", f"{limit!r} is not allowed; allowed: an integer >= 1")
+    return limit
 
 
 def sweep_seeds(data: Mapping[str, Any]) -> tuple[int, ...]:

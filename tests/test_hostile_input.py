@@ -102,6 +102,19 @@ def test_absurd_compute_gives_the_estimate_the_limit_and_the_knob(tmp_path: Path
     assert not (tmp_path / "results").exists()
 
 
+def test_a_huge_layer_gives_its_size_the_limit_and_the_knob(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    path = tmp_path / "s.yaml"
+    sweep(path)
+    path.write_text(path.read_text().replace("arch: resnet20", "arch: resnet20\n  num_classes: 2000000"))
+    line = refused(capsys, ["run", str(path), "--dry-run"], tmp_path / "results")
+    assert line.endswith("model.num_classes: 2,000,000 classes would make a layer of 128,000,000 parameters (0.512 GB "
+                         "in fp32), more than the limit of 100,000,000 per layer; if you mean it, set "
+                         "max_layer_params: 128000000 in the sweep file (variant base)"), line
+    path.write_text(path.read_text() + "max_layer_params: 128000000\n")
+    capsys.readouterr()
+    assert main(["run", str(path), "--dry-run", "--results", str(tmp_path / "results")]) == 0
+
+
 def test_the_shipped_sweeps_are_under_the_default_compute_limit():
     from sesweep.budget import MAX_TRAIN_FLOP, train_flop
     from sesweep.plan import load_plan
