@@ -52,13 +52,11 @@ def rebuild(args: argparse.Namespace) -> None:
     if args.storage is None:
         return
     from sesweep.runner.outputs import rebuild_from_storage
-    from sesweep.runner.storage_url import check_storage_url
     from sesweep.spec import SpecError
 
     if not Path(args.target).is_file():
         raise SpecError("--storage", f"{args.target} is not a sweep spec file; with --storage, give the spec "
                                      "(experiments/NAME.yaml)")
-    check_storage_url(args.storage)
     rebuild_from_storage(args.target, args.storage, args.results_root or DEFAULT_RESULTS, args.data_root)
 
 

@@ -50,6 +50,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sesweep.plan import Plan, Run
 from sesweep.results import DEFAULT_RESULTS, DONE_STATUSES, sweep_dir
 from sesweep.runner.outage import OutageError, first_line, is_outage, patiently
+from sesweep.runner.storage_url import check_storage_url
 from sesweep.runner.trials import TrialRow, trial_rows
 from sesweep.spec import SpecError
 
@@ -81,18 +82,13 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
     """An Optuna RDB storage with heartbeats; SQLite gets a long busy timeout and its folder created. A server
     that does not answer is tried again for ``patience`` seconds (:func:`~sesweep.runner.outage.patiently`)."""
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
 
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise SpecError("--storage", f"{url!r} is not a database URL; allowed: sqlite:///PATH, "
-                                     "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB, …") from None
+    check_storage_url(url)  # its form, its driver, a SQLite file that can be: the one check of a storage URL
+    parsed = make_url(url)
     engine_kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         engine_kwargs["connect_args"] = {"timeout": 120}
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
     else:
         engine_kwargs["pool_pre_ping"] = True
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -107,10 +103,6 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
                     return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
                                                       heartbeat_interval=heartbeat_interval,
                                                       grace_period=grace_period)
-            except ImportError as exc:
-                raise SpecError("--storage", f"no database driver for {parsed.drivername}: {exc}; for PostgreSQL "
-                                             "install psycopg (pip install 'psycopg[binary]') and use "
-                                             "postgresql+psycopg://…") from None
             except Exception as exc:  # sqlalchemy / optuna errors while tables are being created
                 if is_outage(exc) and parsed.get_backend_name() != "sqlite":
                     raise  # a server that does not answer: waited out by patiently (SQLite's tables collide)
