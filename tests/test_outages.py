@@ -68,6 +68,17 @@ def wait_for_mlflow_run(url: str, experiment: str, proc: subprocess.Popen[str], 
     raise AssertionError("no MLflow run was caught running")
 
 
+def stderr_after(proc: subprocess.Popen[str], disrupt: Callable[[], None]) -> str:
+    """Run ``disrupt`` (wait for a moment, then take a server away) while ``proc`` works, then wait for ``proc``
+    and return its stderr; ``proc`` is killed if anything on the way fails."""
+    try:
+        disrupt()
+        return proc.communicate(timeout=300)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def completed_once(trials: list[optuna.trial.FrozenTrial]) -> Counter[str]:
     return Counter(t.user_attrs["run_key"] for t in trials if t.state == TrialState.COMPLETE)
 
@@ -88,15 +99,13 @@ def test_the_storage_going_away_mid_sweep_is_waited_out_and_nothing_is_lost(make
     url = postgres_server.url
     proc = sesweep_run(path, "--storage", url, "--no-tracking", "--results", str(tmp_path / "results"),
                        "--storage-patience", "180", "--checkpoint-every", "0")
-    try:
+    def outage() -> None:  # mid-run: the heartbeat, and then the finish, meet a storage that is not there
         wait_for_running(plan.name, url, [proc])
-        postgres_server.stop()  # mid-run: the heartbeat, and then the finish, meet a storage that is not there
-        time.sleep(8)           # twice the grace period
+        postgres_server.stop()
+        time.sleep(8)  # twice the grace period
         postgres_server.start()
-        _, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+
+    err = stderr_after(proc, outage)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert "storage back after" in err or "recorded again after" in err, err  # it met the outage and rode it out
@@ -115,12 +124,8 @@ def test_a_storage_away_past_the_patience_stops_with_one_line_and_the_run_is_rec
     proc = sesweep_run(path, "--storage", url, "--no-tracking", "--results", str(results), "--storage-patience",
                        "3", "--checkpoint-every", "0")
     try:
-        wait_for_running(plan.name, url, [proc])
-        postgres_server.stop()
-        _, err = proc.communicate(timeout=300)
+        err = stderr_after(proc, lambda: (wait_for_running(plan.name, url, [proc]), postgres_server.stop()))
     finally:
-        if proc.poll() is None:
-            proc.kill()
         postgres_server.start()
     assert proc.returncode == 1, err
     last = err.strip().splitlines()[-1]
@@ -162,13 +167,7 @@ def test_an_mlflow_server_away_at_the_start_or_killed_mid_run_gets_every_run_onc
     path = make_sweep("mlflow_outage", seeds=(0, 1, 2, 3), recipe={"epochs": 3})
     plan = load_plan(path)
     proc = sesweep_run(path, "--results", str(results), "--tracking-uri", server.url)
-    try:
-        wait_for_mlflow_run(server.url, plan.name, proc)
-        server.kill()
-        _, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    err = stderr_after(proc, lambda: (wait_for_mlflow_run(server.url, plan.name, proc), server.kill()))
     assert proc.returncode == 0, err
     assert "Traceback" not in err
 
