@@ -28,7 +28,7 @@ from sesweep.results import (
     write_run_json,
 )
 from sesweep.runner.queue import COUNTED_FAILURES, classify, failure_reason, open_storage, retry_from, trial_status
-from sesweep.spec import RESULTS_VERSION, SpecError, flatten, schema_keys
+from sesweep.spec import LOCATION_KEYS, RESULTS_VERSION, SpecError, flatten, inert_keys, schema_keys
 
 #: RunResult fields that are not per-run detail lists (they are in the record, or are the record)
 _NOT_DETAIL = frozenset({"spec", "status", "metrics", "reason", "environment"})
@@ -50,8 +50,17 @@ def provenance(run: Run) -> dict[str, Any]:
     return {"results_version": RESULTS_VERSION, "code_version": code_version(), "data_id": run.data_id}
 
 
+def sweep_view(record: dict[str, Any], run: Run) -> dict[str, Any]:
+    """``record`` as this sweep states the run: the keys its run key leaves out (:data:`LOCATION_KEYS` and
+    :func:`inert_keys`) take this plan's values. A result adopted from another sweep holds that sweep's values
+    there (a fixed SE's cost weight, an unscaled rate's reference batch); the analysis groups and pairs on the
+    spec columns, so a borrowed inert value would read as a factor and split rows from their contrast."""
+    flat = flatten(run.spec)
+    return {**record, **{k: flat[k] for k in LOCATION_KEYS | inert_keys(run.spec) if k in record}}
+
+
 def with_identity(payload: dict[str, Any], plan: Plan, run: Run) -> dict[str, Any]:
-    record = {**payload["record"], "sweep": plan.name, "variant": run.variant, "seed": run.seed}
+    record = {**sweep_view(payload["record"], run), "sweep": plan.name, "variant": run.variant, "seed": run.seed}
     return {**payload, "record": record, "curves": payload.get("curves", []),
             "hidden_widths": payload.get("hidden_widths", [])}
 
@@ -106,7 +115,7 @@ def write_tables(plan: Plan, results_dir: str | Path, study: optuna.Study | None
                 runs_rows.append({**ident, "status": "failed", "reason": failed[run.key],
                                   "results_version": RESULTS_VERSION, "data_id": run.data_id, **flatten(run.spec)})
             continue
-        runs_rows.append(results.run_row(ident, payload["record"], spec_keys))
+        runs_rows.append(results.run_row(ident, sweep_view(payload["record"], run), spec_keys))
         for curve in payload.get("curves", []):
             curve_rows.append({**ident, **curve})
     return results.write_tables(out, runs_rows, curve_rows, spec_keys)
