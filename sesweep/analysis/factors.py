@@ -313,10 +313,9 @@ class Contrast:
 BASELINE_FAMILY = "vs baseline"
 
 
-def contrasts(an: Analysis, metric: str = "top1_err") -> list[Contrast]:
-    """Every variant against its baseline (same architecture and recipe), then, per factor, every level
-    against the reference level with everything else equal; Holm-adjusted within each family
-    (:data:`BASELINE_FAMILY`, then one family per factor)."""
+def baseline_contrasts(an: Analysis, metric: str = "top1_err") -> list[Contrast]:
+    """Every variant against its baseline (same architecture and recipe), Holm-adjusted as the one family
+    :data:`BASELINE_FAMILY`: the Δ column of every table is this contrast, so every table prints this p."""
     labels = variant_labels(an)
     out = []
     for v in an.order:
@@ -326,6 +325,14 @@ def contrasts(an: Analysis, metric: str = "top1_err") -> list[Contrast]:
                 v, "", metric, (), (), summarize([]), math.nan, math.nan,
                 "no baseline with the same architecture and recipe")
             out.append(Contrast(None, f"{labels[v]} vs {labels[ref] if ref else 'baseline'}", comp))
+    return adjust_family(out)
+
+
+def contrasts(an: Analysis, metric: str = "top1_err") -> list[Contrast]:
+    """Every variant against its baseline (:func:`baseline_contrasts`), then, per factor, every level against
+    the reference level with everything else equal; Holm-adjusted within each family (:data:`BASELINE_FAMILY`,
+    then one family per factor)."""
+    out = []
     for key in an.factors:
         if key == "model.attention.kind" or (an.baselines and _only_baseline_differs(an, key)):
             continue
@@ -338,7 +345,7 @@ def contrasts(an: Analysis, metric: str = "top1_err") -> list[Contrast]:
             where = ", ".join(f"{short_name(k)}={format_value(an.configs.at[v, k])}" for k in rest)
             label = f"{name}={format_value(an.configs.at[v, key])} vs {name}={format_value(ref)}"
             out.append(Contrast(key, f"{label} ({where})" if where else label, comp))
-    return adjust_family(out)
+    return baseline_contrasts(an, metric) + adjust_family(out)
 
 
 def family_of(c: Contrast) -> str:

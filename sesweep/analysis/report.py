@@ -147,9 +147,10 @@ METHOD = ("Each variant's numbers are the mean over its finished seeds ± the ha
           "compared with the plain ResNet of its own architecture and recipe, never another. Its interval is the "
           "t interval of the per-seed differences and p the two-sided paired t-test; where every seed gives the "
           "same difference (errors move in steps of 1/N_test) the test and interval are undefined and shown as "
-          "n/a. Significance rests on Holm–Bonferroni adjusted p-values, one family per table (all variants vs "
-          "their baseline; each factor's levels vs its reference level; the adaptive variants vs their nearest "
-          "fixed ratio). Paper tables hold the other attention factors at the sweep's base value (else the "
+          "n/a. Significance rests on Holm–Bonferroni adjusted p-values, one family per kind of comparison (all "
+          "variants vs their baseline: the Δ column of every table, with the same adjusted p wherever it is "
+          "printed; each factor's levels vs its reference level; the adaptive variants vs their nearest fixed "
+          "ratio). Paper tables hold the other attention factors at the sweep's base value (else the "
           "schema default), as their captions say. The exact sign-flip permutation p-value (all 2ⁿ sign "
           "patterns) and the raw and adjusted p are in comparisons.csv. The rank orders variants by mean top-1 "
           "error (1 = lowest).")
@@ -251,7 +252,8 @@ def appendix_section(an: Analysis, top5: bool) -> Section:
 READING = ("Read these tables as the headline table: error in % on the test set, mean ± 95% CI half-width "
            "(Student t) over n finished seeds (of expected), diverged and failed runs excluded and counted; Δ: the "
            "paired difference to the baseline over matched seeds [95% CI]; p: two-sided paired t-test, raw and "
-           "Holm-adjusted over the table's comparisons; n/a: the same difference on every seed (zero spread).")
+           "Holm-adjusted over the family of all variants vs their baseline (the same p in every table); n/a: the "
+           "same difference on every seed (zero spread).")
 ADAPTIVE_INTRO = ("Adaptive SE learns each block's width (learnable) or picks it per input (dynamic) under a cost "
                   "weight w. Each adaptive variant is compared with the sweep's fixed-ratio SE variants at equal "
                   "SE parameters: the fixed-r curve interpolated at its cost (a difference of means), and the fixed "

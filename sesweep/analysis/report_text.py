@@ -223,7 +223,8 @@ def caveat_items(an: Analysis, found: Sequence[Contrast], setting: Setting, head
     if families:
         listed = ", ".join(f"{name} ({m})" for name, m in families.items())
         items.append(f"Significance at α={an.alpha:g} rests on Holm–Bonferroni adjusted p-values, one family per "
-                     f"table of comparisons: {listed}; raw and adjusted p are in comparisons.csv.")
+                     f"kind of comparison: {listed}; each contrast has one adjusted p, the same in every table and "
+                     f"in comparisons.csv.")
     if setting.epochs and max(setting.epochs) < SHORT_SCHEDULE:
         epochs = "/".join(map(str, setting.epochs))
         items.append(f"Short schedule ({epochs} epochs): at short schedules SE's gain does not appear — measured here "

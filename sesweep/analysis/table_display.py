@@ -18,8 +18,7 @@ SIGNIFICANT_MARK = "*"
 
 
 def significant_note(alpha: float = 0.05) -> str:
-    return (f"{SIGNIFICANT_MARK}: Holm-adjusted p < {alpha:g}, significant after the correction for this table's "
-            f"comparisons")
+    return f"{SIGNIFICANT_MARK}: Holm-adjusted p < {alpha:g}, significant after the correction for its family"
 
 
 def _marked(delta: str, p_holm: Any, alpha: float = 0.05) -> str:

@@ -1,5 +1,6 @@
 """The numbers of a sweep's tables (what their CSV files hold): one row per variant with its statistics, the
-factor and grouping columns, the Δ against its baseline and the table's Holm-adjusted p; and what the data says
+factor and grouping columns, the Δ against its baseline and its Holm-adjusted p (one family: every variant vs
+its baseline); and what the data says
 about which columns a table shows (the class count: top-5 error only with more than 10 classes).
 """
 
@@ -13,10 +14,9 @@ from typing import Any
 import pandas as pd
 
 from sesweep.analysis.equal_cost import adaptive_comparisons, ratio_label
-from sesweep.analysis.factors import Analysis, common_levels, is_attention_off
+from sesweep.analysis.factors import Analysis, baseline_contrasts, common_levels, is_attention_off
 from sesweep.analysis.fmt import format_value
 from sesweep.analysis.speed import speed_stats, variant_speeds
-from sesweep.analysis.stats import holm
 from sesweep.spec import ATTENTION_PREFIX
 from sesweep.vocabulary import short_name
 
@@ -43,10 +43,13 @@ def _stat_columns(an: Analysis, variant: str, paired: bool = True) -> dict[str, 
     return out
 
 
-def _with_holm(frame: pd.DataFrame) -> pd.DataFrame:
-    """``p_holm``: the table's paired t p-values Holm-adjusted as one family (one family per table)."""
+def _with_holm(an: Analysis, frame: pd.DataFrame) -> pd.DataFrame:
+    """``p_holm``: a row's Δ is the contrast of its variant with its baseline, so its adjusted p is that
+    contrast's in the one family of all variants vs their baseline (:func:`.factors.baseline_contrasts`) — the
+    same p in every table and in comparisons.csv, never re-adjusted over a table's own rows."""
     if "p_t" in frame.columns:
-        frame["p_holm"] = holm(list(frame["p_t"]))
+        adjusted = {c.comparison.variant: c.comparison.p_holm for c in baseline_contrasts(an)}
+        frame["p_holm"] = [adjusted.get(v, math.nan) for v in frame["variant"]]
     return frame
 
 
@@ -76,7 +79,7 @@ def factor_table(an: Analysis, key: str) -> pd.DataFrame:
             rows.append({short_name(key): config[key], **_group_columns(an, v, shown), **_stat_columns(an, v)})
         rows += [{short_name(key): math.nan if key.startswith(ATTENTION_PREFIX) else an.configs.at[b, key],
                   **_group_columns(an, b, shown), **_stat_columns(an, b)} for b in group if an.is_baseline(b)]
-    return _with_holm(pd.DataFrame(rows))
+    return _with_holm(an, pd.DataFrame(rows))
 
 
 def _groups(an: Analysis, keys: Sequence[str]) -> list[list[str]]:
@@ -123,7 +126,7 @@ def overall_table(an: Analysis) -> pd.DataFrame:
     frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["variant", "n", "n_diverged", "n_failed"])
     if "rank" in frame.columns:
         frame = frame.sort_values("rank", na_position="last", kind="stable")
-    return _with_holm(frame.reset_index(drop=True))
+    return _with_holm(an, frame.reset_index(drop=True))
 
 
 def adaptive_table(an: Analysis) -> pd.DataFrame:

@@ -24,7 +24,14 @@ import pandas as pd
 
 from sesweep.analysis import published
 from sesweep.analysis.equal_cost import ADAPTIVE_KEY, ADAPTIVE_KEYS, adaptive_variants
-from sesweep.analysis.factors import Analysis, contrast_frame, contrasts, held_levels
+from sesweep.analysis.factors import (
+    BASELINE_FAMILY,
+    Analysis,
+    baseline_contrasts,
+    contrast_frame,
+    contrasts,
+    held_levels,
+)
 from sesweep.analysis.fmt import format_value
 from sesweep.analysis.speed import speed_stats, variant_speeds
 from sesweep.analysis.stats import PAIRED_METRICS
@@ -199,8 +206,10 @@ def caption(an: Analysis, choice: TableChoice, *, top5: bool = True, classes: in
         ref = f"the baseline of the same {', '.join(short_name(k) for k in groups) or 'configuration'}"
     else:
         ref = an.baseline
+    family = sum(c.comparison.family_size > 0 for c in baseline_contrasts(an)) if an.baselines else 0
     base = (f" Δ: paired difference to {ref} over matched seeds [95% CI]; p: two-sided paired t-test, raw and "
-            f"Holm–Bonferroni adjusted over this table's comparisons; {significant_note(an.alpha)}; n/a: the same "
+            f"Holm–Bonferroni adjusted over the family '{BASELINE_FAMILY}' ({family} comparisons: every variant vs its "
+            f"baseline, the same p in every table); {significant_note(an.alpha)}; n/a: the same "
             f"difference on every seed (zero spread), where the t-test and its interval are undefined."
             if an.baselines else "")
     hidden = "" if top5 else (f" Top-5 error is not shown: with {classes} classes it is near 0 and says nothing "
