@@ -31,6 +31,7 @@ from sesweep.plan_checks import check_data as check_data  # re-exported: the run
 from sesweep.plan_checks import check_model as check_model
 from sesweep.plan_checks import check_models, check_recipes, data_config, data_ids
 from sesweep.results import DEFAULT_BASELINES  # the baseline's default names, in this order, without baseline:
+from sesweep.seed_policy import SeedPolicy, sweep_policy
 from sesweep.spec import ATTENTION_PREFIX, RunSpec, SpecError, flatten, run_key, run_spec, schema_keys
 from sesweep.sweepfile import (
     TOP_KEYS,
@@ -101,6 +102,7 @@ class Plan:
     unresolved: str | None = None
     #: what ``recipe.precision: auto`` was resolved to for this sweep (:meth:`with_precision`); None: not yet
     resolved_precision: str | None = None
+    seed_policy: SeedPolicy | None = None    # seeds: {start, max, ...} (seeds and runs: at max); None: a list
 
     @property
     def keys(self) -> list[str]:
@@ -156,6 +158,13 @@ class Plan:
 
         ids = {data_config(r.spec.recipe): r.data_id for r in self.runs}
         runs = tuple(dataclasses.replace(r, spec=settled(r.spec), key=_key(settled(r.spec), ids)) for r in self.runs)
+        owner: dict[str, str] = {}
+        for run in runs:  # a variant asking for the precision auto resolved to is now the same run as the base
+            other = owner.setdefault(run.key, run.variant)
+            if other != run.variant:
+                raise SpecError("recipe.precision", f"variants {other!r} and {run.variant!r} are the same run once "
+                                                    f"auto is resolved to {precision} on this machine; give one "
+                                                    "of them another explicit precision, or drop one")
         return dataclasses.replace(
             self, base=settled(self.base), runs=runs,
             variants=tuple(dataclasses.replace(v, spec=settled(v.spec)) for v in self.variants),
@@ -180,6 +189,7 @@ class Plan:
             "runs": [{"variant": r.variant, "seed": r.seed, "run_key": r.key} for r in self.runs],
             "tables": list(self.tables), "figures": list(self.figures),
             "resolved_precision": self.resolved_precision,
+            **({"seed_policy": self.seed_policy.as_dict()} if self.seed_policy else {}),
         }
 
     def describe(self) -> str:
@@ -194,6 +204,7 @@ class Plan:
             over = ", ".join(f"{k}={fmt_value(val)}" for k, val in v.overrides.items()) or "(the base)"
             lines.append(f"  {v.name:<{width}}  {over}{mark}")
         lines.append(f"  seeds: {', '.join(map(str, self.seeds))}")
+        lines += [f"  {self.seed_policy.describe(len(self.variants))}"] if self.seed_policy else []
         for dropped, kept in self.duplicates:
             lines.append(f"  note: variant {dropped} is the same run as {kept}; kept {kept}")
         lines += [f"  note: {n}" for n in self.notes]
@@ -276,9 +287,9 @@ def _parse(text: str, source: str) -> Plan:
                  for v in kept for s in seeds for spec in [dataclasses.replace(v.spec, seed=s)])
     baselines, notes = _baselines(data, variants, [v.name for v in crossed], dict(duplicates), axes)
     return Plan(name=name, description=description, source=source, spec_text=text, base=base, seeds=seeds,
-                axes=tuple((k, tuple(vals)) for k, vals in axes), variants=tuple(kept), runs=runs,
+                axes=tuple((k, tuple(vals)) for k, vals in axes), variants=tuple(kept), runs=runs, notes=tuple(notes),
                 baselines=baselines, duplicates=tuple(duplicates), tables=names_list(data, "tables"),
-                figures=names_list(data, "figures"), notes=tuple(notes), unresolved=unresolved)
+                figures=names_list(data, "figures"), unresolved=unresolved, seed_policy=sweep_policy(data))
 
 
 #: the first character of a placeholder run key (a real key is 16 hex digits): the data are not here
