@@ -194,35 +194,20 @@ def in_variant(exc: SpecError, v: Variant, always: bool = False) -> SpecError:
 def check_model(spec: RunSpec, layer_limit: int = MAX_LAYER_PARAMS) -> None:
     """Raise the :class:`SpecError` building this run's model would raise, without building big models.
 
-    The SE hidden width of every block is checked analytically with the same rule the model uses
-    (:func:`sesweep.training.models.hidden_width`), so the message names the block; CIFAR-size models (milliseconds
-    to build) are also built, which catches every other build-time check.
+    Every attention block is checked analytically as its operator declares it
+    (:func:`sesweep.training.models.build.attention_blocks`: widths, kernels, refused knob pairs), so the message
+    names the block; CIFAR-size models (milliseconds to build) are also built, which catches every other check.
     """
     from sesweep.training.data import NUM_CLASSES, dataset_channels
-    from sesweep.training.models import ARCHS, build_model, hidden_width
-    from sesweep.training.models.build import attention_stages, check_dropout
+    from sesweep.training.models import ARCHS, build_model
+    from sesweep.training.models.build import attention_blocks, check_dropout
 
     model = spec.model
     arch = ARCHS[model.arch]
-    att = model.attention
     check_dropout(model.arch, spec.recipe.dropout)
-    if att.kind == "se":
-        stages = attention_stages(model)
-        site = {"standard": "attn_branch", "pre": "attn_pre", "post": "attn_post",
-                "identity": "attn_identity"}[att.placement]
-        inplanes = arch.stem_width
-        for i, (n, planes) in enumerate(zip(arch.layers, arch.widths, strict=True)):
-            cout = planes * arch.block.expansion
-            for j in range(n):
-                cin = inplanes if j == 0 else cout
-                if stages is None or i + 2 in stages:
-                    channels = cin if att.placement == "pre" else cout
-                    w = hidden_width(channels, att.reduction, att.min_hidden, att.divisor,
-                                     f"layer{i + 1}.{j}.{site}")
-                    _check_layer(2 * channels * w.hidden, "model.attention.min_hidden" if w.raised else
-                                 "model.attention.reduction", f"block {w.block}'s SE width {_n(w.hidden)}",
-                                 layer_limit)
-            inplanes = cout
+    for block in attention_blocks(model):
+        width = "" if block.width is None else f" {_n(block.width)}"
+        _check_layer(block.largest_layer, block.knob, f"block {block.block}'s {block.label}{width}", layer_limit)
     if isinstance(model.num_classes, int):
         features = arch.widths[-1] * arch.block.expansion
         _check_layer(features * model.num_classes, "model.num_classes", f"{_n(model.num_classes)} classes",

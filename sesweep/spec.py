@@ -23,6 +23,8 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from sesweep.operators import EXCITATION_NAMES, SQUEEZE_NAMES, attention_reads
+
 
 class SpecError(ValueError):
     """A bad key or value; ``str()`` is one line that names the key and what is allowed."""
@@ -60,7 +62,8 @@ class AttentionSpec:
     reduction: float = field(default=16, metadata=_range(gt=0))
     min_hidden: int = field(default=1, metadata=_range(ge=0))
     divisor: int = field(default=1, metadata=_range(ge=1))
-    pool: Literal["avg", "max", "avgmax"] = "avg"
+    #: the squeeze (:data:`sesweep.operators.SQUEEZES`): avg | max | avgmax | avgstd (SRM) | dct (FcaNet)
+    pool: Literal[SQUEEZE_NAMES] = "avg"
     gate: Literal["sigmoid", "hard_sigmoid", "tanh", "relu", "identity"] = "sigmoid"
     placement: Literal["standard", "pre", "post", "identity"] = "standard"
     stages: Stages = "all"
@@ -78,6 +81,18 @@ class AttentionSpec:
     init: Literal["torch", "normal", "kaiming"] = "torch"
     #: the std of the ``normal`` init (unused by the others)
     init_std: float = field(default=0.001, metadata=_range(gt=0))
+    #: the excitation (:data:`sesweep.operators.EXCITATIONS`): mlp (SENet's, with the ratio) | none (SE-Var1) |
+    #: channelwise (SE-Var2) | fc (SE-Var3) | eca; at its default it stays out of run keys (every key made
+    #: before it existed means mlp)
+    excitation: Literal[EXCITATION_NAMES] = field(default="mlp", metadata={"unkeyed_default": True})
+    #: ECA's kernel: auto (k = |log2(C)/2 + 1/2| rounded up to odd, at least 3, C = the block's attended
+    #: channels), one odd k for every block, or one odd k per stage
+    eca_kernel: Literal["auto"] | int | tuple[int, ...] = field(default="auto", metadata={"check": (
+        lambda v: v == "auto" or all(k >= 1 and k % 2 == 1 for k in (v if isinstance(v, tuple) else (v,))),
+        "auto, an odd integer >= 1, or a list of them (one per stage)")})
+    #: FcaNet's frequency selection of the dct pool: the first N of its ranked 7x7 frequencies (top1 = (0, 0),
+    #: plain GAP up to a constant)
+    dct_frequencies: Literal["top1", "top2", "top4", "top8", "top16", "top32"] = "top16"
 
 
 @dataclass(frozen=True)
@@ -386,13 +401,12 @@ def inert_keys(spec: RunSpec) -> frozenset[str]:
 
 
 def _inert_attention(spec: RunSpec) -> frozenset[str]:
+    """Every attention key the variant's operators do not read (:func:`sesweep.operators.attention_reads`),
+    and a key added after run keys existed while it holds its default (``unkeyed_default``)."""
     att = spec.model.attention
-    if att.kind == "none":
-        return frozenset(f"model.attention.{f.name}" for f in dataclasses.fields(att) if f.name != "kind")
-    unused_std = {"model.attention.init_std"} if att.init != "normal" else set()  # only the normal init has one
-    if att.adaptive == "none":
-        return frozenset({"model.attention.cost_weight", "model.attention.cost_unit"} | unused_std)
-    return frozenset(unused_std)
+    reads = attention_reads(att)
+    return frozenset(f"{ATTENTION_PREFIX}{f.name}" for f in dataclasses.fields(att) if f.name not in reads or (
+        f.metadata.get("unkeyed_default") and getattr(att, f.name) == f.default))
 
 
 #: What a run computes, beyond its config: part of every run key, so records of another version are never

@@ -27,8 +27,9 @@ from sesweep.training.models.adaptive import (
     record_dynamic_widths,
     soft_width,
 )
-from sesweep.training.models.attention import SEFactory, SqueezeExcite
 from sesweep.training.models.init import generator_for, init_weights
+from sesweep.training.models.operators.mlp import SEFactory, SqueezeExcite
+from sesweep.training.models.operators.pools import MaxPool
 from sesweep.training.models.resnet import BasicBlock, ResNet
 
 
@@ -371,7 +372,7 @@ def test_factory_has_the_se_factory_signature_and_reads_the_spec():
     factory = AdaptiveSEFactory.from_spec(spec)
     block = factory(64, "layer3.0.attn_branch")
     assert isinstance(block, DynamicSE) and block.max_hidden == 8 and block.fc1.bias is None
-    assert isinstance(block.pool, nn.AdaptiveMaxPool2d) and isinstance(block.gate, nn.Tanh)
+    assert isinstance(block.pool, MaxPool) and isinstance(block.gate, nn.Tanh)
     assert block.width.block == "layer3.0.attn_branch"
     assert isinstance(AdaptiveSEFactory(8, adaptive="learnable")(64, "b"), LearnableSE)
     with pytest.raises(ValueError):

@@ -258,8 +258,8 @@ def test_preact_registry_entries_have_the_depth_and_width_their_names_say(name):
 def small_preact_bottleneck_net(seed: int, placement: str | None, classes: int = 10) -> nn.Module:
     """A pre-activation bottleneck net of 2 blocks per stage (ResNet-164's blocks at a test's cost), built and
     initialised as build_model does."""
-    from sesweep.training.models.attention import SEFactory
     from sesweep.training.models.init import init_weights
+    from sesweep.training.models.operators.mlp import SEFactory
     from sesweep.training.models.preact import PreActBottleneck, PreActResNet
 
     net = PreActResNet(PreActBottleneck, [2, 2, 2], [16, 32, 64], 16, classes, 3,

@@ -27,7 +27,7 @@ from sesweep.training.data import TrainBatches, eval_batches, load_data
 from sesweep.training.measure import model_cost
 from sesweep.training.models import build_model
 from sesweep.training.models.adaptive import DynamicSE, adaptive_modules, record_dynamic_widths, truncated
-from sesweep.training.models.attention import SqueezeExcite
+from sesweep.training.models.operators.mlp import SqueezeExcite
 from sesweep.training.train import evaluate, lr_factor, make_optimizer, make_penalty, make_step
 
 

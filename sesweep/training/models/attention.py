@@ -1,9 +1,10 @@
-"""Squeeze-and-Excitation: one module, every ablation knob a constructor argument.
+"""The base of every channel-attention operator: the module shape, the registries, the shared pieces.
 
-``SqueezeExcite(channels, reduction, min_hidden, divisor, pool, gate, bias, block, init, init_std)`` covers
-SENet TPAMI Tables 10 (ratio), 11 (squeeze: avg / max) and 12 (excitation gate), and the SE's initialisation
-(:data:`INITS`). The hidden width rule is explicit
-(:func:`hidden_width`) and every block reports the width it got, so a ratio ablation never hides a clamp.
+Each operator (SENet's MLP, SE-Var1/2/3, ECA; the squeezes avg / max / avgmax / avgstd / dct) is one file under
+:mod:`.operators` that registers its class here by name (:func:`excitation`, :func:`squeeze`). What they share
+lives here: :class:`ChannelAttention` (``x · gate(excite(pool(x)))`` and the fused residual join), the gates,
+the init rule (:func:`init_layer`), and the SE's explicit hidden-width rule (:func:`hidden_width`, every block
+reporting the width it got, so a ratio ablation never hides a clamp).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -64,35 +65,6 @@ def hidden_width(channels: int, reduction: float, min_hidden: int = 1, divisor: 
     return HiddenWidth(block, channels, reduction, exact, hidden, rounded != exact, hidden > rounded)
 
 
-class AvgMaxPool(nn.Module):
-    """Mean of global average and global max pooling (timm's ``add_maxpool``)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (x.mean((2, 3), keepdim=True) + x.amax((2, 3), keepdim=True))
-
-
-class _SpatialMean(torch.autograd.Function):
-    """Global average pooling whose backward is a broadcast view: autograd's own materialises the
-    ``[N, C, H, W]`` gradient (a full write and read of memory) only to add it to the scale's gradient."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        ctx.shape = x.shape
-        return x.mean((2, 3), keepdim=True)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = ctx.shape
-        return (grad / (h * w)).expand(n, c, h, w)
-
-
-class AvgPool(nn.Module):
-    """Global average pooling (the squeeze of SENet), ``[N, C, H, W] → [N, C, 1, 1]``."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _SpatialMean.apply(x)
-
-
 class _ScaleAddReLU(torch.autograd.Function):
     """``relu(x · s + shortcut)``: a block's join with SE at the standard site, with a lean backward.
 
@@ -124,12 +96,6 @@ def scale_add_relu(x: torch.Tensor, s: torch.Tensor, shortcut: torch.Tensor) -> 
     return _ScaleAddReLU.apply(x, s, shortcut)
 
 
-POOLS: dict[str, Callable[[], nn.Module]] = {
-    "avg": AvgPool,
-    "max": lambda: nn.AdaptiveMaxPool2d(1),
-    "avgmax": AvgMaxPool,
-}
-
 GATES: dict[str, Callable[[], nn.Module]] = {
     "sigmoid": nn.Sigmoid,
     "hard_sigmoid": nn.Hardsigmoid,
@@ -156,27 +122,120 @@ class Attention(nn.Module):
         raise NotImplementedError
 
 
-class SqueezeExcite(Attention):
-    """x · gate(fc2(relu(fc1(pool(x))))) with 1×1 convolutions as the two FC layers (timm naming)."""
 
-    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 1, divisor: int = 1,
-                 pool: str = "avg", gate: str = "sigmoid", bias: bool = True, block: str = "se",
-                 init: str = "torch", init_std: float = 0.001) -> None:
+@dataclass(frozen=True)
+class BlockCost:
+    """One block's attention as its operator declares it before anything is built: the width (hidden units of
+    an MLP, ECA's kernel k, or none), the parameters, the MACs (convolutions and matmuls only, the convention of
+    :mod:`sesweep.training.measure`) and the largest single layer (what ``max_layer_params`` bounds)."""
+
+    block: str
+    excitation: str
+    pool: str
+    channels: int
+    width_kind: str        # "hidden", "kernel" or "" (no width)
+    width: int | None
+    params: int
+    macs: int
+    largest_layer: int
+    #: the key that sets ``largest_layer`` (the weights ``max_layer_params`` bounds); how a refusal names it
+    knob: str = "model.attention.excitation"
+    label: str = ""
+
+
+class Squeeze(nn.Module):
+    """A squeeze: ``[N, C, H, W] → [N, m·C, 1, 1]``, ``m`` descriptors per channel laid out as ``m`` blocks of C."""
+
+    #: descriptors per channel (2 for mean + std)
+    multiplicity: ClassVar[int] = 1
+
+    def __init__(self, channels: int, block: str, att: Any) -> None:
         super().__init__()
-        if init not in INITS:
-            raise ValueError(f"init {init!r}; allowed: {', '.join(INITS)}")
-        self.init, self.init_std = init, init_std
-        self.width = hidden_width(channels, reduction, min_hidden, divisor, block)
-        hidden = self.width.hidden
-        self.pool = POOLS[pool]()
-        self.fc1 = nn.Conv2d(channels, hidden, 1, bias=bias)
-        self.act = nn.ReLU(inplace=True)
-        self.fc2 = nn.Conv2d(hidden, channels, 1, bias=bias)
-        self.gate = GATES[gate]()
+        self.channels = channels
+
+    @classmethod
+    def refuse(cls, att: Any, channels: int, block: str) -> None:
+        """Raise the one-line :class:`SpecError` for a pair of knobs this squeeze cannot take (default: none)."""
+
+
+#: name → class of every squeeze and excitation operator (filled by :func:`squeeze` and :func:`excitation`
+#: in each operator's own file under ``operators/``; the names are :mod:`sesweep.operators`' keys)
+SQUEEZES: dict[str, type[Squeeze]] = {}
+EXCITATIONS: dict[str, type[ChannelAttention]] = {}
+
+
+def squeeze(name: str) -> Callable[[type[Squeeze]], type[Squeeze]]:
+    """Class decorator: the squeeze operator called ``name`` (``model.attention.pool``)."""
+    def register(cls: type[Squeeze]) -> type[Squeeze]:
+        cls.name = name  # type: ignore[attr-defined]
+        SQUEEZES[name] = cls
+        return cls
+    return register
+
+
+def excitation(name: str) -> Callable[[type[ChannelAttention]], type[ChannelAttention]]:
+    """Class decorator: the excitation operator called ``name`` (``model.attention.excitation``)."""
+    def register(cls: type[ChannelAttention]) -> type[ChannelAttention]:
+        cls.name = name
+        EXCITATIONS[name] = cls
+        return cls
+    return register
+
+
+def init_layer(init: str, init_std: float, weight: torch.Tensor, bias: torch.Tensor | None, fan_in: int,
+               fan_out: int, gen_w: torch.Generator, gen_b: torch.Generator | None) -> None:
+    """One attention layer as ``init`` says (:data:`INITS`), from generators named by the layer: torch =
+    U(±1/√fan_in) weights and biases; normal = N(0, init_std) weights; kaiming = N(0, √(2/fan_out)) weights;
+    zero biases but for torch's."""
+    with torch.no_grad():
+        if init == "torch":
+            bound = 1.0 / math.sqrt(fan_in)
+            weight.uniform_(-bound, bound, generator=gen_w)
+            if bias is not None:
+                bias.uniform_(-bound, bound, generator=gen_b)
+            return
+        std = init_std if init == "normal" else math.sqrt(2.0) / math.sqrt(fan_out)  # torch's kaiming, bit for bit
+        weight.normal_(0.0, std, generator=gen_w)
+        if bias is not None:
+            bias.zero_()
+
+
+class ChannelAttention(Attention):
+    """``x · gate(excite(pool(x)))``: every operator's module. A subclass is one excitation; its pool comes from
+    :data:`SQUEEZES`, its gate from :data:`GATES` (``self.gate``: the module the excitation figures read).
+
+    A subclass declares beside its module what the rest of the code asks it: ``plan`` (its width, parameters and
+    MACs for a block of C channels, before anything is built), ``refuse`` (the knob pairs it cannot take, one
+    line naming the pair) and ``from_spec`` (the one constructor from the attention spec).
+    """
+
+    name: ClassVar[str]
+    #: the squeezes this excitation can take (None: all)
+    pools: ClassVar[tuple[str, ...] | None] = None
+
+    def __init__(self, channels: int, pool: str = "avg", gate: str = "sigmoid", block: str = "se",
+                 att: Any = None) -> None:
+        super().__init__()
+        self.channels, self.block_name = channels, block
+        self.pool_kind, self.gate_kind = pool, gate
+        self.pool = SQUEEZES[pool](channels, block, att)
+
+    @property
+    def multiplicity(self) -> int:
+        return type(self.pool).multiplicity
+
+    @staticmethod
+    def pool_multiplicity(pool: str) -> int:
+        """Descriptors per channel of the squeeze ``pool`` (what the excitation's input width is a multiple of)."""
+        return SQUEEZES[pool].multiplicity
+
+    def excite(self, y: torch.Tensor) -> torch.Tensor:
+        """The pooled descriptor ``[N, m·C, 1, 1]`` → the gate's input ``[N, C, 1, 1]``."""
+        raise NotImplementedError
 
     def excitation(self, x: torch.Tensor) -> torch.Tensor:
         """The per-channel scale s ∈ gate range, shape [N, C, 1, 1] (saved for the excitation figures)."""
-        return self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
+        return self.gate(self.excite(self.pool(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.excitation(x)
@@ -187,40 +246,33 @@ class SqueezeExcite(Attention):
         return scale_add_relu(x, self.excitation(x), shortcut)
 
     def hidden_widths(self) -> list[HiddenWidth]:
-        return [self.width]
+        return []
 
-    def reset_parameters(self, generator_for: Callable[[str], torch.Generator]) -> None:
-        """fc1 and fc2 as ``init`` says (:data:`INITS`), drawn from generators of the SE's own (by name)."""
-        for fc_name in ("fc1", "fc2"):
-            fc: nn.Conv2d = getattr(self, fc_name)
-            with torch.no_grad():
-                if self.init == "torch":
-                    bound = 1.0 / math.sqrt(fc.in_channels)
-                    for pname, param in fc.named_parameters():
-                        param.uniform_(-bound, bound, generator=generator_for(f"{fc_name}.{pname}"))
-                    continue
-                gen = generator_for(f"{fc_name}.weight")
-                if self.init == "normal":
-                    fc.weight.normal_(0.0, self.init_std, generator=gen)
-                else:
-                    nn.init.kaiming_normal_(fc.weight, mode="fan_out", nonlinearity="relu", generator=gen)
-                if fc.bias is not None:
-                    fc.bias.zero_()
+    def cost(self) -> BlockCost:
+        """This block as its operator declares it (:meth:`plan`), for ``sesweep info`` and run records."""
+        raise NotImplementedError
+
+    @classmethod
+    def plan(cls, att: Any, channels: int, block: str, stage: int) -> BlockCost:
+        """The block's width, parameters and MACs for ``channels`` at stage index ``stage``, without building."""
+        raise NotImplementedError
+
+    @classmethod
+    def refuse(cls, att: Any, stages: int) -> None:
+        """Raise the one-line :class:`SpecError` for a knob pair this excitation cannot take; ``stages`` is the
+        backbone's stage count. Default: the pools it declares (:attr:`pools`), and no learned width."""
+        if cls.pools is not None and att.pool not in cls.pools:
+            raise SpecError("model.attention.pool", f"{att.pool} does not go with excitation {cls.name}; allowed "
+                                                    f"with {cls.name}: {', '.join(cls.pools)}")
+        if att.adaptive != "none":
+            raise SpecError("model.attention.adaptive", f"{att.adaptive} does not go with excitation {cls.name} (a "
+                                                        f"learned width is the mlp's hidden width); allowed: none")
+
+    @classmethod
+    def from_spec(cls, att: Any, channels: int, block: str, stage: int) -> ChannelAttention:
+        raise NotImplementedError
 
 
-@dataclass(frozen=True)
-class SEFactory:
-    """Builds the SE of one block from the attention spec's knobs (the ``attn_layer`` of the ResNets)."""
-
-    reduction: float = 16
-    min_hidden: int = 1
-    divisor: int = 1
-    pool: str = "avg"
-    gate: str = "sigmoid"
-    bias: bool = True
-    init: str = "torch"
-    init_std: float = 0.001
-
-    def __call__(self, channels: int, block: str) -> SqueezeExcite:
-        return SqueezeExcite(channels, self.reduction, self.min_hidden, self.divisor, self.pool,
-                             self.gate, self.bias, block, self.init, self.init_std)
+def stage_of(block: str) -> int:
+    """The stage index (0 = SENet's stage 2) of a block named ``layerK.J.site``, as the ResNets name them."""
+    return int(block.split(".", 1)[0].removeprefix("layer")) - 1

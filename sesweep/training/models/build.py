@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sesweep.spec import ModelSpec, SpecError
-from sesweep.training.models.adaptive import AdaptiveSEFactory
-from sesweep.training.models.attention import SEFactory
 from sesweep.training.models.init import init_weights
+from sesweep.training.models.operators import AttentionFactory, BlockCost, plan_block
 from sesweep.training.models.preact import PreActBasicBlock, PreActBottleneck, PreActResNet
 from sesweep.training.models.resnet import BasicBlock, Bottleneck, ResNet
 
@@ -122,6 +121,28 @@ def attention_stages(spec: ModelSpec) -> tuple[int, ...] | None:
     return tuple(stages)
 
 
+def attention_blocks(spec: ModelSpec) -> list[BlockCost]:
+    """Every attention block of a spec's net as its operator declares it (width or kernel, params, MACs), in
+    order, without building anything: what ``plan_checks`` bounds and ``sesweep info`` prints."""
+    att = spec.attention
+    if att.kind == "none":
+        return []
+    arch = ARCHS[spec.arch]
+    AttentionFactory(att, len(arch.layers))  # the knob pairs its operator refuses
+    stages = attention_stages(spec)
+    site = {"standard": "attn_branch", "pre": "attn_pre", "post": "attn_post", "identity": "attn_identity"}
+    blocks, inplanes = [], arch.stem_width
+    for i, (n, planes) in enumerate(zip(arch.layers, arch.widths, strict=True)):
+        cout = planes * arch.block.expansion
+        for j in range(n):
+            cin = inplanes if j == 0 else cout
+            if stages is None or i + 2 in stages:
+                channels = cin if att.placement == "pre" else cout
+                blocks.append(plan_block(att, channels, f"layer{i + 1}.{j}.{site[att.placement]}"))
+        inplanes = cout
+    return blocks
+
+
 def build_model(spec: ModelSpec, num_classes: int | None = None, in_channels: int = 3,
                 seed: int = 0, dropout: float = 0.0) -> ResNet | PreActResNet:
     """The network a spec describes, initialised for ``seed`` (matched across variants, see init.py).
@@ -131,12 +152,7 @@ def build_model(spec: ModelSpec, num_classes: int | None = None, in_channels: in
     """
     arch = ARCHS[spec.arch]
     att = spec.attention
-    attn_layer = None
-    if att.kind == "se" and att.adaptive != "none":
-        attn_layer = AdaptiveSEFactory.from_spec(att)
-    elif att.kind == "se":
-        attn_layer = SEFactory(att.reduction, att.min_hidden, att.divisor, att.pool, att.gate, att.bias,
-                               att.init, att.init_std)
+    attn_layer = AttentionFactory(att, len(arch.layers)) if att.kind == "se" else None
     check_dropout(spec.arch, dropout)
     classes, stages = resolve_num_classes(spec, num_classes), attention_stages(spec)
     model: ResNet | PreActResNet

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from sesweep.training.models.adaptive.modules import AdaptiveSE, CostUnit, DynamicSE, LearnableSE
-from sesweep.training.models.attention import SqueezeExcite
+from sesweep.training.models.operators.mlp import SqueezeExcite
 
 
 def adaptive_modules(model: nn.Module) -> list[tuple[str, AdaptiveSE]]:

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sesweep.training.models.attention import Attention, HiddenWidth, SEFactory, SqueezeExcite
+from sesweep.training.models.attention import Attention, HiddenWidth
+from sesweep.training.models.operators.mlp import ADAPTIVE, SEFactory, SqueezeExcite
 
 #: mask temperature τ in hidden units (docs/adaptive.md says why 0.15)
 TEMPERATURE = 0.15
@@ -82,10 +83,6 @@ class _AdaptiveMixin:
         self.min_width = float(min(max(min_hidden, 0), self.max_hidden))
         self.register_buffer("_centres", torch.arange(self.max_hidden, dtype=torch.float32) + 0.5,
                              persistent=False)
-
-    @property
-    def channels(self) -> int:
-        return self.width.channels
 
     @property
     def max_hidden(self) -> int:
@@ -317,6 +314,7 @@ class DynamicSE(_AdaptiveMixin, SqueezeExcite):
 
 
 AdaptiveSE = LearnableSE | DynamicSE
+ADAPTIVE.update(learnable=LearnableSE, dynamic=DynamicSE)  # the mlp operator's learned widths
 
 
 @dataclass(frozen=True)
