@@ -106,7 +106,19 @@ def format_cost(cost: dict[str, Any], origin: str) -> str:
                              if on)
             lines.append(f"  {w['block']:<28}{w['channels']:>6}{w['exact']:>9.3g}{w['hidden']:>8}"
                          f"{w['effective_reduction']:>9.3g}  {note}")
-    return "\n".join(lines)
+    return "\n".join(lines + format_blocks(cost.get("attention_blocks", [])))
+
+
+def format_blocks(blocks: list[dict[str, Any]]) -> list[str]:
+    """Each attention block's operator, width or kernel, parameters and MACs (as the operator declares them)."""
+    if not blocks:
+        return []
+    lines = [f"attention operators ({blocks[0]['excitation']} on pool {blocks[0]['pool']}):",
+             f"  {'block':<28}{'C':>6}{'width':>12}{'params':>12}{'MACs':>12}"]
+    for b in blocks:
+        width = f"{b['width_kind'] or '-'} {b['width']}" if b["width"] is not None else "-"
+        lines.append(f"  {b['block']:<28}{b['channels']:>6}{width:>12}{b['params']:>12,}{b['macs']:>12,}")
+    return lines
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from sesweep.training.models.attention import Attention
+from sesweep.training.models.attention import Attention, ChannelAttention
 
 
 def count_params(model: nn.Module) -> int:
@@ -56,6 +56,12 @@ def hidden_widths(model: nn.Module) -> list[dict[str, Any]]:
     return rows
 
 
+def attention_blocks(model: nn.Module) -> list[dict[str, Any]]:
+    """Per attention block, as its operator declares it: excitation, pool, channels, width (hidden units or
+    ECA's kernel k), parameters and MACs."""
+    return [asdict(m.cost()) for m in model.modules() if isinstance(m, ChannelAttention)]
+
+
 def model_cost(model: nn.Module, input_size: int, in_channels: int = 3) -> dict[str, Any]:
     """The cost summary that ``sesweep info`` prints and every run records."""
     return {
@@ -64,6 +70,7 @@ def model_cost(model: nn.Module, input_size: int, in_channels: int = 3) -> dict[
         "macs": count_macs(model, input_size, in_channels),
         "input_size": input_size,
         "hidden_widths": hidden_widths(model),
+        "attention_blocks": attention_blocks(model),
     }
 
 

@@ -65,18 +65,19 @@ class SqueezeExcite(ChannelAttention):
         return [self.width]
 
     def cost(self) -> BlockCost:
-        params, macs, largest = mlp_params(self.multiplicity, self.channels, self.fc1.out_channels,
-                                           self.fc1.bias is not None)
-        return BlockCost(self.width.block, "mlp", self.pool_kind, self.channels, "hidden", self.fc1.out_channels,
-                         params, macs, largest)
+        return self._cost(self.width, self.pool_kind, self.multiplicity, self.fc1.out_channels,
+                          self.fc1.bias is not None)
+
+    @staticmethod
+    def _cost(w: HiddenWidth, pool: str, m: int, hidden: int, bias: bool) -> BlockCost:
+        params, macs, largest = mlp_params(m, w.channels, hidden, bias)
+        knob = "model.attention.min_hidden" if w.raised else "model.attention.reduction"
+        return BlockCost(w.block, "mlp", pool, w.channels, "hidden", hidden, params, macs, largest, knob, "SE width")
 
     @classmethod
     def plan(cls, att: Any, channels: int, block: str, stage: int) -> BlockCost:
         w = hidden_width(channels, att.reduction, att.min_hidden, att.divisor, block)
-        params, macs, largest = mlp_params(cls.pool_multiplicity(att.pool), channels, w.hidden, att.bias)
-        knob = "model.attention.min_hidden" if w.raised else "model.attention.reduction"
-        return BlockCost(block, "mlp", att.pool, channels, "hidden", w.hidden, params, macs, largest, knob,
-                         "SE width")
+        return cls._cost(w, att.pool, cls.pool_multiplicity(att.pool), w.hidden, att.bias)
 
     @classmethod
     def refuse(cls, att: Any, stages: int) -> None:
