@@ -11,23 +11,55 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sesweep.spec import SpecError, schema_keys
 
-#: factor key → (SENet TPAMI table number, slug, title)
+
+@dataclass(frozen=True)
+class Factor:
+    """One factor's names everywhere: its paper table (number, source), the slug of its table and of its figure,
+    its short label, its title, and which figure family draws it (``factor``: a bar per level; ``operators``:
+    top-1 error against attention parameters). The analysis, the figures, the report and ``published.py`` read
+    these; nothing else keeps a factor → name map."""
+
+    key: str
+    short: str
+    table: int | None = None      # its table number in ``paper`` (also the key of its published numbers)
+    slug: str = ""                # file stem part of its table: table10_ratio
+    title: str = ""
+    figure: str = ""              # slug of its figure
+    paper: str = "SENet TPAMI"
+    figure_kind: str = "factor"
+
+
+#: every factor with a name of its own, paper tables first (SENet TPAMI Tables 10-14, ECA-Net Table 2)
+FACTORS: dict[str, Factor] = {f.key: f for f in (
+    Factor("model.attention.reduction", "r", 10, "ratio", "reduction ratio r", "ratio"),
+    Factor("model.attention.pool", "pool", 11, "squeeze", "squeeze operator", "squeeze"),
+    Factor("model.attention.gate", "gate", 12, "excitation", "excitation operator", "gate"),
+    Factor("model.attention.stages", "stages", 13, "stages", "SE in different stages", "stages"),
+    Factor("model.attention.placement", "placement", 14, "integration", "integration strategy", "integration"),
+    Factor("model.attention.excitation", "operator", 2, "operators", "attention operators (ECA-Net Table 2)",
+           "operators", "ECA-Net", "operators"),
+    Factor("model.attention.adaptive", "adaptive"),
+    Factor("model.attention.kind", "attention"),
+    Factor("model.arch", "arch"),
+)}
+#: factor key → (paper table number, slug, title): the factors with a paper table
 PAPER_TABLES: dict[str, tuple[int, str, str]] = {
-    "model.attention.reduction": (10, "ratio", "reduction ratio r"),
-    "model.attention.pool": (11, "squeeze", "squeeze operator"),
-    "model.attention.gate": (12, "excitation", "excitation operator"),
-    "model.attention.stages": (13, "stages", "SE in different stages"),
-    "model.attention.placement": (14, "integration", "integration strategy"),
-}
+    f.key: (f.table, f.slug, f.title) for f in FACTORS.values() if f.table is not None}
+#: paper table number → the factor key its published numbers vary (``analysis.published``)
+PUBLISHED_TABLES: dict[int, str] = {f.table: f.key for f in FACTORS.values() if f.table is not None}
+#: factor key → the slug of its figure
+FIGURE_SLUGS: dict[str, str] = {f.key: f.figure for f in FACTORS.values() if f.figure}
 #: the table of every variant, and the table of adaptive SE against the fixed ratio of equal cost
 OVERALL_TABLE = "overall"
 ADAPTIVE_TABLE = "adaptive"
 #: names a spec's ``tables:`` list may use for each table, besides its slug and number
 ALIASES: dict[str, tuple[str, ...]] = {
+    "operators": ("operator", "eca", "eca_table2"),
     "ratio": ("reduction", "r"), "squeeze": ("pool",), "excitation": ("gate",), "stages": ("stage",),
     "integration": ("placement",), OVERALL_TABLE: ("all", "variants", "summary"),
     ADAPTIVE_TABLE: ("learned", "learnable", "dynamic", "cost_weight", "equal_cost"),
@@ -42,10 +74,8 @@ FIGURE_NAMES: dict[str, tuple[str, ...]] = {
     "adaptive": ("adaptive", "learned", "learnable", "dynamic", "widths", "equal_cost", "cost_weight"),
 }
 
-#: short names of the usual factors, as the SENet paper writes them
-SHORT_NAMES = {"model.attention.reduction": "r", "model.attention.pool": "pool", "model.attention.gate": "gate",
-               "model.attention.placement": "placement", "model.attention.stages": "stages",
-               "model.attention.adaptive": "adaptive", "model.attention.kind": "attention", "model.arch": "arch"}
+#: short names of the usual factors, as the papers write them
+SHORT_NAMES = {f.key: f.short for f in FACTORS.values()}
 
 
 def short_name(key: str) -> str:
@@ -105,7 +135,7 @@ def factor_figure_names(key: str) -> tuple[str, ...]:
     if key in PAPER_TABLES:
         number, slug, _ = PAPER_TABLES[key]
         names += [slug, f"table{number}"]
-    if key == "model.attention.gate":
+    if key in ("model.attention.gate", "model.attention.excitation"):
         names = [n for n in names if n != "excitation"]  # "excitation" is the Fig. 6 plot
     return tuple(names)
 

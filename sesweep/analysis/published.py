@@ -24,6 +24,7 @@ import pandas as pd
 
 from sesweep.analysis.factors import Analysis, is_attention_off
 from sesweep.analysis.fmt import num_or_blank, signed_finite
+from sesweep.vocabulary import PUBLISHED_TABLES, SHORT_NAMES
 
 SOURCE = "SENet TPAMI v4"
 
@@ -39,23 +40,26 @@ class PublishedRow:
     top1: float
     top5: float | None = None
     params_m: float | None = None
+    paper: str = SOURCE
 
     @property
     def source(self) -> str:
-        return f"{SOURCE}, Table {self.table}"
+        return f"{self.paper}, Table {self.table}"
 
 
-#: the spec key each ablation table varies (SENet TPAMI v4 Tables 10–14, ImageNet, SE-ResNet-50)
-TABLE_KEYS: dict[int, str] = {10: "model.attention.reduction", 11: "model.attention.pool",
-                              12: "model.attention.gate", 13: "model.attention.stages",
-                              14: "model.attention.placement"}
+#: the spec key each ablation table varies (SENet TPAMI v4 Tables 10–14, ECA-Net Table 2; ImageNet, ResNet-50),
+#: from the one factor vocabulary
+TABLE_KEYS: dict[int, str] = PUBLISHED_TABLES
+#: ECA-Net (Wang et al., CVPR 2020), read from a transcription of the paper, not the PDF
+ECA_SOURCE = "ECA-Net"
 
 #: ResNet-50 on ImageNet, the reference of every ablation table (Table 10's "original", Table 13's first row)
 IMAGENET_BASELINE = PublishedRow(10, None, None, "ResNet-50", 23.30, 6.55, 25.6)
 
 
-def _rows(table: int, rows: Sequence[tuple[Any, str, float, float | None, float | None]]) -> dict[Any, PublishedRow]:
-    return {level: PublishedRow(table, TABLE_KEYS[table], level, label, top1, top5, params)
+def _rows(table: int, rows: Sequence[tuple[Any, str, float, float | None, float | None]],
+          paper: str = SOURCE) -> dict[Any, PublishedRow]:
+    return {level: PublishedRow(table, TABLE_KEYS[table], level, label, top1, top5, params, paper)
             for level, label, top1, top5, params in rows}
 
 
@@ -70,7 +74,29 @@ ABLATIONS: dict[int, dict[Any, PublishedRow]] = {
                    ((4,), "SE Stage 4", 22.68, 6.22, 26.4), ("all", "SE All", 22.28, 6.03, 28.1)]),
     14: _rows(14, [("standard", "SE", 22.28, 6.03, None), ("pre", "SE-PRE", 22.23, 6.00, None),
                    ("post", "SE-POST", 22.78, 6.35, None), ("identity", "SE-Identity", 22.20, 6.15, None)]),
+    # ECA-Net Table 2 prints accuracy (vanilla 75.20 / 92.25, SE 76.71 / 93.38, Var1 76.00 / 92.90, Var2 77.07 /
+    # 93.31, Var3 77.42 / 93.64, ECA k = 3 77.43 / 93.65): here as error, 100 − accuracy
+    2: _rows(2, [("mlp", "SE", 23.29, 6.62, None), ("none", "SE-Var1", 24.00, 7.10, None),
+                 ("channelwise", "SE-Var2", 22.93, 6.69, None), ("fc", "SE-Var3", 22.58, 6.36, None),
+                 ("eca", "ECA (k = 3)", 22.57, 6.35, None)], ECA_SOURCE),
 }
+#: ECA-Net Table 2's vanilla ResNet-50 (its own baseline: 75.20 / 92.25 % accuracy)
+ECA_BASELINE = PublishedRow(2, None, None, "ResNet-50", 24.80, 7.75, None, ECA_SOURCE)
+#: each published table's own ResNet-50 (as that paper trained it), and the paper's name in column heads
+BASELINES: dict[int, PublishedRow] = {2: ECA_BASELINE}
+PAPER_SHORT = {SOURCE: "SENet", ECA_SOURCE: "ECA-Net"}
+#: what each paper's ablation tables put attention on
+PAPER_NET = {SOURCE: "ImageNet SE-ResNet-50", ECA_SOURCE: "ImageNet ResNet-50"}
+
+
+def baseline_row(table: int) -> PublishedRow:
+    """The ResNet-50 row the levels of published ``table`` are compared with."""
+    return BASELINES.get(table, IMAGENET_BASELINE)
+
+
+def paper_short(table: int) -> str:
+    """``SENet`` or ``ECA-Net``: the paper of published ``table``, as column heads name it."""
+    return PAPER_SHORT[baseline_row(table).paper]
 
 
 @dataclass(frozen=True)
@@ -224,16 +250,17 @@ def columns(an: Analysis, key: str | None, variants: Sequence[str], setting: Set
     table = table_for_key(key)
     if table is not None:
         top1, delta, hits = [], [], 0
+        base, paper = baseline_row(table), paper_short(table)
         for v in variants:
             if an.is_baseline(v) or is_attention_off(an.configs.loc[v]):
-                row: PublishedRow | None = IMAGENET_BASELINE
+                row: PublishedRow | None = base
             else:
                 row = imagenet_row(table, an.configs.at[v, key])
                 hits += row is not None
             top1.append(num_or_blank(row.top1) if row else "")
-            delta.append(signed_finite(row.top1 - IMAGENET_BASELINE.top1) if row and row.key else "")
+            delta.append(signed_finite(row.top1 - base.top1) if row and row.key else "")
         if hits:
-            out |= {"SENet top-1 (%)": top1, "SENet Δ vs ResNet-50": delta}
+            out |= {f"{paper} top-1 (%)": top1, f"{paper} Δ vs ResNet-50": delta}
             notes.append(imagenet_note(table, setting))
     cifar = [c for a in setting.archs if (c := cifar_result(a, setting.dataset))]
     if len(cifar) == 1:
@@ -256,8 +283,11 @@ def columns(an: Analysis, key: str | None, variants: Sequence[str], setting: Set
 def imagenet_note(table: int, setting: Setting) -> str:
     """Where the ImageNet columns come from, and — when this sweep is not the paper's setting — that only
     the direction and ranking of the levels can be compared, not the values."""
-    head = (f"SENet columns: {SOURCE}, Table {table} (ImageNet SE-ResNet-50, long schedule of ~300 epochs); "
-            f"Δ vs ResNet-50's {IMAGENET_BASELINE.top1:.2f}% top-1 error; blank where the paper has no such level.")
+    base = baseline_row(table)
+    schedule = "100 epochs; single runs, read from a transcription of the paper" if table in BASELINES else \
+        "long schedule of ~300 epochs"
+    head = (f"{paper_short(table)} columns: {base.paper}, Table {table} ({PAPER_NET[base.paper]}, {schedule}); "
+            f"Δ vs ResNet-50's {base.top1:.2f}% top-1 error; blank where the paper has no such level.")
     if setting.is_imagenet_resnet50:
         return head
     epochs = f", {'/'.join(map(str, setting.epochs))} epochs" if setting.epochs else ""
@@ -273,16 +303,18 @@ def describe_levels(table: int, levels: Sequence[Any]) -> str:
     rows = list(dict.fromkeys(r for lv in levels if (r := imagenet_row(table, lv)) is not None))
     if not rows:
         return ""
-    key_name = {10: "r", 11: "pool", 12: "gate", 13: "stages", 14: "placement"}[table]
+    key_name = SHORT_NAMES[TABLE_KEYS[table]]
+    base = baseline_row(table)
+    where = f"{base.paper}, Table {table} ({PAPER_NET[base.paper]})"
     best, worst = min(rows, key=lambda r: r.top1), max(rows, key=lambda r: r.top1)
-    deltas = sorted(r.top1 - IMAGENET_BASELINE.top1 for r in rows)
+    deltas = sorted(r.top1 - base.top1 for r in rows)
     if len(rows) == 1:
-        return (f"{SOURCE}, Table {table} (ImageNet SE-ResNet-50), at the {key_name} level run here: "
+        return (f"{where}, at the {key_name} level run here: "
                 f"{best.label} {best.top1:.2f}%, {signed_finite(deltas[0])} points vs ResNet-50.")
     beside = "below" if deltas[-1] < 0 else "above" if deltas[0] > 0 else "around"
-    return (f"{SOURCE}, Table {table} (ImageNet SE-ResNet-50), at the {key_name} levels run here: "
+    return (f"{where}, at the {key_name} levels run here: "
             f"{', '.join(f'{r.label} {r.top1:.2f}%' for r in rows)} — best {best.label}, worst {worst.label}, "
-            f"{worst.top1 - best.top1:.2f} points apart, all {beside} ResNet-50's {IMAGENET_BASELINE.top1:.2f}% "
+            f"{worst.top1 - best.top1:.2f} points apart, all {beside} ResNet-50's {base.top1:.2f}% "
             f"(Δ {signed_finite(deltas[0])} to {signed_finite(deltas[-1])}).")
 
 
@@ -290,7 +322,7 @@ def direction_note(table: int, levels: Sequence[Any], deltas: Sequence[float], s
     """" Here the same levels are all above resnet (Δ +0.01 to +0.87 points, 0 of 4 significant): not SENet's
     direction." — a sweep's Δ vs its baseline at ``levels`` against the side of ResNet-50 SENet's are on; ""
     where either side has nothing."""
-    theirs = [r.top1 - IMAGENET_BASELINE.top1 for lv in levels if (r := imagenet_row(table, lv)) is not None]
+    theirs = [r.top1 - baseline_row(table).top1 for lv in levels if (r := imagenet_row(table, lv)) is not None]
     if not deltas or not theirs:
         return ""
 
@@ -299,7 +331,8 @@ def direction_note(table: int, levels: Sequence[Any], deltas: Sequence[float], s
 
     ds = sorted(deltas)
     ours = side(ds)
-    verdict = "SENet's direction" if ours == side(theirs) else "not SENet's direction"
+    paper = paper_short(table)
+    verdict = f"{paper}'s direction" if ours == side(theirs) else f"not {paper}'s direction"
     return (f" Here the same levels are {'all ' if ours != 'on both sides of' else ''}{ours} {ref} "
             f"(Δ {signed_finite(ds[0])} to {signed_finite(ds[-1])} points, {significant} of {len(ds)} significant): "
             f"{verdict}.")

@@ -51,7 +51,7 @@ from sesweep.analysis.stats import finished
 from sesweep.analysis.tables import ADAPTIVE, Table, build_tables, class_count, shows_top5
 from sesweep.results import Sweep, code_version
 from sesweep.spec import RESULTS_VERSION
-from sesweep.vocabulary import short_name
+from sesweep.vocabulary import FIGURE_SLUGS, short_name
 
 # --------------------------------------------------------------------------------------------------
 # what was run
@@ -197,9 +197,6 @@ def build_sections(an: Analysis, tables: Sequence[Table], figures: Sequence[Figu
     return title, sections
 
 
-#: the figure of each paper factor, by slug, until figures carry the factor they show (``FigureFile.factor``)
-FIGURE_SLUGS = {"model.attention.reduction": "ratio", "model.attention.pool": "squeeze", "model.attention.gate": "gate",
-                "model.attention.stages": "stages", "model.attention.placement": "integration"}
 
 
 def key_figure(figures: Sequence[FigureFile], factor: str | None) -> FigureFile | None:

@@ -29,6 +29,7 @@ from sesweep.analysis.figures.excitation import excitation_figure, excitation_fi
 from sesweep.analysis.figures.factors import factor_figure
 from sesweep.analysis.figures.layout import LayoutWarning, fit_tick_labels, layout_problems, legend_below
 from sesweep.analysis.figures.marks import MIN_BAND_N, MIN_CI_N
+from sesweep.analysis.figures.operators import operators_figure
 from sesweep.analysis.figures.pareto import pareto_figure, pareto_figures, pareto_front
 from sesweep.analysis.figures.ratio import ratio_figure
 from sesweep.analysis.figures.style import (
@@ -49,7 +50,7 @@ from sesweep.analysis.figures.style import (
     variant_colors,
 )
 from sesweep.analysis.stats import finished
-from sesweep.vocabulary import FIGURE_NAMES, PAPER_TABLES, factor_figure_names, short_name
+from sesweep.vocabulary import FACTORS, FIGURE_NAMES, PAPER_TABLES, factor_figure_names, short_name
 
 __all__ = [
     "ADAPTIVE_MARKERS", "BASELINE_COLOR", "COLUMN_IN", "DPI", "FIGURE_NAMES", "FONT_PT", "FORMATS", "MIN_BAND_N",
@@ -119,7 +120,17 @@ def _factor_keys(an: Analysis) -> list[str | None]:
     the adaptive figures), in the sweep's factor order."""
     adaptive = adaptive_variants(an)
     return [k for k in an.factors if k not in ("model.attention.kind", "model.attention.reduction")
-            and k.startswith("model.") and not (adaptive and k in ADAPTIVE_KEYS)]
+            and k.startswith("model.") and not (adaptive and k in ADAPTIVE_KEYS) and _figure_kind(k) == "factor"]
+
+
+def _figure_kind(key: str) -> str:
+    """The figure family that draws a factor (:class:`sesweep.vocabulary.Factor`): ``factor`` unless it says."""
+    return FACTORS[key].figure_kind if key in FACTORS else "factor"
+
+
+def _operator_keys(an: Analysis) -> list[str | None]:
+    """The varied factors drawn against attention parameters (the excitation operator)."""
+    return [k for k in an.factors if _figure_kind(k) == "operators"] if _has_se(an) else []
 
 
 def _factor(job: Job, key: str | None) -> list[FigureFile | None]:
@@ -135,6 +146,8 @@ def _factor(job: Job, key: str | None) -> list[FigureFile | None]:
 REGISTRY: tuple[Kind, ...] = (
     Kind("ratio", _ratio_targets, _named("ratio"), lambda job, _: [ratio_figure(job.an, job.colors, job.out_dir)]),
     Kind("factor", _factor_keys, lambda key: factor_figure_names(str(key)), _factor),
+    Kind("operators", _operator_keys, lambda key: factor_figure_names(str(key)),
+         lambda job, key: [operators_figure(job.an, str(key), job.colors, job.out_dir)]),
     Kind("pareto", _one, _named("pareto"),
          lambda job, _: pareto_figures(job.an, job.colors, job.out_dir, job.wants, job.notes)),
     Kind("adaptive", lambda an: [None] if adaptive_variants(an) else [], _named("adaptive"),
