@@ -66,18 +66,18 @@ class ECA(ChannelAttention):
         return self.conv(y.view(n, self.multiplicity, self.channels)).view(n, self.channels, 1, 1)
 
     def cost(self) -> BlockCost:
-        return self._cost(self.block_name, self.pool_kind, self.multiplicity, self.channels, self.kernel,
+        return self._block_cost(self.block_name, self.pool_kind, self.multiplicity, self.channels, self.kernel,
                           self.conv.bias is not None)
 
     @classmethod
-    def _cost(cls, block: str, pool: str, m: int, channels: int, k: int, bias: bool) -> BlockCost:
+    def _block_cost(cls, block: str, pool: str, m: int, channels: int, k: int, bias: bool) -> BlockCost:
         return BlockCost(block, "eca", pool, channels, "kernel", k, m * k + int(bias), m * k * channels, m * k,
                          "model.attention.eca_kernel", "ECA kernel")
 
     @classmethod
     def plan(cls, att: Any, channels: int, block: str, stage: int) -> BlockCost:
         k = kernel_for(att, channels, stage)
-        return cls._cost(block, att.pool, cls.pool_multiplicity(att.pool), channels, k, att.bias)
+        return cls._block_cost(block, att.pool, cls.pool_multiplicity(att.pool), channels, k, att.bias)
 
     @classmethod
     def refuse(cls, att: Any, stages: int) -> None:

@@ -31,17 +31,17 @@ class FullFC(ChannelAttention):
         return self.fc(y)
 
     def cost(self) -> BlockCost:
-        return self._cost(self.block_name, self.pool_kind, self.multiplicity, self.channels, self.fc.bias is not None)
+        return self._block_cost(self.block_name, self.pool_kind, self.multiplicity, self.channels, self.fc.bias is not None)
 
     @classmethod
-    def _cost(cls, block: str, pool: str, m: int, channels: int, bias: bool) -> BlockCost:
+    def _block_cost(cls, block: str, pool: str, m: int, channels: int, bias: bool) -> BlockCost:
         weights = m * channels * channels
         return BlockCost(block, "fc", pool, channels, "", None, weights + (channels if bias else 0), weights, weights,
                          label=f"full FC {m * channels:,} x {channels:,}")
 
     @classmethod
     def plan(cls, att: Any, channels: int, block: str, stage: int) -> BlockCost:
-        return cls._cost(block, att.pool, cls.pool_multiplicity(att.pool), channels, att.bias)
+        return cls._block_cost(block, att.pool, cls.pool_multiplicity(att.pool), channels, att.bias)
 
     @classmethod
     def from_spec(cls, att: Any, channels: int, block: str, stage: int) -> ChannelAttention:

@@ -65,11 +65,11 @@ class SqueezeExcite(ChannelAttention):
         return [self.width]
 
     def cost(self) -> BlockCost:
-        return self._cost(self.width, self.pool_kind, self.multiplicity, self.fc1.out_channels,
+        return self._block_cost(self.width, self.pool_kind, self.multiplicity, self.fc1.out_channels,
                           self.fc1.bias is not None)
 
     @staticmethod
-    def _cost(w: HiddenWidth, pool: str, m: int, hidden: int, bias: bool) -> BlockCost:
+    def _block_cost(w: HiddenWidth, pool: str, m: int, hidden: int, bias: bool) -> BlockCost:
         params, macs, largest = mlp_params(m, w.channels, hidden, bias)
         knob = "model.attention.min_hidden" if w.raised else "model.attention.reduction"
         return BlockCost(w.block, "mlp", pool, w.channels, "hidden", hidden, params, macs, largest, knob, "SE width")
@@ -77,7 +77,7 @@ class SqueezeExcite(ChannelAttention):
     @classmethod
     def plan(cls, att: Any, channels: int, block: str, stage: int) -> BlockCost:
         w = hidden_width(channels, att.reduction, att.min_hidden, att.divisor, block)
-        return cls._cost(w, att.pool, cls.pool_multiplicity(att.pool), w.hidden, att.bias)
+        return cls._block_cost(w, att.pool, cls.pool_multiplicity(att.pool), w.hidden, att.bias)
 
     @classmethod
     def refuse(cls, att: Any, stages: int) -> None:
