@@ -31,7 +31,8 @@ class FullFC(ChannelAttention):
         return self.fc(y)
 
     def cost(self) -> BlockCost:
-        return self._block_cost(self.block_name, self.pool_kind, self.multiplicity, self.channels, self.fc.bias is not None)
+        return self._block_cost(self.block_name, self.pool_kind, self.multiplicity, self.channels,
+                                self.fc.bias is not None)
 
     @classmethod
     def _block_cost(cls, block: str, pool: str, m: int, channels: int, bias: bool) -> BlockCost:
