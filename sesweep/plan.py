@@ -302,7 +302,7 @@ def _key(spec: RunSpec, ids: Mapping[tuple[str, str | None], str | None]) -> str
     data_id = ids[data_config(spec.recipe)]
     if data_id is not None:
         return run_key(spec, data_id)
-    return UNRESOLVED + run_key(spec, f"unresolved:{spec.recipe.data_root}")[1:]
+    return UNRESOLVED + run_key(spec, f"unresolved:{spec.recipe.data_root}", loader=spec.recipe.loader)[1:]
 
 
 def _axes(data: Mapping[str, Any], base: RunSpec, known: Sequence[str]) -> list[tuple[str, list[Any]]]:
@@ -408,7 +408,8 @@ def _crossed_baselines(data: Mapping[str, Any], base: RunSpec, axes: list[tuple[
     for combo in combos:
         spec = run_spec({**combo, **over}, base)
         # within one plan the config tells runs apart; the data are read once, later (data_ids)
-        by_key.setdefault(run_key(spec, data_id=str(spec.recipe.data_root)), (combo, spec))
+        config_key = run_key(spec, data_id=str(spec.recipe.data_root), loader=spec.recipe.loader)
+        by_key.setdefault(config_key, (combo, spec))
     distinct = list(by_key.values())
     telling = [k for k, _ in axes if len({json.dumps(c[k], default=str) for c, _ in distinct}) > 1]
     labels = _axis_labels(axes)

@@ -391,13 +391,33 @@ ATTENTION_PREFIX = "model.attention."
 def inert_keys(spec: RunSpec) -> frozenset[str]:
     """Keys that cannot change what a run computes: every SE knob of a plain ResNet (``kind: none``) and the
     cost-term knobs of a fixed-width SE, ``init_std`` of an SE not initialised ``normal``, the reference batch
-    of an unscaled learning rate, the memory budget where no ``loader: auto`` reads it. Left out of the run key,
-    so one baseline serves every sweep."""
+    of an unscaled learning rate. Left out of the run key, so one baseline serves every sweep."""
     r = spec.recipe
-    recipe = {"recipe.lr_reference_batch"} if r.lr_scaling == "none" else set()
-    if r.loader != "auto" or r.dataset != "imagefolder":  # the budget only decides auto on an image folder
-        recipe.add("recipe.memory_budget_gb")
-    return frozenset(recipe) | _inert_attention(spec)
+    recipe = frozenset({"recipe.lr_reference_batch"}) if r.lr_scaling == "none" else frozenset()
+    return recipe | _inert_attention(spec)
+
+
+#: keys that matter only through the loader they pick (:func:`key_loader`): the run key holds that loader
+LOADER_KEYS = frozenset({"recipe.loader", "recipe.memory_budget_gb"})
+
+
+def unkeyed_keys(spec: RunSpec) -> frozenset[str]:
+    """Every spec key a run key leaves out: where the data live, the inert keys, and the loader's knobs (the
+    loader they pick is keyed instead). A record shown in another sweep takes that sweep's values here."""
+    return LOCATION_KEYS | LOADER_KEYS | inert_keys(spec)
+
+
+def key_loader(recipe: RecipeSpec) -> str:
+    """The loader a run key holds: an image folder's resolved loader (``auto`` read through its budget, its
+    augmentation and the folder's listing), so two budgets that pick one loader are one run; a built-in set is
+    always loaded into memory, so its ``memory`` and ``auto`` are one run ("auto", as keys always had it)."""
+    if recipe.dataset != "imagefolder":
+        return "auto"
+    if recipe.loader != "auto":
+        return recipe.loader
+    from sesweep.training.data import resolved_loader  # reads the folder's listing (torch-free callers pass it)
+
+    return resolved_loader(recipe)
 
 
 def _inert_attention(spec: RunSpec) -> frozenset[str]:
@@ -428,19 +448,21 @@ def _inert_attention(spec: RunSpec) -> frozenset[str]:
 RESULTS_VERSION = 4
 
 
-def run_key(spec: RunSpec, data_id: str | None = None) -> str:
+def run_key(spec: RunSpec, data_id: str | None = None, loader: str | None = None) -> str:
     """A stable 16-hex-digit hash of what a run computes: the same run never trains twice.
 
-    Covers the canonical resolved config minus where the data live (:data:`LOCATION_KEYS`) and knobs the
-    variant does not use (:func:`inert_keys`), plus the identity of the data it reads (``data_id``; default:
-    :func:`sesweep.training.data.data_identity` of its recipe, which reads an image folder's listing and raises
-    :class:`SpecError` when it is not there) and :data:`RESULTS_VERSION`."""
+    Covers the canonical resolved config minus the keys it leaves out (:func:`unkeyed_keys`), plus the
+    identity of the data it reads (``data_id``; default: :func:`sesweep.training.data.data_identity` of its
+    recipe, which reads an image folder's listing and raises :class:`SpecError` when it is not there), the
+    loader it reads them with (``loader``; default: :func:`key_loader`) and :data:`RESULTS_VERSION`.
+    What it promises: the same experiment (data, order, augmentation draws, initial weights, recipe), not the
+    same bits on another CPU thread count, device or library version (README, "Run keys")."""
     if data_id is None:
         from sesweep.training.data import data_identity
 
         data_id = data_identity(spec.recipe)
-    skip = LOCATION_KEYS | inert_keys(spec)
-    flat: dict[str, Any] = {k: v for k, v in flatten(spec).items() if k not in skip}
+    flat: dict[str, Any] = {k: v for k, v in flatten(spec).items() if k not in unkeyed_keys(spec)}
+    flat["recipe.loader"] = key_loader(spec.recipe) if loader is None else loader
     flat["data_id"] = data_id  # not a spec key (those are dotted or `seed`): no collision
     flat["results_version"] = RESULTS_VERSION
     canonical = json.dumps(flat, sort_keys=True, separators=(",", ":"), default=str)

@@ -57,3 +57,17 @@ def test_an_adopted_baseline_does_not_bring_its_reference_batch(make_sweep, tmp_
     run_aggregate(b_path, results_root=results)
     overall = (results / "b" / "tables" / "overall.csv").read_text()
     assert "no baseline" not in overall
+
+
+def test_an_adopted_run_shows_this_sweeps_loader_knobs(make_sweep):
+    """Issue 21.6: ``loader: memory`` and ``auto`` are one run on a built-in set (one key), so a record trained
+    under one shows the other sweep's loader and budget, not a factor that splits it from its contrasts."""
+    from sesweep.runner.outputs import sweep_view
+    from sesweep.spec import flatten, run_key, run_spec
+
+    run = load_plan(make_sweep("b", seeds=(0,))).runs[0]
+    other = run_spec({"recipe.loader": "memory", "recipe.memory_budget_gb": 16}, run.spec)
+    assert run_key(other, run.data_id) == run.key
+    view = sweep_view(flatten(other), run)
+    assert (view["recipe.loader"], view["recipe.memory_budget_gb"]) == (run.spec.recipe.loader,
+                                                                        run.spec.recipe.memory_budget_gb)

@@ -15,19 +15,27 @@ from pathlib import Path
 import pytest
 
 from sesweep.plan import load_plan
-from sesweep.spec import run_key
+from sesweep.spec import RunSpec, run_key
 
 ROOT = Path(__file__).resolve().parent.parent
 PINS = Path(__file__).with_name("pinned_run_keys.json")
 SWEEPS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "experiments").rglob("*.yaml")
                 if p.name != "dvc.yaml")
 DATA_ID = "pinned-data-identity"
+#: the loader an image folder's ``loader: auto`` picks is read from the folder: a stand-in here too
+LOADER = "pinned-loader"
 
 
 def sweep_keys(path: str) -> dict[str, str]:
     """``{variant@seed: key}`` for every run of a sweep, with the stand-in data identity."""
     plan = load_plan(ROOT / path)
-    return {f"{run.variant}@{run.spec.seed}": run_key(run.spec, DATA_ID) for run in plan.runs}
+    return {f"{run.variant}@{run.spec.seed}": run_key(run.spec, DATA_ID, pinned_loader(run.spec)) for run in plan.runs}
+
+
+def pinned_loader(spec: RunSpec) -> str | None:
+    """The stand-in for a loader that only the folder's listing decides; None (computed) everywhere else."""
+    r = spec.recipe
+    return LOADER if r.dataset == "imagefolder" and r.loader == "auto" else None
 
 
 def digest(keys: dict[str, str]) -> str:

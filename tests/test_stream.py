@@ -267,16 +267,29 @@ def test_stream_statistics_are_cached_by_the_folder_content(tmp_path: Path, monk
     assert len(decoded) == 24 + 25 and third.mean != first.mean
 
 
-def test_the_memory_budget_is_in_the_run_key_only_where_auto_reads_it() -> None:
+def test_the_run_key_holds_the_loader_auto_picks_not_the_budget(tmp_path: Path) -> None:
+    """Issue 21.6: the budget only matters through the loader it picks, so that loader is keyed instead."""
     from sesweep.spec import run_key
 
+    root = make_folder(tmp_path / "ds")
+    fits = 33 * 3 * 12 * 12 / 1024**3  # every kept image decoded: the smallest budget that still picks memory
+
     def key(**recipe: object) -> str:
+        over = {"recipe.dataset": "imagefolder", "recipe.data_root": str(root), "recipe.image_size": 12,
+                **{f"recipe.{k}": v for k, v in recipe.items()}}
+        return run_key(run_spec(over), data_id="d")
+
+    assert key(memory_budget_gb=8) == key(memory_budget_gb=16) == key(memory_budget_gb=fits)  # memory each time
+    assert key(memory_budget_gb=8) == key(loader="memory")         # auto that picks memory is the memory run
+    assert key(memory_budget_gb=fits / 2) == key(loader="stream")  # ... and auto that picks stream the stream run
+    assert key(memory_budget_gb=8) != key(loader="stream")         # the loader is part of what a run is
+    assert key(augment="imagenet", memory_budget_gb=1) == key(augment="imagenet", memory_budget_gb=64)  # streams
+
+    def builtin(**recipe: object) -> str:
         return run_key(run_spec({f"recipe.{k}": v for k, v in recipe.items()}), data_id="d")
 
-    assert key(memory_budget_gb=1) == key(memory_budget_gb=2)  # digits: always in memory
-    assert key(dataset="imagefolder", loader="stream", memory_budget_gb=1) == key(
-        dataset="imagefolder", loader="stream", memory_budget_gb=2)
-    assert key(dataset="imagefolder", memory_budget_gb=1) != key(dataset="imagefolder", memory_budget_gb=2)
+    assert builtin(memory_budget_gb=1) == builtin(memory_budget_gb=2)  # digits: always in memory
+    assert builtin(loader="memory") == builtin()                       # memory is what auto is there
 
 
 def test_a_batch_larger_than_the_train_split_is_refused_before_any_run(make_sweep, tmp_path: Path,

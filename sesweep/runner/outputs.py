@@ -28,7 +28,7 @@ from sesweep.results import (
     write_run_json,
 )
 from sesweep.runner.queue import COUNTED_FAILURES, classify, failure_reason, open_storage, retry_from, trial_status
-from sesweep.spec import LOCATION_KEYS, RESULTS_VERSION, SpecError, flatten, inert_keys, schema_keys
+from sesweep.spec import RESULTS_VERSION, SpecError, flatten, schema_keys, unkeyed_keys
 
 #: RunResult fields that are not per-run detail lists (they are in the record, or are the record)
 _NOT_DETAIL = frozenset({"spec", "status", "metrics", "reason", "environment"})
@@ -51,12 +51,13 @@ def provenance(run: Run) -> dict[str, Any]:
 
 
 def sweep_view(record: dict[str, Any], run: Run) -> dict[str, Any]:
-    """``record`` as this sweep states the run: the keys its run key leaves out (:data:`LOCATION_KEYS` and
-    :func:`inert_keys`) take this plan's values. A result adopted from another sweep holds that sweep's values
-    there (a fixed SE's cost weight, an unscaled rate's reference batch); the analysis groups and pairs on the
-    spec columns, so a borrowed inert value would read as a factor and split rows from their contrast."""
+    """``record`` as this sweep states the run: the keys its run key leaves out (:func:`unkeyed_keys`: where
+    the data live, the inert keys, the loader's knobs) take this plan's values. A result adopted from another
+    sweep holds that sweep's values there (a fixed SE's cost weight, an unscaled rate's reference batch, the
+    loader ``memory`` that this sweep's ``auto`` picks too); the analysis groups and pairs on the spec
+    columns, so a borrowed value would read as a factor and split rows from their contrast."""
     flat = flatten(run.spec)
-    return {**record, **{k: flat[k] for k in LOCATION_KEYS | inert_keys(run.spec) if k in record}}
+    return {**record, **{k: flat[k] for k in unkeyed_keys(run.spec) if k in record}}
 
 
 def with_identity(payload: dict[str, Any], plan: Plan, run: Run) -> dict[str, Any]:

@@ -26,12 +26,13 @@ from sesweep.training.data.sources import (
     dataset_image_size,
     dataset_num_classes,
     load_data,
+    resolved_loader,
 )
 
 __all__ = [
     "CROP_PAD", "DEFAULT_DATA_ROOT", "DIGITS_SPLIT_SEED", "DIGITS_TEST_FRACTION", "NATIVE_SIZE", "NUM_CLASSES",
     "DataSplits", "ImageSet", "TrainBatches", "cache_dir", "channel_stats", "data_identity", "dataset_channels",
     "dataset_image_size", "dataset_num_classes", "epoch_generator", "eval_batches", "folder_classes",
-    "folder_files", "folder_fingerprint", "folder_root", "largest_remainder", "load_data", "resize", "subset",
-    "train_batches",
+    "folder_files", "folder_fingerprint", "folder_root", "largest_remainder", "load_data", "resize",
+    "resolved_loader", "subset", "train_batches",
 ]

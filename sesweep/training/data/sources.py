@@ -5,6 +5,7 @@ identity that is part of every run key."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import socket
 from collections.abc import Iterator
@@ -103,6 +104,13 @@ def data_identity(recipe: RecipeSpec) -> str:
     return recipe.dataset
 
 
+@functools.lru_cache(maxsize=256)
+def resolved_loader(recipe: RecipeSpec) -> str:
+    """``memory`` or ``stream``: the loader :func:`load_data` will use (the run key holds it, ``spec.key_loader``);
+    cached, since a plan asks once per run and an image folder's listing is read to answer."""
+    return resolve_loader(recipe, dataset_image_size(recipe))
+
+
 # --------------------------------------------------------------------------------------------------
 # loading
 
@@ -116,7 +124,7 @@ def load_data(recipe: RecipeSpec) -> DataSplits:
     test images the ImageNet test transform. An image folder may be streamed instead (``recipe.loader``).
     """
     size = dataset_image_size(recipe)
-    if resolve_loader(recipe, size) == "stream":
+    if resolved_loader(recipe) == "stream":
         return load_stream(recipe, size)
     if recipe.dataset == "digits":
         train, test = _load_digits(recipe.image_size)
