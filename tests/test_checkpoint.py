@@ -23,7 +23,7 @@ import torch
 from sesweep.cli import main
 from sesweep.results import METRICS, checkpoint_dir
 from sesweep.runner.config import SweepConfig, parse_checkpoint_every
-from sesweep.spec import SpecError, run_spec
+from sesweep.spec import SpecError, run_key, run_spec
 from sesweep.training.checkpoint import CheckpointPolicy, read_checkpoints, save_checkpoint
 from sesweep.training.train import RunResult, train
 
@@ -186,6 +186,31 @@ def test_a_stopped_run_resumes_from_its_checkpoint_and_ends_exactly_as_an_uninte
         assert result.adaptive and {row["epoch"] for row in result.adaptive} == {1, 2, 3, 4}
 
 
+def test_a_run_resumed_under_another_thread_count_goes_on_with_its_own_and_keeps_its_timings(
+        tmp_path: Path, uninterrupted: dict[str, RunResult]):
+    """Issue 21.2 / 21.7: CPU kernels split their sums by thread, so a run started at one thread and resumed at
+    two matched neither; and the eval and setup seconds of the attempts before a resume were lost."""
+    spec = run_spec(DIGITS)
+    policy = CheckpointPolicy(tmp_path / "ckpt", every_epochs=1)
+
+    def stop_in_epoch_3(row: dict[str, float]) -> None:
+        if row["epoch"] == 3:
+            raise Stop()
+
+    with pytest.raises(Stop):
+        train(spec, progress=False, checkpoints=policy, on_epoch=stop_in_epoch_3)  # one thread (the fixture)
+    _, saved = next(read_checkpoints(policy.directory, run_key(spec)))
+    torch.set_num_threads(2)
+    result = train(spec, progress=False, checkpoints=policy)
+    assert torch.get_num_threads() == 2  # this process's own count is put back
+    assert result.environment["resumed_from_epoch"] == 2 and result.environment["threads"] == 1
+    assert uninterrupted["se"].record()["threads"] == 1
+    assert comparable(result) == comparable(uninterrupted["se"])
+    earlier = saved["progress"]
+    assert 0 < earlier["eval_seconds"] < result.metrics["eval_seconds"]
+    assert 0 < earlier["setup_seconds"] < result.metrics["setup_seconds"]
+
+
 def test_a_checkpoint_that_cannot_be_written_costs_the_resume_point_not_the_run(
         tmp_path: Path, uninterrupted: dict[str, RunResult], caplog: pytest.LogCaptureFixture):
     blocked = tmp_path / "not-a-folder"
@@ -235,14 +260,17 @@ def test_a_run_killed_mid_epoch_resumes_from_its_checkpoint_in_the_next_sesweep_
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else ""
     assert not (killed / "resume" / "runs").exists() or not list((killed / "resume" / "runs").glob("*.json"))
 
-    # the next `sesweep run` waits out the grace period of the dead worker's run, then resumes it
-    again = subprocess.run(_sesweep_run(path, killed), cwd=ROOT, capture_output=True, text=True, timeout=180)
+    # the next `sesweep run` waits out the grace period of the dead worker's run, then resumes it; on another
+    # thread count (another --workers, another machine): the run goes on with the count it started with
+    again = subprocess.run(_sesweep_run(path, killed, "--threads", "2"), cwd=ROOT, capture_output=True, text=True,
+                           timeout=180)
     assert again.returncode == 0, again.stderr[-3000:]
     assert ref.wait(timeout=180) == 0, ref.stderr.read() if ref.stderr else ""
 
     got, want = _record(killed, "resume"), _record(reference, "resume")
     assert got["record"]["resumed_from_epoch"] > 0 and want["record"]["resumed_from_epoch"] == 0
     assert got["record"]["run_key"] == want["record"]["run_key"]  # the interval is not part of the run key
+    assert got["record"]["threads"] == want["record"]["threads"] == 1
     for k in set(METRICS) - TIMING_METRICS:
         assert got["record"][k] == want["record"][k], k
     strip = [{k: v for k, v in row.items() if k != "epoch_seconds"} for row in got["curves"]]

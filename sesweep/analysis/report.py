@@ -126,6 +126,9 @@ def environment_section(an: Analysis) -> Section:
              f"device: {_value_counts(runs, 'resolved_device')}",
              f"device model: {_value_counts(runs, 'device_name')}; host: {_value_counts(runs, 'host')}",
              f"precision: {_value_counts(runs, 'resolved_precision')}",
+             f"torch CPU threads: {_value_counts(runs, 'threads')}" + (
+                 " (the same experiment at each count, not the same bits: CPU sums split by thread)"
+                 if "threads" in runs.columns and runs["threads"].nunique() > 1 else ""),
              f"inference batch (latency): {_value_counts(runs, 'infer_batch')}"]
     if "code_version" in runs.columns:
         items.append(f"code version (runs): {_value_counts(runs, 'code_version')}")

@@ -53,7 +53,7 @@ METRICS: tuple[str, ...] = SUMMARY_METRICS
 ID_COLUMNS = frozenset({"run_key", "sweep", "variant", "seed", "status", "reason", "resolved_device",
                         "resolved_precision", "torch_version", "infer_batch", "python_version", "code_version",
                         "attempt", "worker", "hostname", "results_version", "data_id", "host", "device_name",
-                        "timed_shared", "concurrent_workers", "resumed_from_epoch"})
+                        "timed_shared", "concurrent_workers", "resumed_from_epoch", "threads"})
 #: metrics compared against the reference with paired differences
 PAIRED_METRICS: tuple[str, ...] = ("top1_err", "top5_err", "test_loss")
 #: metrics where larger is better (everything else: smaller is better)

@@ -8,6 +8,8 @@ the parameter name), and it never raises on a diverging run: a NaN/inf loss ends
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import sys
 import time
@@ -58,6 +60,8 @@ from sesweep.training.models.adaptive import (
 )
 
 EXCITATION_IMAGES, EXCITATION_BATCH = 1024, 256
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -205,8 +209,19 @@ def train(spec: RunSpec, *, data: DataSplits | None = None, progress: bool | Non
     The run holds a slot in this host's registry of live trainers of its device (:func:`device_slot`) from
     start to end, so its record says whether its timings were shared (``timed_shared``).
     """
-    with device_slot(resolve_device(spec.recipe.device)) as slot:
+    with device_slot(resolve_device(spec.recipe.device)) as slot, _torch_threads_kept():
         return _train(spec, slot, data=data, progress=progress, on_epoch=on_epoch, checkpoints=checkpoints)
+
+
+@contextlib.contextmanager
+def _torch_threads_kept() -> Iterator[None]:
+    """A resumed run takes the thread count its first attempt ran with (:func:`_train`); put it back after."""
+    before = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def _train(spec: RunSpec, slot: DeviceSlot, *, data: DataSplits | None, progress: bool | None,
@@ -245,21 +260,31 @@ def _train(spec: RunSpec, slot: DeviceSlot, *, data: DataSplits | None, progress
     saver = RunCheckpoints(checkpoints, checkpoints.run_key or run_key(spec), model, optimizer, scheduler,
                            scaler) if checkpoints else None
     resumed = saver.resume(recipe.epochs) if saver is not None else None
-    start_epoch, shared_before = 0, (False, 0)
+    start_epoch, shared_before, earlier_setup, eval_seconds = 0, (False, 0), 0.0, 0.0
     if resumed is not None:
         start_epoch, done = resumed
         curves, adaptive_log, shared_before = done["curves"], done["adaptive_log"], tuple(done["shared"])
         train_seconds, images_seen, train_loss = done["train_seconds"], done["images_seen"], done["train_loss"]
+        earlier_setup, eval_seconds = done.get("setup_seconds", 0.0), done.get("eval_seconds", 0.0)
+        # CPU kernels split their sums by thread, so the count is part of the arithmetic: a resumed run goes
+        # on with its first attempt's count (whatever --threads this worker has), so it ends as it would have
+        threads = done.get("threads", torch.get_num_threads())
+        if threads != torch.get_num_threads():
+            log.info("the run resumes with the %d torch threads it started with", threads)
+            torch.set_num_threads(threads)
         for row in curves if on_epoch is not None else []:  # this attempt's tracking gets the whole curve
             on_epoch(row)
-    setup_seconds, eval_seconds = time.perf_counter() - began, 0.0  # where a run's time goes besides training
+    # where a run's time goes besides training, over all its attempts
+    setup_seconds = earlier_setup + time.perf_counter() - began
     for epoch in range(start_epoch, recipe.epochs):
         if saver is not None and epoch > start_epoch:
             # the end of the previous epoch, saved here so that no `continue` in the body can skip it, and never
             # after the last epoch (the result follows at once); everything the loop has accumulated so far
             saver.epoch_end(epoch, {"curves": curves, "adaptive_log": adaptive_log, "train_seconds": train_seconds,
                                     "images_seen": images_seen, "train_loss": train_loss,
-                                    "shared": _merge_shared(slot.shared(), shared_before)})
+                                    "shared": _merge_shared(slot.shared(), shared_before),
+                                    "setup_seconds": setup_seconds, "eval_seconds": eval_seconds,
+                                    "threads": torch.get_num_threads()})
         model.train()
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         seen = 0
@@ -351,7 +376,7 @@ def _train(spec: RunSpec, slot: DeviceSlot, *, data: DataSplits | None, progress
                    "torch_version": torch.__version__, "infer_batch": int(x_probe.shape[0]),
                    "host": host_name(), "device_name": device_name(device), "timed_shared": timed_shared,
                    "concurrent_workers": concurrent_workers, "resumed_from_epoch": start_epoch,
-                   "resolved_loader": splits.loader}
+                   "resolved_loader": splits.loader, "threads": torch.get_num_threads()}
     return RunResult(spec, status, metrics, curves, cost["hidden_widths"], reason, environment, excitation,
                      adaptive_log, excitation_probe=probe_info)
 
