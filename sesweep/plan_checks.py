@@ -14,7 +14,8 @@ from sesweep.spec import RunSpec, SpecError
 from sesweep.sweepfile import MAX_LAYER_PARAMS
 
 if TYPE_CHECKING:
-    from sesweep.plan import Plan, Variant
+    from sesweep.plan import Plan
+    from sesweep.variants import Variant
 
 
 #: the data sets whose identity is read from files under ``recipe.data_root`` (an image folder, the npz files)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
-import hashlib
-import json
 import operator
 import re
 import types
@@ -23,7 +21,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
-from sesweep.operators import EXCITATION_NAMES, SQUEEZE_NAMES, attention_reads
+from sesweep.operators import EXCITATION_NAMES, SQUEEZE_NAMES
 
 
 class SpecError(ValueError):
@@ -382,88 +380,5 @@ def check_key(key: str, known: Iterable[str]) -> None:
     raise SpecError(key, f"unknown key{hint}; allowed keys {where}: {allowed}")
 
 
-#: keys that say where or how fast a run happens, not what it computes; left out of the run key
-LOCATION_KEYS = frozenset({"recipe.data_root", "recipe.loader_workers"})
 #: the keys of the attention module: what an ablation varies (others — backbone, recipe — group the results)
 ATTENTION_PREFIX = "model.attention."
-
-
-def inert_keys(spec: RunSpec) -> frozenset[str]:
-    """Keys that cannot change what a run computes: every SE knob of a plain ResNet (``kind: none``) and the
-    cost-term knobs of a fixed-width SE, ``init_std`` of an SE not initialised ``normal``, the reference batch
-    of an unscaled learning rate. Left out of the run key, so one baseline serves every sweep."""
-    r = spec.recipe
-    recipe = frozenset({"recipe.lr_reference_batch"}) if r.lr_scaling == "none" else frozenset()
-    return recipe | _inert_attention(spec)
-
-
-#: keys that matter only through the loader they pick (:func:`key_loader`): the run key holds that loader
-LOADER_KEYS = frozenset({"recipe.loader", "recipe.memory_budget_gb"})
-
-
-def unkeyed_keys(spec: RunSpec) -> frozenset[str]:
-    """Every spec key a run key leaves out: where the data live, the inert keys, and the loader's knobs (the
-    loader they pick is keyed instead). A record shown in another sweep takes that sweep's values here."""
-    return LOCATION_KEYS | LOADER_KEYS | inert_keys(spec)
-
-
-def key_loader(recipe: RecipeSpec) -> str:
-    """The loader a run key holds: an image folder's resolved loader (``auto`` read through its budget, its
-    augmentation and the folder's listing), so two budgets that pick one loader are one run; a built-in set is
-    always loaded into memory, so its ``memory`` and ``auto`` are one run ("auto", as keys always had it)."""
-    if recipe.dataset != "imagefolder":
-        return "auto"
-    if recipe.loader != "auto":
-        return recipe.loader
-    from sesweep.training.data import resolved_loader  # reads the folder's listing (torch-free callers pass it)
-
-    return resolved_loader(recipe)
-
-
-def _inert_attention(spec: RunSpec) -> frozenset[str]:
-    """Every attention key the variant's operators do not read (:func:`sesweep.operators.attention_reads`),
-    and a key added after run keys existed while it holds its default (``unkeyed_default``)."""
-    att = spec.model.attention
-    reads = attention_reads(att)
-    return frozenset(f"{ATTENTION_PREFIX}{f.name}" for f in dataclasses.fields(att) if f.name not in reads or (
-        f.metadata.get("unkeyed_default") and getattr(att, f.name) == f.default))
-
-
-#: What a run computes, beyond its config: part of every run key, so records of another version are never
-#: adopted. BUMP IT whenever training or measurement semantics change (what a run trains on, how it trains,
-#: what it measures or how), so every run is trained again; a change that computes the same numbers needs
-#: no bump. Changelog:
-#:   1  everything recorded before issue 9 (records without a ``results_version`` field)
-#:   2  issue 9: run keys identify the data (:func:`sesweep.training.data.data_identity`) and records carry
-#:      ``results_version``, ``code_version`` and ``data_id``; the other fixes of issue 9 (stratified
-#:      excitation probe, the dynamic SE's budget over the whole test set, per-run measurements) change
-#:      what runs compute
-#:   3  issue 12: ``precision: auto`` is resolved once per sweep into the spec (so into the key; bf16 on CPUs
-#:      with native bf16), ``recipe.eval_every``, resumable runs (``resumed_from_epoch``) and the time breakdown
-#:      (``setup_seconds``, ``eval_seconds``, ``probe_seconds``) in every record
-#:   4  issue 13: SE weights drawn under names without the placement site (placement contrasts start from the
-#:      same SE weights), ``model.attention.init``, the stream loader and ImageNet augmentation (a data set
-#:      over 50,000 train images is normalised with the statistics of a fixed 50,000-image sample),
-#:      ``recipe.dropout``, ``recipe.lr_scaling``, ``resolved_loader`` in every record
-RESULTS_VERSION = 4
-
-
-def run_key(spec: RunSpec, data_id: str | None = None, loader: str | None = None) -> str:
-    """A stable 16-hex-digit hash of what a run computes: the same run never trains twice.
-
-    Covers the canonical resolved config minus the keys it leaves out (:func:`unkeyed_keys`), plus the
-    identity of the data it reads (``data_id``; default: :func:`sesweep.training.data.data_identity` of its
-    recipe, which reads an image folder's listing and raises :class:`SpecError` when it is not there), the
-    loader it reads them with (``loader``; default: :func:`key_loader`) and :data:`RESULTS_VERSION`.
-    What it promises: the same experiment (data, order, augmentation draws, initial weights, recipe), not the
-    same bits on another CPU thread count, device or library version (README, "Run keys")."""
-    if data_id is None:
-        from sesweep.training.data import data_identity
-
-        data_id = data_identity(spec.recipe)
-    flat: dict[str, Any] = {k: v for k, v in flatten(spec).items() if k not in unkeyed_keys(spec)}
-    flat["recipe.loader"] = key_loader(spec.recipe) if loader is None else loader
-    flat["data_id"] = data_id  # not a spec key (those are dotted or `seed`): no collision
-    flat["results_version"] = RESULTS_VERSION
-    canonical = json.dumps(flat, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -62,8 +62,9 @@ def test_an_adopted_baseline_does_not_bring_its_reference_batch(make_sweep, tmp_
 def test_an_adopted_run_shows_this_sweeps_loader_knobs(make_sweep):
     """Issue 21.6: ``loader: memory`` and ``auto`` are one run on a built-in set (one key), so a record trained
     under one shows the other sweep's loader and budget, not a factor that splits it from its contrasts."""
+    from sesweep.run_identity import run_key
     from sesweep.runner.outputs import sweep_view
-    from sesweep.spec import flatten, run_key, run_spec
+    from sesweep.spec import flatten, run_spec
 
     run = load_plan(make_sweep("b", seeds=(0,))).runs[0]
     other = run_spec({"recipe.loader": "memory", "recipe.memory_budget_gb": 16}, run.spec)

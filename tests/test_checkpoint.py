@@ -22,8 +22,9 @@ import torch
 
 from sesweep.cli import main
 from sesweep.results import METRICS, checkpoint_dir
+from sesweep.run_identity import run_key
 from sesweep.runner.config import SweepConfig, parse_checkpoint_every
-from sesweep.spec import SpecError, run_key, run_spec
+from sesweep.spec import SpecError, run_spec
 from sesweep.training.checkpoint import CheckpointPolicy, read_checkpoints, save_checkpoint
 from sesweep.training.train import RunResult, train
 

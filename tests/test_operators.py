@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from sesweep import operators as declared
-from sesweep.spec import AttentionSpec, SpecError, inert_keys, run_key, run_spec
+from sesweep.run_identity import inert_keys, run_key, unkeyed_keys
+from sesweep.spec import AttentionSpec, SpecError, run_spec
 from sesweep.training.measure import attention_params, count_macs
 from sesweep.training.models import build_model
 from sesweep.training.models.attention import EXCITATIONS, SQUEEZES, ChannelAttention
@@ -253,8 +254,9 @@ def test_an_even_eca_kernel_is_refused_by_the_spec():
 
 def test_keys_an_operator_does_not_read_stay_out_of_the_run_key():
     mlp = spec()
-    assert {"model.attention.excitation", "model.attention.eca_kernel",
-            "model.attention.dct_frequencies"} <= inert_keys(mlp)  # the default mlp: its keys as before
+    assert {"model.attention.eca_kernel", "model.attention.dct_frequencies"} <= inert_keys(mlp)  # mlp reads neither
+    # the default mlp reads its excitation key, but keeps it out of the key: its keys are those from before
+    assert "model.attention.excitation" not in inert_keys(mlp) and "model.attention.excitation" in unkeyed_keys(mlp)
     eca = spec(excitation="eca")
     assert run_key(eca, "d") == run_key(spec(excitation="eca", reduction=2, divisor=8), "d")
     assert run_key(eca, "d") != run_key(spec(excitation="eca", eca_kernel=5), "d")

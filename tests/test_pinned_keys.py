@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from sesweep.plan import load_plan
-from sesweep.spec import RunSpec, run_key
+from sesweep.run_identity import run_key
+from sesweep.spec import RunSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 PINS = Path(__file__).with_name("pinned_run_keys.json")

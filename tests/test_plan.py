@@ -13,7 +13,8 @@ import pytest
 
 from sesweep.cli import main
 from sesweep.plan import Plan, load_plan, parse_plan
-from sesweep.spec import SpecError, run_key, run_spec
+from sesweep.run_identity import run_key
+from sesweep.spec import SpecError, run_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD = sorted((Path(__file__).parent / "bad_specs").glob("*.yaml"))

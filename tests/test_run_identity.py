@@ -16,14 +16,15 @@ from pathlib import Path
 import pytest
 from test_data import make_folder, write_png  # tests/ is on sys.path
 
-import sesweep.spec
+import sesweep.run_identity
 from sesweep.cli import main
 from sesweep.plan import load_plan
 from sesweep.results import code_version
+from sesweep.run_identity import RESULTS_VERSION, run_key
 from sesweep.runner import sweep as sw
 from sesweep.runner.outputs import find_result
 from sesweep.runner.status import sweep_status
-from sesweep.spec import RESULTS_VERSION, RecipeSpec, SpecError, run_key, run_spec
+from sesweep.spec import RecipeSpec, SpecError, run_spec
 from sesweep.training.data import data_identity
 
 FAST = {"heartbeat_interval": 1, "grace_period": 4, "progress": False, "threads": 1}
@@ -119,7 +120,7 @@ def test_run_key_covers_the_data_and_the_results_version(tmp_path: Path, monkeyp
     assert re.fullmatch(r"[0-9a-f]{16}", key_a)
     assert isinstance(RESULTS_VERSION, int) and RESULTS_VERSION >= 2
     digits = run_key(run_spec({}))
-    monkeypatch.setattr(sesweep.spec, "RESULTS_VERSION", RESULTS_VERSION + 1)
+    monkeypatch.setattr(sesweep.run_identity, "RESULTS_VERSION", RESULTS_VERSION + 1)
     assert run_key(run_spec({})) != digits
 
 

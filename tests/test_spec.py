@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from sesweep.spec import RunSpec, SpecError, build, flatten, nest, parse_assignments, run_key, run_spec, schema_keys
+from sesweep.run_identity import run_key
+from sesweep.spec import RunSpec, SpecError, build, flatten, nest, parse_assignments, run_spec, schema_keys
 
 
 def test_defaults_follow_the_design_vocabulary():

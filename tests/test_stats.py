@@ -19,7 +19,8 @@ import yaml
 
 from sesweep import results
 from sesweep.analysis import factors, stats
-from sesweep.spec import flatten, run_key, run_spec
+from sesweep.run_identity import run_key
+from sesweep.spec import flatten, run_spec
 
 MetricFn = Callable[[str, int], "dict[str, float] | str"]
 DetailFn = Callable[[str, int, "dict[str, Any]"], "dict[str, Any]"]

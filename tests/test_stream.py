@@ -269,7 +269,7 @@ def test_stream_statistics_are_cached_by_the_folder_content(tmp_path: Path, monk
 
 def test_the_run_key_holds_the_loader_auto_picks_not_the_budget(tmp_path: Path) -> None:
     """Issue 21.6: the budget only matters through the loader it picks, so that loader is keyed instead."""
-    from sesweep.spec import run_key
+    from sesweep.run_identity import run_key
 
     root = make_folder(tmp_path / "ds")
     fits = 33 * 3 * 12 * 12 / 1024**3  # every kept image decoded: the smallest budget that still picks memory

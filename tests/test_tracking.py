@@ -148,7 +148,7 @@ def test_a_sweep_is_one_parent_run_holding_its_training_runs_spec_tables_and_rep
     from mlflow import MlflowClient
 
     from sesweep.publish import run_aggregate, run_report
-    from sesweep.spec import RESULTS_VERSION
+    from sesweep.run_identity import RESULTS_VERSION
 
     results = tmp_path / "results"
     spec_path = make_sweep("nested", recipe=DIGITS,
@@ -286,12 +286,14 @@ def test_logged_params_leave_out_the_knobs_a_run_does_not_use():
     assert fixed["model.attention.reduction"] == 8 and fixed["model.attention.stages"] == "all"
     assert "model.attention.cost_weight" not in fixed and "model.attention.cost_unit" not in fixed
     learned = run_spec({"model.attention.adaptive": "learnable", "model.attention.cost_weight": 1})
-    # the torch init's std, an unscaled lr's reference batch, the budget of a data set that is never streamed
-    unused = {"model.attention.init_std", "recipe.lr_reference_batch", "recipe.memory_budget_gb"}
+    # the torch init's std, an unscaled lr's reference batch, the budget of a data set that is never streamed,
+    # the knobs of the operators it does not use (ECA's kernel, the DCT squeeze's frequencies)
+    unused = {"model.attention.init_std", "recipe.lr_reference_batch", "recipe.memory_budget_gb",
+              "model.attention.eca_kernel", "model.attention.dct_frequencies"}
     assert logged_params(learned) == {k: v for k, v in flatten(learned).items() if k not in unused}
     scaled = run_spec({"model.attention.init": "normal", "recipe.lr_scaling": "linear",
                        "recipe.dataset": "imagefolder"})
-    assert unused <= set(logged_params(scaled))
+    assert unused - {"model.attention.eca_kernel", "model.attention.dct_frequencies"} <= set(logged_params(scaled))
 
 
 def test_sweep_outputs_are_not_logged_without_a_tracking_store(tmp_path: Path):

@@ -50,7 +50,7 @@ from sesweep.analysis.report_text import (  # noqa: F401  (describe_contrast …
 from sesweep.analysis.stats import finished
 from sesweep.analysis.tables import ADAPTIVE, Table, build_tables, class_count, shows_top5
 from sesweep.results import Sweep, code_version
-from sesweep.spec import RESULTS_VERSION
+from sesweep.run_identity import RESULTS_VERSION
 from sesweep.vocabulary import FIGURE_SLUGS, short_name
 
 # --------------------------------------------------------------------------------------------------

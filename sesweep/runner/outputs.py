@@ -27,8 +27,9 @@ from sesweep.results import (
     sweep_dir,
     write_run_json,
 )
+from sesweep.run_identity import RESULTS_VERSION, unkeyed_keys
 from sesweep.runner.queue import COUNTED_FAILURES, classify, failure_reason, open_storage, retry_from, trial_status
-from sesweep.spec import RESULTS_VERSION, SpecError, flatten, schema_keys, unkeyed_keys
+from sesweep.spec import SpecError, flatten, schema_keys
 
 #: RunResult fields that are not per-run detail lists (they are in the record, or are the record)
 _NOT_DETAIL = frozenset({"spec", "status", "metrics", "reason", "environment"})

@@ -13,11 +13,11 @@ from optuna.trial import FrozenTrial
 
 from sesweep.plan import Plan
 from sesweep.results import DEFAULT_RESULTS, sweep_dir
+from sesweep.run_identity import RESULTS_VERSION
 from sesweep.runner import precision
 from sesweep.runner.config import SweepConfig
 from sesweep.runner.outputs import find_result, older_results
 from sesweep.runner.queue import classify, default_storage, failure_reason, open_storage, retry_from
-from sesweep.spec import RESULTS_VERSION
 
 
 @dataclass

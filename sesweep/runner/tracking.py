@@ -37,9 +37,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sesweep.results import code_version
+from sesweep.run_identity import inert_keys
 from sesweep.runner.outage import shorten_http_retries, unreachable
 from sesweep.runner.tracked_run import TrackedRun, warn
-from sesweep.spec import RunSpec, flatten, inert_keys
+from sesweep.spec import RunSpec, flatten
 
 if TYPE_CHECKING:  # the plan only as a type: aggregate and report log through this module without it
     from sesweep.plan import Run
@@ -68,7 +69,7 @@ def default_tracking_uri(name: str, results_dir: str | Path = "results") -> str:
 
 def logged_params(spec: RunSpec) -> dict[str, Any]:
     """The spec keys that apply to a run, logged as its MLflow params: every resolved key except the knobs the
-    variant does not use (:func:`sesweep.spec.inert_keys`, the same rule that keeps them out of its run key: a
+    variant does not use (:func:`sesweep.run_identity.inert_keys`, the same rule that keeps them out of its run key: a
     plain ResNet's SE settings, a fixed SE's cost-term settings)."""
     unused = inert_keys(spec)
     return {k: v for k, v in flatten(spec).items() if k not in unused}
@@ -170,7 +171,7 @@ class Tracker:
     def _study_attr(self) -> str:
         """The study user attribute naming the sweep's run in this store (one per store and results version;
         the URI is hashed: it may hold a password)."""
-        from sesweep.spec import RESULTS_VERSION
+        from sesweep.run_identity import RESULTS_VERSION
 
         return f"mlflow_sweep_run:v{RESULTS_VERSION}:{hashlib.sha256(self.uri.encode()).hexdigest()[:12]}"
 
@@ -194,14 +195,14 @@ class Tracker:
         return run_id
 
     def _parents(self) -> list[Any]:
-        from sesweep.spec import RESULTS_VERSION
+        from sesweep.run_identity import RESULTS_VERSION
 
         query = (f"tags.`{ROLE_TAG}` = 'sweep' and tags.sweep = '{_quote(self.experiment)}' and "
                  f"tags.results_version = '{RESULTS_VERSION}'")
         return list(self.client.search_runs([self.experiment_id()], filter_string=query, max_results=100))
 
     def _converge_parent(self, create: bool, ended: bool = False) -> str | None:
-        from sesweep.spec import RESULTS_VERSION
+        from sesweep.run_identity import RESULTS_VERSION
 
         found = self._parents()
         created = None
@@ -226,7 +227,7 @@ class Tracker:
     def _nest_orphans(self, parent: str) -> None:
         """Nest this sweep's training runs of this results version that have no parent (logged before sweeps
         had their own run) under ``parent``."""
-        from sesweep.spec import RESULTS_VERSION
+        from sesweep.run_identity import RESULTS_VERSION
 
         query = f"tags.sweep = '{_quote(self.experiment)}' and tags.results_version = '{RESULTS_VERSION}'"
         token = None
@@ -317,7 +318,7 @@ class Tracker:
                                                                  f"attributes.status = '{status}'", max_results=10))
 
     def _tags(self, run: Run, sweep: str, status: str) -> dict[str, str]:
-        from sesweep.spec import RESULTS_VERSION
+        from sesweep.run_identity import RESULTS_VERSION
 
         return {"run_key": run.key, "sweep": sweep, "variant": run.variant, "seed": str(run.seed),
                 "status": status, "code_version": code_version(), "results_version": str(RESULTS_VERSION),

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from sesweep.spec import RecipeSpec, RunSpec, flatten, run_key
+from sesweep.run_identity import run_key
+from sesweep.spec import RecipeSpec, RunSpec, flatten
 from sesweep.training.checkpoint import CheckpointPolicy, RunCheckpoints
 from sesweep.training.data import DataSplits, eval_batches, load_data, train_batches
 from sesweep.training.hardware import (
