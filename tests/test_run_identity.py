@@ -105,6 +105,54 @@ def test_imagefolder_identity_without_the_data_names_data_root(tmp_path: Path):
     assert err.value.key == "recipe.data_root"
 
 
+def _same_size_other_pixels(root: Path, value: int) -> Path:
+    """A folder of uncompressed PPM images (3 classes × 2 per split): every file has one size whatever its
+    pixels, so names and sizes cannot tell two such folders apart."""
+    header = b"P6 4 4 255\n"
+    for split in ("train", "test"):
+        for c in ("bird", "cat", "dog"):
+            for i in range(2):
+                path = root / split / c / f"img{i}.ppm"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(header + bytes([value + i]) * 48)
+    return root
+
+
+def test_imagefolder_identity_reads_the_pixels_not_just_names_and_sizes(tmp_path: Path):
+    """Issue 21.5: two folders of equal names and sizes and other pixels were one data identity (one run key)."""
+    a = data_identity(imagefolder(_same_size_other_pixels(tmp_path / "a", 10)))
+    b = data_identity(imagefolder(_same_size_other_pixels(tmp_path / "b", 99)))
+    assert a != b
+    assert data_identity(imagefolder(_same_size_other_pixels(tmp_path / "c", 10))) == a
+
+
+def test_a_warm_identity_reads_only_the_files_whose_stat_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              cache_in_tmp: Path):
+    import os
+
+    import sesweep.file_hashes as fh
+
+    read: list[str] = []
+    real = fh.hash_file
+    monkeypatch.setattr(fh, "hash_file", lambda path: read.append(path) or real(path))
+    root = _same_size_other_pixels(tmp_path / "a", 10)
+    cold = data_identity(imagefolder(root))
+    assert len(read) == 12 and (cache_in_tmp / "file-hashes.sqlite").is_file()
+    read.clear()
+    assert data_identity(imagefolder(root)) == cold and read == []  # warm: a stat per file, nothing read
+    img = root / "train" / "cat" / "img1.ppm"
+    before = img.stat()
+    img.write_bytes(img.read_bytes()[:-1] + b"\xff")  # the same size, another pixel
+    os.utime(img, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000))
+    changed = data_identity(imagefolder(root))
+    assert changed != cold and read == [str(img)]
+    # without a usable cache every file is read, and the identity is the same
+    read.clear()
+    monkeypatch.setenv("SESWEEP_CACHE", str(tmp_path / "not-a-folder" / "x"))
+    (tmp_path / "not-a-folder").write_text("")
+    assert data_identity(imagefolder(root)) == changed and len(read) == 12
+
+
 # --------------------------------------------------------------------------------------------------
 # run keys
 

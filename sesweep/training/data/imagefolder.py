@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sesweep.file_hashes import content_digests
 from sesweep.spec import RecipeSpec, SpecError
 from sesweep.training.data.augment import center_resize
 from sesweep.training.data.images import ImageSet, resize
@@ -29,8 +30,9 @@ _CACHE_VERSION = 1
 _POOL_MIN_SECONDS = 1e-3
 #: files per decoding task (and per progress-bar update)
 _DECODE_CHUNK = 256
-#: bump when what :func:`data_identity` reads changes (every image folder's identity, so its run keys, change)
-_IDENTITY_VERSION = 1
+#: bump when what :func:`data_identity` reads changes (every image folder's identity, so its run keys, change);
+#: 2: the files' content, not only their names and sizes (issue 21.5)
+_IDENTITY_VERSION = 2
 
 
 # --------------------------------------------------------------------------------------------------
@@ -92,13 +94,12 @@ def folder_files(split_dir: Path, classes: Sequence[str]) -> tuple[list[str], li
 
 def folder_fingerprint(root: Path) -> str:
     """``imagefolder:3classes:train=9:test=3:<16 hex>``: the class count and the file count per split, and a
-    hash of the class names (in label order) and of every image file's path relative to ``root`` and size.
+    hash of the class names (in label order) and of every image file's path relative to ``root``, size and
+    content (its sha256: two folders of equal names and sizes and other pixels are other data).
 
-    Cheap: a directory walk and one ``stat`` per file, no reading or decoding (0.6 s for 60k files, warm),
-    so it is computed afresh on every call (each plan load and record) and never cached: a cache could be
-    trusted only after checking every file's size and mtime, which is the same walk and ``stat`` — and a
-    stale fingerprint is the very bug it prevents. Blind spot: a file rewritten in place with the same size
-    and name.
+    Each file's bytes are read once: their digests are cached beside the stat they were read under
+    (:mod:`sesweep.file_hashes`, ``cache_dir()/file-hashes.sqlite``), so a warm call is a directory walk and
+    one ``stat`` per file, and only files whose size, mtime or inode changed are read again.
     """
     classes = folder_classes(root)
     h = hashlib.sha256(f"sesweep imagefolder identity v{_IDENTITY_VERSION}\0{len(classes)}\0".encode())
@@ -109,9 +110,11 @@ def folder_fingerprint(root: Path) -> str:
         files, _labels = folder_files(root / split, classes)  # labels follow from the paths and class order
         counts.append(f"{split}={len(files)}")
         h.update(f"{split}\0{len(files)}\0".encode())
-        for f in files:  # paths are joined onto root: slicing is relpath without its cost (0.5 s per 60k files)
+        digests = content_digests(files, str(root), cache_dir() / "file-hashes.sqlite")
+        for f, (size, digest) in zip(files, digests, strict=True):
+            # paths are joined onto root: slicing is relpath without its cost (0.5 s per 60k files)
             rel = f[len(prefix):] if f.startswith(prefix) else os.path.relpath(f, root)
-            h.update(f"{rel.replace(os.sep, '/')}\0{os.stat(f).st_size}\0".encode())
+            h.update(f"{rel.replace(os.sep, '/')}\0{size}\0{digest}\0".encode())
     return f"imagefolder:{len(classes)}classes:{':'.join(counts)}:{h.hexdigest()[:16]}"
 
 
