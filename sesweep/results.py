@@ -136,8 +136,25 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def write_run_json(sweep: str | _Named, results_dir: str | Path, payload: dict[str, Any]) -> Path:
-    path = run_json_path(sweep, results_dir, payload["record"]["run_key"])
+def pending_json_path(sweep: str | _Named, results_dir: str | Path, key: str, trial: int) -> Path:
+    """``runs/.pending/KEY.TRIAL.json``: a result written before the study has said it is *the* result of its
+    key (a worker taken for dead may finish after another has recorded the same run; it must not overwrite
+    that one's ``runs/KEY.json``). Promoted to ``runs/KEY.json`` once recorded, removed if a duplicate."""
+    return sweep_dir(sweep, results_dir) / "runs" / ".pending" / f"{key}.{trial}.json"
+
+
+def pending_results(sweep: str | _Named, results_dir: str | Path, key: str) -> list[Path]:
+    """Results of ``key`` written but never promoted (their worker died before the study answered)."""
+    folder = sweep_dir(sweep, results_dir) / "runs" / ".pending"
+    return sorted(folder.glob(f"{key}.*.json")) if folder.is_dir() else []
+
+
+def write_run_json(sweep: str | _Named, results_dir: str | Path, payload: dict[str, Any],
+                   trial: int | None = None) -> Path:
+    """A run's JSON, atomically: ``runs/KEY.json``, or its pending file when ``trial`` is given."""
+    key = payload["record"]["run_key"]
+    path = run_json_path(sweep, results_dir, key) if trial is None else pending_json_path(sweep, results_dir, key,
+                                                                                            trial)
     atomic_write(path, json.dumps(payload, indent=1, default=str))
     return path
 

@@ -131,10 +131,13 @@ def test_a_storage_away_past_the_patience_stops_with_one_line_and_the_run_is_rec
     last = err.strip().splitlines()[-1]
     assert last.startswith("sesweep run: error: the sweep storage did not answer") and "--storage-patience" in last
     assert "Traceback" not in err
-    # the result was written before the storage was asked to record it: the next run adopts it, training nothing
-    assert (results / plan.name / "runs" / f"{plan.keys[0]}.json").is_file()
+    # the result was written (pending: not yet the run's) before the storage was asked to record it: the next
+    # run adopts it, training nothing, and puts it in place
+    runs = results / plan.name / "runs"
+    assert list((runs / ".pending").glob(f"{plan.keys[0]}.*.json")) and not (runs / f"{plan.keys[0]}.json").exists()
     status = sw.run_sweep(plan, storage=url, results_dir=results, tracking=False, **FAST)
     assert status.done == status.total == 1 and not count_trainings
+    assert (runs / f"{plan.keys[0]}.json").is_file() and not list(runs.glob(".pending/*"))
     trials = trials_of(plan.name, url)
     assert completed_once(trials) == Counter(plan.keys)
     assert next(t.user_attrs.get("adopted_from") for t in trials if t.state == TrialState.COMPLETE)

@@ -39,7 +39,7 @@ def dvc(repo: Path, *args: str, stdout_only: bool = False) -> str:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     if not (BIN / "dvc").exists():
-        pytest.skip("dvc is not installed in this environment: pip install -e '.[test]'")
+        pytest.skip("dvc is not installed in this environment: pip install -e .")
     repo = tmp_path / "repo"
     shutil.copytree(ROOT / "sesweep", repo / "sesweep", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "experiments", repo / "experiments")

@@ -93,7 +93,7 @@ def test_sweep_writes_run_json_and_tables_then_resume_trains_nothing_and_a_new_s
     assert [c["run_key"] for c in curves] == plan.keys and {c["epoch"] for c in curves} == {"1"}
     assert json.loads((out / "manifest.json").read_text())["runs"][0]["run_key"] == plan.keys[0]
     assert (out / "sweep.yaml").read_text() == plan.spec_text
-    mtimes = {p: p.stat().st_mtime_ns for p in (out / "runs").iterdir()}
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")}
 
     start = time.perf_counter()
     again = sw.run_sweep(plan, results_dir=results, tracking=False, **FAST)

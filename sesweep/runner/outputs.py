@@ -22,6 +22,7 @@ from sesweep.results import (
     DEFAULT_RESULTS,
     DONE_STATUSES,
     code_version,
+    pending_results,
     read_run_json,
     run_json_path,
     sweep_dir,
@@ -68,7 +69,8 @@ def with_identity(payload: dict[str, Any], plan: Plan, run: Run) -> dict[str, An
 
 
 def find_result(key: str, plan: Plan, results_dir: str | Path) -> tuple[Path, dict[str, Any]] | None:
-    """A finished result for ``key`` already on disk: this sweep's runs/ first, then any other sweep's.
+    """A finished result for ``key`` already on disk: this sweep's runs/ first, then its results written but
+    never recorded (their worker died before the study answered: ``runs/.pending/``), then any other sweep's.
 
     Only a record of this results version and of the same data is taken (the key covers both; this is a
     second check, for records written by older code or by hand); none for a key that is not resolved."""
@@ -76,7 +78,7 @@ def find_result(key: str, plan: Plan, results_dir: str | Path) -> tuple[Path, di
     if run is None or run.data_id is None or key.startswith(UNRESOLVED):
         return None
     root = Path(results_dir)
-    candidates = [run_json_path(plan, results_dir, key)]
+    candidates = [run_json_path(plan, results_dir, key), *pending_results(plan, results_dir, key)]
     if root.is_dir():
         candidates += sorted(p for p in root.glob(f"*/runs/{key}.json") if p != candidates[0])
     for path in candidates:

@@ -1,10 +1,13 @@
 """A run's newest checkpoint kept in the tracking server too, for machines that do not share the results folder:
 a lost run then resumes from it on any machine, not only on one that sees the folder it was written to.
 
-Each attempt's MLflow run holds one checkpoint, ``checkpoint/latest.pt`` and its sidecar
-``checkpoint/latest.json`` (uploaded after it), replaced at every checkpoint, so the server keeps one checkpoint
-per attempt, not one per epoch. A new attempt on a machine without a checkpoint of its run downloads the newest
-of the earlier attempts' into its checkpoint folder, under the names the sidecar gives; the usual resume
+Each attempt's MLflow run holds its newest checkpoint in one of two slots, ``checkpoint/a/latest.pt`` and
+``checkpoint/b/latest.pt``, and a pointer, ``checkpoint/latest.json``: the checkpoint's sidecar plus the slot that
+holds it. An upload writes the slot the pointer does not name, then the pointer, so a reader that comes between
+the two calls still finds the pointer's slot whole (one upload at a time was a checkpoint and the sidecar of
+another: a fetch then failed its sha256 and the run restarted from epoch 0). The server keeps at most two
+checkpoints per attempt. A new attempt on a machine without a checkpoint of its run downloads the newest of the
+earlier attempts' into its checkpoint folder, under the names the sidecar gives; the usual resume
 (:mod:`sesweep.training.checkpoint`) then checks its size and sha256 against the sidecar before using it.
 """
 
@@ -36,16 +39,26 @@ def remote(tracker: Tracker) -> bool:
     return tracker.uri.startswith(("http://", "https://"))
 
 
+#: the two slots an attempt's checkpoint alternates between
+SLOTS = ("a", "b")
+
+
 def upload(tracked: TrackedRun, path: Path) -> None:
-    """Copy the checkpoint at ``path`` and its sidecar to the attempt's MLflow run (the ``on_saved`` hook of its
-    :class:`~sesweep.training.checkpoint.CheckpointPolicy`)."""
+    """Copy the checkpoint at ``path`` to the slot the attempt's pointer does not name, then the pointer (its
+    sidecar and that slot): a reader sees the old pair or the new one, never half of each (the ``on_saved``
+    hook of its :class:`~sesweep.training.checkpoint.CheckpointPolicy`)."""
     if tracked.run_id is None:
         return
+    slot = SLOTS[tracked.checkpoint_uploads % 2]
+    client = tracked.tracker.client
     with tempfile.TemporaryDirectory(prefix="sesweep-ckpt-") as tmp:
-        for source, name in ((path, "latest.pt"), (path.with_suffix(".json"), "latest.json")):  # the sidecar last
-            copy = Path(tmp) / name
-            shutil.copyfile(source, copy)
-            tracked.tracker.client.log_artifact(tracked.run_id, str(copy), ARTIFACT_DIR)
+        data = Path(tmp) / "latest.pt"
+        shutil.copyfile(path, data)
+        client.log_artifact(tracked.run_id, str(data), f"{ARTIFACT_DIR}/{slot}")
+        pointer = Path(tmp) / "latest.json"
+        pointer.write_text(json.dumps({**json.loads(path.with_suffix(".json").read_text()), "slot": slot}))
+        client.log_artifact(tracked.run_id, str(pointer), ARTIFACT_DIR)
+    tracked.checkpoint_uploads += 1
 
 
 def fetch(tracker: Tracker, run_key: str, directory: Path, exclude: str | None = None) -> int | None:
@@ -81,7 +94,9 @@ def _fetch(tracker: Tracker, run_key: str, directory: Path, exclude: str | None)
         if best is None:
             return None
         run_id, meta = best
-        data = Path(client.download_artifacts(run_id, f"{ARTIFACT_DIR}/latest.pt", str(Path(tmp) / "pt")))
+        where = f"{ARTIFACT_DIR}/{meta['slot']}" if meta.get("slot") in SLOTS else ARTIFACT_DIR  # before slots
+        data = Path(client.download_artifacts(run_id, f"{where}/latest.pt", str(Path(tmp) / "pt")))
+        meta = {k: v for k, v in meta.items() if k != "slot"}
         directory.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(data, directory / str(meta["file"]))
         (directory / Path(str(meta["file"])).with_suffix(".json").name).write_text(json.dumps(meta))  # sidecar last

@@ -31,6 +31,8 @@ class TrackedRun:
         self.run_id: str | None = None
         self.errors: list[str] = []
         self._curve_last: dict[str, tuple[int, float]] = {}
+        #: checkpoints copied to the server so far (:func:`sesweep.runner.remote_checkpoints.upload`'s slot)
+        self.checkpoint_uploads = 0
 
     def error(self, message: str) -> None:
         self.errors.append(message)

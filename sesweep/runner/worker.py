@@ -8,6 +8,7 @@ import dataclasses
 import functools
 import logging
 import multiprocessing
+import os
 import random
 import signal
 import sys
@@ -15,12 +16,13 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from sesweep.plan import Plan, Run
-from sesweep.results import checkpoint_dir, sweep_dir, write_run_json
+from sesweep.results import checkpoint_dir, pending_results, run_json_path, sweep_dir, write_run_json
 from sesweep.runner import remote_checkpoints
 from sesweep.runner.config import SweepConfig
 from sesweep.runner.outage import OutageError, patiently, results_write_failed, unreachable, warn_clock_skew
@@ -102,12 +104,33 @@ def refresh_tables(plan: Plan, cfg: SweepConfig, study: optuna.Study) -> None:
         log.warning("%s", results_write_failed(exc, f"the tables in {sweep_dir(plan, cfg.results_root)}"))
 
 
-def _keep_json(plan: Plan, cfg: SweepConfig, payload: dict[str, Any]) -> None:
-    """Write a run's JSON; a full or read-only results folder is warned about, and the run still recorded."""
+def _record(plan: Plan, cfg: SweepConfig, study: optuna.Study, lock: SweepLock, trial_id: int, run: Run,
+            payload: dict[str, Any], extra: dict[str, Any], doing: str) -> str:
+    """Record a run's result once: ``recorded`` or ``duplicate`` (:func:`finish`).
+
+    The JSON is written first, as a pending file (a storage that stays away past the patience cannot lose the
+    result; the next worker to claim the run adopts it), and becomes ``runs/KEY.json`` only once the study
+    says it is the run's result: a worker taken for dead that still finishes must not overwrite the winner's
+    file (the study and the folder would then disagree wherever the numbers differ). A full or read-only
+    results folder is warned about, and the run still recorded."""
+    key = payload["record"]["run_key"]
     try:
-        write_run_json(plan, cfg.results_dir, payload)
+        pending: Path | None = write_run_json(plan, cfg.results_dir, payload, trial=trial_id)
     except OSError as exc:
-        log.warning("%s", results_write_failed(exc, f"the result of run {payload['record']['run_key']}"))
+        pending = None
+        log.warning("%s", results_write_failed(exc, f"the result of run {key}"))
+    outcome = patiently(doing, cfg.storage_patience, finish, plan, study, lock, trial_id, run, payload, extra)
+    if pending is not None:
+        try:
+            if outcome == "recorded":
+                os.replace(pending, run_json_path(plan, cfg.results_dir, key))
+                for left in pending_results(plan, cfg.results_dir, key):  # of attempts that died (adopted now)
+                    left.unlink(missing_ok=True)
+            else:  # another worker's result is the run's: keep its file
+                pending.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("%s", results_write_failed(exc, f"the result of run {key}"))
+    return outcome
 
 
 def _execute(plan: Plan, cfg: SweepConfig, study: optuna.Study, lock: SweepLock, trial_id: int, run: Run,
@@ -117,14 +140,12 @@ def _execute(plan: Plan, cfg: SweepConfig, study: optuna.Study, lock: SweepLock,
     if found is not None:
         path, payload = found
         payload = with_identity(payload, plan, run)
-        _keep_json(plan, cfg, payload)
         extra: dict[str, Any] = {"adopted_from": str(path)}
         if tracker is not None:
             tracking = tracker.log_completed(run, payload) if unreachable(tracker.uri) is None else {}
             extra.update(pending_attrs(tracker, bool(tracking.get("run_id")), [tracking.get("error") or ""]))
             tracker.missed = tracker.missed or PENDING in extra
-        outcome = patiently("recording an adopted run", cfg.storage_patience, finish, plan, study, lock,
-                            trial_id, run, payload, extra)
+        outcome = _record(plan, cfg, study, lock, trial_id, run, payload, extra, "recording an adopted run")
         _checkpoint_policy(plan, cfg, run).discard()  # of an attempt that died after its result was written
         log.info("%s seed %s: adopted the result in %s", run.variant, run.seed, path)
         return "adopted" if outcome == "recorded" else "duplicates"
@@ -171,7 +192,6 @@ def _execute(plan: Plan, cfg: SweepConfig, study: optuna.Study, lock: SweepLock,
             tracked.fail("failed", reason)
         patiently("recording a failed run", cfg.storage_patience, fail, study, trial_id, "failed", reason)
         return "failed"
-    _keep_json(plan, cfg, payload)  # first: a storage that stays away past the patience cannot lose the result
     extra: dict[str, Any] = {"data_seconds": data_seconds}
     if tracked is not None:
         clock.timed(tracked.finish)(payload)
@@ -179,8 +199,7 @@ def _execute(plan: Plan, cfg: SweepConfig, study: optuna.Study, lock: SweepLock,
     if tracker is not None:
         tracker.missed = tracker.missed or PENDING in extra
     extra.update(wall_seconds=time.perf_counter() - started, tracking_seconds=clock.seconds)
-    outcome = patiently("recording a finished run", cfg.storage_patience, finish, plan, study, lock, trial_id, run,
-                        payload, extra)
+    outcome = _record(plan, cfg, study, lock, trial_id, run, payload, extra, "recording a finished run")
     checkpoints.discard()  # the result is recorded: its checkpoints have served (a failed run keeps them)
     rec = payload["record"]
     log.info("%s seed %s: %s, top1_err %.2f%% in %.1f s", run.variant, run.seed, rec["status"],
