@@ -236,6 +236,7 @@ def _record(results: Path, name: str) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_epoch_resumes_from_its_checkpoint_in_the_next_sesweep_run(make_sweep, tmp_path: Path):
     recipe = {k.removeprefix("recipe."): v for k, v in DIGITS.items()} | {"epochs": 8, "augment": "standard",
                                                                                   "image_size": 16}

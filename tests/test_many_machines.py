@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from sesweep import cli
@@ -35,6 +36,7 @@ def rows_by_key(path: Path) -> dict[str, dict[str, str]]:
         return {row["run_key"]: row for row in csv.DictReader(fh)}
 
 
+@pytest.mark.slow
 def test_three_machines_on_postgres_and_an_mlflow_server_survive_a_sigkill(make_sweep, tmp_path: Path,
                                                                           postgres_url: str, mlflow_server: str,
                                                                           count_trainings: Counter[str]):
@@ -124,6 +126,7 @@ def test_three_machines_on_postgres_and_an_mlflow_server_survive_a_sigkill(make_
     assert not [r for r in running if r.data.tags.get("sesweep.role") != "sweep"]  # the killed attempt is closed
 
 
+@pytest.mark.slow
 def test_a_run_lost_on_a_machine_resumes_on_another_from_the_checkpoint_in_the_tracking_server(
         make_sweep, tmp_path: Path, mlflow_server: str):
     """Machines that share no results folder: the lost run's newest checkpoint reaches the next machine through

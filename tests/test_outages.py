@@ -92,6 +92,7 @@ def csv_keys(path: Path) -> list[str]:
 # the storage
 
 
+@pytest.mark.slow
 def test_the_storage_going_away_mid_sweep_is_waited_out_and_nothing_is_lost(make_sweep, tmp_path: Path,
                                                                            postgres_server):
     path = make_sweep("storage_outage", seeds=(0, 1), recipe={"epochs": 6})
@@ -115,6 +116,7 @@ def test_the_storage_going_away_mid_sweep_is_waited_out_and_nothing_is_lost(make
     assert csv_keys(tmp_path / "results" / plan.name / "runs.csv") == sorted(plan.keys)
 
 
+@pytest.mark.slow
 def test_a_storage_away_past_the_patience_stops_with_one_line_and_the_run_is_recorded_later(
         make_sweep, tmp_path: Path, postgres_server, count_trainings: Counter[str]):
     path = make_sweep("storage_gone", seeds=(0,), recipe={"epochs": 6})
@@ -147,6 +149,7 @@ def test_a_storage_away_past_the_patience_stops_with_one_line_and_the_run_is_rec
 # the MLflow server
 
 
+@pytest.mark.slow
 def test_an_mlflow_server_away_at_the_start_or_killed_mid_run_gets_every_run_once(
         make_sweep, tmp_path: Path, mlflow_server_process, caplog: pytest.LogCaptureFixture):
     from mlflow import MlflowClient
@@ -273,6 +276,7 @@ def test_a_results_folder_that_fills_up_mid_sweep_keeps_every_result_in_the_stor
 # a worker's clock
 
 
+@pytest.mark.slow
 def test_a_worker_whose_clock_is_an_hour_behind_loses_no_run_and_says_so(make_sweep, tmp_path: Path,
                                                                          postgres_server):
     path = make_sweep("clock_skew", seeds=(0, 1, 2, 3), recipe={"epochs": 2})

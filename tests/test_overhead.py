@@ -11,6 +11,7 @@ import pytest
 from sesweep.runner.overhead import PARTS, format_overhead, measure
 
 
+@pytest.mark.slow
 def test_the_parts_add_up_to_the_worker_seconds_and_none_is_negative(make_sweep):
     spec = make_sweep("costs", seeds=(0, 1), recipe={"epochs": 2, "eval_every": 2})
     doc = measure(str(spec), workers=1, extra=[])  # with MLflow: its time must fall inside the runs

@@ -70,6 +70,7 @@ def test_the_other_experiments_pipeline_has_the_smoke_pipelines_stages_run_from_
     assert sorted([*listed, "smoke"]) == sorted(specs), "every experiment spec is in one of the two pipelines"
 
 
+@pytest.mark.slow
 def test_dvc_repro_runs_the_smoke_pipeline_end_to_end_and_a_second_repro_does_nothing(repo: Path):
     first = dvc(repo, "repro")  # bare: the smoke experiment only
     for stage in ("run@smoke", "aggregate@smoke", "report@smoke"):

@@ -15,6 +15,7 @@ from sesweep.runner.tracking import Tracker
 from sesweep.training.checkpoint import read_checkpoints, save_checkpoint
 
 
+@pytest.mark.slow
 def test_a_fetch_between_the_two_uploads_gets_a_whole_checkpoint(make_sweep, tmp_path: Path, mlflow_server: str,
                                                                   monkeypatch: pytest.MonkeyPatch):
     plan = load_plan(make_sweep("pair"))

@@ -260,6 +260,7 @@ def test_racing_processes_claim_every_run_exactly_once_on_sqlite(make_sweep, tmp
 # concurrency: real training workers
 
 
+@pytest.mark.slow
 def test_two_worker_processes_train_every_run_exactly_once(make_sweep, tmp_path: Path, tracking_store):
     results = tmp_path / "results"
     plan = load_plan(make_sweep("pair", seeds=(0, 1), axes={"model.attention.reduction": [4, 16]}))
@@ -285,6 +286,7 @@ def test_two_worker_processes_train_every_run_exactly_once(make_sweep, tmp_path:
     assert sorted(r["run_key"] for r in read_csv(results / "pair" / "runs.csv")) == sorted(plan.keys)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(make_sweep, tmp_path: Path):
     results = tmp_path / "results"
     # the base run comes first and is long enough to be caught running; the second run is quick
@@ -335,6 +337,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(make_sweep
 # PostgreSQL: the multi-machine storage
 
 
+@pytest.mark.slow
 def test_postgres_storage_racing_claims_exactly_once(make_sweep, tmp_path: Path, postgres_url: str):
     """The claim protocol under racing processes on PostgreSQL; real training workers on it, killed and not, are
     in tests/test_many_machines.py."""

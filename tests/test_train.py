@@ -23,6 +23,7 @@ def tiny(**overrides):
     return run_spec({**TINY, **{k.replace("__", "."): v for k, v in overrides.items()}})
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_metrics_and_curves():
     a = train(tiny(), progress=False)
     b = train(tiny(), progress=False)
