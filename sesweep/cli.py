@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from sesweep.json_output import print_json
+from sesweep.plan_checks import check_layers, check_model
 from sesweep.runner.outage import OutageError
 from sesweep.spec import SpecError, parse_assignments, run_spec
 
@@ -46,6 +48,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.run is not None:
         flat, hardened = _from_run_json(args.run, flat)
     spec = run_spec(flat)
+    check_layers(spec)  # a huge layer is refused before it is allocated, as in a sweep file
     arch = ARCHS[spec.model.arch]
     classes = None if spec.model.num_classes != "auto" else dataset_num_classes(spec.recipe)
     channels = dataset_channels(spec.recipe) if args.in_channels is None else args.in_channels
@@ -126,6 +129,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from sesweep.training.train import train
 
     spec = run_spec(parse_assignments(args.assignments))
+    check_model(spec)  # the checks a sweep file gets, before the data are loaded or the model built
     result = train(spec, progress=False if args.quiet else None)
     if args.json:
         print_json(args, {"record": result.record(), "curves": result.curves, "hidden_widths": result.hidden_widths})
@@ -342,6 +346,35 @@ def top_level_help() -> str:
     return "\n".join([*lines, "", EXAMPLES])
 
 
+def _did_you_mean(given: str, allowed: Sequence[str], quote: bool = False) -> str:
+    close = difflib.get_close_matches(given, list(allowed), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close and quote else f"; did you mean {close[0]}?" if close else ""
+
+
+class CommandParser(argparse.ArgumentParser):
+    """A sub-command's parser: no abbreviations (``--worker 2`` is not ``--workers 2``), and an error is one line
+    on stderr that suggests the nearest option (exit 2), like every other refusal."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_abbrev=False, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments: "):
+            options = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
+            unknown = [a.split("=")[0] for a in message.removeprefix("unrecognized arguments: ").split()
+                       if a.startswith("-")]
+            message += next((hint for a in unknown if (hint := _did_you_mean(a, options))), "")
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def command_parser(name: str) -> tuple[argparse.ArgumentParser, Handler]:
+    """The parser of sub-command ``name`` (its module imported now) and its handler."""
+    add_arguments, handler = COMMANDS[name].load()
+    parser = CommandParser(prog=f"sesweep {name}", description=handler.__doc__)
+    add_arguments(parser)
+    return parser, handler
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -354,12 +387,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"sesweep: error: unknown command {name!r}; allowed: {', '.join(COMMANDS)}", file=sys.stderr)
+        print(f"sesweep: error: unknown command {name!r}{_did_you_mean(name, COMMANDS, quote=True)}; allowed: "
+              f"{', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    add_arguments, handler = COMMANDS[name].load()
-    parser = argparse.ArgumentParser(prog=f"sesweep {name}", description=handler.__doc__)
-    add_arguments(parser)
-    args = parser.parse_args(rest)
+    parser, handler = command_parser(name)
+    try:
+        args = parser.parse_args(rest)
+    except SystemExit as exc:  # a bad command line (2, one line printed): main returns it; --help exits as usual
+        if not exc.code:
+            raise
+        return int(exc.code)
     try:
         if getattr(args, "json", False):  # stdout holds the JSON alone: anything else printed goes to stderr
             args.json_stdout = sys.stdout

@@ -201,18 +201,12 @@ def check_model(spec: RunSpec, layer_limit: int = MAX_LAYER_PARAMS) -> None:
     """
     from sesweep.training.data import NUM_CLASSES, dataset_channels
     from sesweep.training.models import ARCHS, build_model
-    from sesweep.training.models.build import attention_blocks, check_dropout
+    from sesweep.training.models.build import check_dropout
 
     model = spec.model
     arch = ARCHS[model.arch]
     check_dropout(model.arch, spec.recipe.dropout)
-    for block in attention_blocks(model):
-        width = "" if block.width is None else f" {_n(block.width)}"
-        _check_layer(block.largest_layer, block.knob, f"block {block.block}'s {block.label}{width}", layer_limit)
-    if isinstance(model.num_classes, int):
-        features = arch.widths[-1] * arch.block.expansion
-        _check_layer(features * model.num_classes, "model.num_classes", f"{_n(model.num_classes)} classes",
-                     layer_limit)
+    check_layers(spec, layer_limit)
     if arch.input_size <= 32:
         classes = NUM_CLASSES.get(spec.recipe.dataset)  # imagefolder: not known without reading the folders
         if classes is None and model.num_classes == "auto":
@@ -221,6 +215,22 @@ def check_model(spec: RunSpec, layer_limit: int = MAX_LAYER_PARAMS) -> None:
 
         with torch.device("meta"):  # shapes only: the checks of a build, none of its memory
             build_model(model, classes, dataset_channels(spec.recipe), spec.seed, spec.recipe.dropout)
+
+
+def check_layers(spec: RunSpec, layer_limit: int = MAX_LAYER_PARAMS) -> None:
+    """Refuse a model with a layer over ``layer_limit`` parameters, from the analytic counts alone (nothing is
+    built or allocated): every attention block as its operator declares it, and the classifier."""
+    from sesweep.training.models import ARCHS
+    from sesweep.training.models.build import attention_blocks
+
+    arch = ARCHS[spec.model.arch]
+    for block in attention_blocks(spec.model):
+        width = "" if block.width is None else f" {_n(block.width)}"
+        _check_layer(block.largest_layer, block.knob, f"block {block.block}'s {block.label}{width}", layer_limit)
+    if isinstance(spec.model.num_classes, int):
+        features = arch.widths[-1] * arch.block.expansion
+        _check_layer(features * spec.model.num_classes, "model.num_classes", f"{_n(spec.model.num_classes)} classes",
+                     layer_limit)
 
 
 def _check_layer(params: int, key: str, what: str, limit: int) -> None:

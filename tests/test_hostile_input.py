@@ -202,3 +202,97 @@ def test_a_real_process_exits_2_with_one_line(tmp_path: Path):
                           str(tmp_path / "r")], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 2 and "Traceback" not in out.stdout + out.stderr
     assert out.stderr.strip().count("\n") == 0 and "cannot read the sweep file" in out.stderr
+
+
+# --------------------------------------------------------------------------------------------------
+# issue 22: every entry point makes the same checks, and a refused command creates nothing
+
+
+def listing(root: Path) -> list[str]:
+    """Every path under ``root`` (folders included): what a refused command must leave as it found it."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def one_line_refusal(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    capsys.readouterr()
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in out + err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", ["info", "train"])
+def test_a_huge_layer_is_refused_by_info_and_train_before_anything_is_built(
+        command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    from sesweep.training import models, train
+
+    monkeypatch.chdir(tmp_path)
+    for module in (models, train):  # train binds its own name at import
+        monkeypatch.setattr(module, "build_model", lambda *a, **k: pytest.fail("the model was built"))
+    line = one_line_refusal(capsys, [command, "model.num_classes=1000000000"])
+    assert "model.num_classes: 1,000,000,000 classes would make a layer of 64,000,000,000 parameters" in line, line
+    assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_storage_folder_that_cannot_be_made_is_one_line_and_creates_nothing(
+        mode: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    if not Path("/proc/self").is_dir():
+        pytest.skip("no /proc here")
+    spec = sweep(tmp_path / "s.yaml")
+    before = listing(tmp_path)
+    line = one_line_refusal(capsys, ["run", str(spec), "--storage", "sqlite:////proc/nope/x.db",
+                                     "--results", str(tmp_path / "results"), *MODES[mode]])
+    assert line.startswith("sesweep run: error: --storage: cannot create /proc/nope/x.db"), line
+    assert listing(tmp_path) == before
+
+
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: (_ for _ in ()).throw(OSError("no network here")))
+
+
+@pytest.mark.parametrize("command", ["train", "run"])
+def test_a_missing_data_root_is_one_line_and_creates_nothing(command: str, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch):
+    _offline(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    spec = sweep(tmp_path / "s.yaml", {"dataset": "cifar10", "data_root": "data/missing/deep", "train_subset": None,
+                                       "test_subset": None, "image_size": None})
+    before = listing(tmp_path)
+    argv = (["train", "recipe.dataset=cifar10", "recipe.data_root=data/missing/deep"] if command == "train" else
+            ["run", str(spec), "--no-tracking", "--quiet"])
+    line = one_line_refusal(capsys, argv)
+    assert "recipe.data_root: no CIFAR-10 files under data/missing/deep" in line, line
+    assert listing(tmp_path) == before
+
+
+def test_an_abbreviated_option_is_refused_with_a_suggestion(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    spec = sweep(tmp_path / "s.yaml")
+    before = listing(tmp_path)
+    line = one_line_refusal(capsys, ["run", str(spec), "--worker", "2", "--results", str(tmp_path / "r")])
+    assert "--worker" in line and "did you mean --workers?" in line, line
+    assert listing(tmp_path) == before
+
+
+@pytest.mark.parametrize("argv, suggestion", [(["trian"], "did you mean 'train'?"),
+                                              (["stauts", "x.yaml"], "did you mean 'status'?"),
+                                              (["info", "--jsn"], "did you mean --json?"),
+                                              (["report", "x.yaml", "--confidance", "0.9"],
+                                               "did you mean --confidence?")])
+def test_a_misspelt_command_or_option_gets_a_suggestion(argv: list[str], suggestion: str,
+                                                        capsys: pytest.CaptureFixture[str]):
+    assert suggestion in one_line_refusal(capsys, argv)
+
+
+def test_every_parser_refuses_abbreviations():
+    import argparse
+
+    from sesweep.cli import COMMANDS, command_parser
+
+    for name in COMMANDS:
+        parser, _ = command_parser(name)
+        assert isinstance(parser, argparse.ArgumentParser) and parser.allow_abbrev is False, name

@@ -102,8 +102,10 @@ def patiently(what: str, patience: float, fn: Callable[..., T], *args: Any, **kw
         return result
 
 
-def check_writable(folder: Path, shown: str | Path) -> None:
-    """Refuse a results folder this process cannot create or write, before any work: one line naming it."""
+def check_writable(folder: Path, shown: str | Path) -> list[Path]:
+    """Refuse a results folder this process cannot create or write, before any work: one line naming it.
+    Returns the folders it created, deepest first, for :func:`remove_created` when a later check refuses."""
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
     probe = folder / f".sesweep-write-test.{os.getpid()}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -114,6 +116,14 @@ def check_writable(folder: Path, shown: str | Path) -> None:
     finally:
         with contextlib.suppress(OSError):
             probe.unlink()
+    return created
+
+
+def remove_created(folders: list[Path]) -> None:
+    """Remove the folders :func:`check_writable` created, where still empty: a refused command creates nothing."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _os_reason(exc: OSError) -> str:

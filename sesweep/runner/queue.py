@@ -88,7 +88,12 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
     engine_kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         engine_kwargs["connect_args"] = {"timeout": 120}
-        Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(str(parsed.database)).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SpecError("--storage", f"cannot create {parsed.database}: {folder}: {exc.strerror or exc}; "
+                                         "allowed: a SQLite file in a folder this user can create") from None
     else:
         engine_kwargs["pool_pre_ping"] = True
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -66,3 +66,10 @@ def _check_sqlite_path(shown: str, database: str | None) -> None:
         raise SpecError("--storage", f"cannot create {path}: {parent} is a file, not a folder; {ALLOWED}")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise SpecError("--storage", f"cannot create {path}: {parent} is not writable")
+    if parent != path.absolute().parent:  # a folder must be made: try it (and take it back), as access() can say
+        first = next(p for p in path.absolute().parents if p.parent == parent)  # yes where mkdir fails (/proc)
+        try:
+            first.mkdir()
+            first.rmdir()
+        except OSError as exc:
+            raise SpecError("--storage", f"cannot create {path}: {first}: {exc.strerror or exc}; {ALLOWED}") from None

@@ -14,7 +14,7 @@ from sesweep.plan import Plan
 from sesweep.results import sweep_dir
 from sesweep.runner import precision
 from sesweep.runner.config import SweepConfig
-from sesweep.runner.outage import check_writable, patiently
+from sesweep.runner.outage import check_writable, patiently, remove_created
 from sesweep.runner.outputs import write_manifest
 from sesweep.runner.queue import SweepLock, open_storage, open_study
 from sesweep.runner.status import SweepStatus, dry_status, duration, study_status
@@ -40,9 +40,12 @@ def run_sweep(plan: Plan, config: SweepConfig | None = None, *, dry_run: bool = 
     if dry_run:
         return dry_status(precision.settle_read_only(plan, results_dir), results_dir)
     require_data(plan)
-    check_writable(sweep_dir(plan, cfg.results_dir), sweep_dir(plan, results_dir))  # before the storage it may hold
-
-    st = open_storage(cfg.storage, cfg.heartbeat_interval, cfg.grace_period, cfg.storage_patience)
+    created = check_writable(sweep_dir(plan, cfg.results_dir), sweep_dir(plan, results_dir))  # before its storage
+    try:
+        st = open_storage(cfg.storage, cfg.heartbeat_interval, cfg.grace_period, cfg.storage_patience)
+    except SpecError:
+        remove_created(created)
+        raise
     study = patiently("opening the study", cfg.storage_patience, open_study, plan, st)
     lock = SweepLock(st, plan.name)
     plan = precision.settle(plan, study, lock)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -251,11 +252,14 @@ def _load_cifar(recipe: RecipeSpec) -> tuple[ImageSet, ImageSet]:
         return all((folder / f).is_file() for f in needed)
 
     def split(train: bool) -> ImageSet:
+        made = [p for p in (folder, *folder.parents) if not p.exists()]  # what a failed download must not leave
         try:
             with _socket_timeout(60.0):
                 ds = cls(str(root), train=train, download=not present())
         except Exception as exc:
             if not present():
+                for p in made:  # the folders (and partial archive) the download created: a refusal creates nothing
+                    shutil.rmtree(p, ignore_errors=True)
                 missing = ", ".join(f for f in needed if not (folder / f).is_file())
                 raise SpecError("recipe.data_root", (
                     f"no {pretty} files under {folder} (missing: {missing}) and the download failed "
