@@ -32,6 +32,8 @@ class Factor:
     figure: str = ""              # slug of its figure
     paper: str = "SENet TPAMI"
     figure_kind: str = "factor"
+    #: its table shows the attention parameters of each level (ECA-Net Table 2's layout)
+    attention_cost: bool = False
 
 
 #: every factor with a name of its own, paper tables first (SENet TPAMI Tables 10-14, ECA-Net Table 2)
@@ -41,8 +43,8 @@ FACTORS: dict[str, Factor] = {f.key: f for f in (
     Factor("model.attention.gate", "gate", 12, "excitation", "excitation operator", "gate"),
     Factor("model.attention.stages", "stages", 13, "stages", "SE in different stages", "stages"),
     Factor("model.attention.placement", "placement", 14, "integration", "integration strategy", "integration"),
-    Factor("model.attention.excitation", "operator", 2, "operators", "attention operators (ECA-Net Table 2)",
-           "operators", "ECA-Net", "operators"),
+    Factor("model.attention.excitation", "operator", 2, "operators", "ECA-Net's excitation operators",
+           "operators", "ECA-Net", "operators", attention_cost=True),
     Factor("model.attention.adaptive", "adaptive"),
     Factor("model.attention.kind", "attention"),
     Factor("model.arch", "arch"),
@@ -52,6 +54,8 @@ PAPER_TABLES: dict[str, tuple[int, str, str]] = {
     f.key: (f.table, f.slug, f.title) for f in FACTORS.values() if f.table is not None}
 #: paper table number → the factor key its published numbers vary (``analysis.published``)
 PUBLISHED_TABLES: dict[int, str] = {f.table: f.key for f in FACTORS.values() if f.table is not None}
+#: the table columns (short names) of factors whose tables show attention parameters
+COST_FACTOR_COLUMNS = frozenset(f.short for f in FACTORS.values() if f.attention_cost)
 #: factor key → the slug of its figure
 FIGURE_SLUGS: dict[str, str] = {f.key: f.figure for f in FACTORS.values() if f.figure}
 #: the table of every variant, and the table of adaptive SE against the fixed ratio of equal cost

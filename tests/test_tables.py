@@ -468,3 +468,15 @@ def test_top5_is_shown_only_with_more_than_ten_classes(ratio, tmp_path):
     an = factors.analyze(results.load_sweep(spec, tmp_path / "results"))
     assert tables.class_count(an) == 100
     assert all("top-5 err (%)" in t.shown.columns for t in tables.build_tables(an)[0])
+
+
+def test_the_operators_table_has_exact_attention_params_and_other_tables_do_not(tmp_path):
+    """ECA-Net Table 2's layout: the operator's own cost beside its error, exact (ECA adds tens of params)."""
+    an = factor_sweep(tmp_path, "model.attention.excitation", ["mlp", "none", "eca"])
+    built = {t.choice.slug: t for t in tables.build_tables(an)[0]}
+    shown = built["table2_operators"].shown.set_index("variant")
+    assert shown.loc["excitation=eca", "attention params"] == f"{100 * len('excitation=eca'):,}"
+    assert list(shown.columns).index("attention params") == list(shown.columns).index("params") + 1
+    gate = factor_sweep(tmp_path / "gate", "model.attention.gate", ["sigmoid", "tanh"])
+    assert all("attention params" not in t.shown.columns for t in tables.build_tables(gate)[0]
+               if t.choice.slug != "overall")

@@ -12,6 +12,7 @@ import pandas as pd
 from sesweep.analysis.equal_cost import INTERPOLATED
 from sesweep.analysis.fmt import count_column, format_value, mean_ci, num, p_cell, signed
 from sesweep.analysis.stats import holm
+from sesweep.vocabulary import COST_FACTOR_COLUMNS
 
 #: appended to a Δ whose Holm-adjusted p is below α (captions say so: :func:`significant_note`)
 SIGNIFICANT_MARK = "*"
@@ -37,6 +38,7 @@ def display(frame: pd.DataFrame, baseline: str | Sequence[str] | None, *, top5: 
     Holm-adjusted p is below ``alpha`` carries :data:`SIGNIFICANT_MARK`."""
     numeric = {"variant", "n", "n_expected", "n_diverged", "n_failed", "top1_err", "top1_err_std", "top1_err_ci_lo",
                "top1_err_ci_hi", "top5_err", "top5_err_std", "top5_err_ci_lo", "top5_err_ci_hi", "params", "macs",
+               "se_params",
                "d_top1_err", "d_top1_err_ci_lo", "d_top1_err_ci_hi", "n_pairs", "p_t", "p_holm", "p_perm", "infer_ms",
                "train_img_per_s", "rank", "attention", "reference", "delta_note"}
     if frame.empty:
@@ -57,6 +59,11 @@ def display(frame: pd.DataFrame, baseline: str | Sequence[str] | None, *, top5: 
     for m, name in (("params", "params"), ("macs", "MACs")):
         if m in frame.columns:
             out[name] = count_column(list(frame[m]))
+    if "se_params" in frame.columns and set(factor_cols) & COST_FACTOR_COLUMNS:
+        # ECA-Net Table 2's layout: the operator's own cost, exact (ECA adds tens of parameters, SE-Var1 none;
+        # "0.03k" would hide what the column is there to show)
+        out.insert(list(out.columns).index("params") + 1 if "params" in out.columns else len(out.columns),
+                   "attention params", [exact_count(x) for x in frame["se_params"]])
     for m, name, digits in (("infer_ms", "infer (ms)", 2), ("train_img_per_s", "train (img/s)", 0)):
         if m in frame.columns and frame[m].notna().any():   # no column of dashes (every run timed while shared)
             out[name] = [num(x, digits) for x in frame[m]]
@@ -74,6 +81,11 @@ def display(frame: pd.DataFrame, baseline: str | Sequence[str] | None, *, top5: 
         out["p (Holm)"] = ["" if b else p_cell(r["p_holm"], r["n_pairs"], r.get("delta_note"))
                            for b, (_, r) in zip(is_base, frame.iterrows(), strict=True)]
     return out.reset_index(drop=True)
+
+
+def exact_count(value: Any) -> str:
+    """A parameter count in full with thousands separators ("4,032", "0"); "—" where unknown."""
+    return "—" if value is None or pd.isna(value) else f"{round(float(value)):,}"
 
 
 def _n_text(row: pd.Series) -> str:

@@ -32,7 +32,7 @@ def _stat_columns(an: Analysis, variant: str, paired: bool = True) -> dict[str, 
         if f"{m}_mean" in row.index:
             out |= {m: row[f"{m}_mean"], f"{m}_std": row[f"{m}_std"], f"{m}_ci_lo": row[f"{m}_ci_lo"],
                     f"{m}_ci_hi": row[f"{m}_ci_hi"]}
-    for m in ("params", "macs"):
+    for m in ("params", "se_params", "macs"):
         if f"{m}_mean" in row.index:
             out[m] = row[f"{m}_mean"]
     if paired and "d_top1_err_mean" in row.index:
