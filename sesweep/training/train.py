@@ -13,7 +13,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +81,9 @@ class RunResult:
     adaptive: list[dict[str, Any]] = field(default_factory=list)
     #: which test images the excitation profile saw: seed, images, per-class counts, indices (for the caption)
     excitation_probe: dict[str, Any] = field(default_factory=dict)
+    #: the same profile of the same net at initialisation (same probe): the reference that tells what training
+    #: changed from the pattern the untrained net already has
+    excitation_init: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def run_key(self) -> str:
@@ -368,9 +371,13 @@ def _train(spec: RunSpec, slot: DeviceSlot, *, data: DataSplits | None, progress
     # (the same images for every variant and seed: a constant probe seed, not the run's)
     probe_index, probe_info = excitation_probe(splits.test.labels, EXCITATION_IMAGES)
     probe_set = splits.test.take(probe_index)  # a streamed split decodes just these
-    probe = eval_batches(probe_set, batch_size=EXCITATION_BATCH, mean=splits.mean, std=splits.std, device=device,
-                         channels_last=recipe.channels_last)
-    excitation = excitation_profile(model, probe, precision) if finished else []
+
+    def probe() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:  # one pass per profile: trained, then initial
+        return eval_batches(probe_set, batch_size=EXCITATION_BATCH, mean=splits.mean, std=splits.std, device=device,
+                            channels_last=recipe.channels_last)
+
+    excitation = excitation_profile(model, probe(), precision) if finished else []
+    excitation_init = _initial_excitation(spec, splits, device, precision, probe()) if excitation else []
     metrics.update(setup_seconds=setup_seconds, eval_seconds=eval_seconds,
                    probe_seconds=time.perf_counter() - probing)  # final measurements: latency, excitation, hardening
     environment = {"resolved_device": str(device), "resolved_precision": precision,
@@ -379,7 +386,18 @@ def _train(spec: RunSpec, slot: DeviceSlot, *, data: DataSplits | None, progress
                    "concurrent_workers": concurrent_workers, "resumed_from_epoch": start_epoch,
                    "resolved_loader": splits.loader, "threads": torch.get_num_threads()}
     return RunResult(spec, status, metrics, curves, cost["hidden_widths"], reason, environment, excitation,
-                     adaptive_log, excitation_probe=probe_info)
+                     adaptive_log, excitation_probe=probe_info, excitation_init=excitation_init)
+
+
+def _initial_excitation(spec: RunSpec, splits: DataSplits, device: torch.device, precision: str,
+                        probe: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> list[dict[str, Any]]:
+    """The excitation profile of this run's net as it was before training: rebuilt from the seed (every weight
+    comes from its own named generator, so it is the net the run started from, a resumed run's too), probed
+    on the same images. Global RNG state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        init = build_model(spec.model, splits.num_classes, splits.channels, spec.seed, dropout=spec.recipe.dropout)
+    init = init.to(device, memory_format=torch.channels_last if spec.recipe.channels_last else torch.preserve_format)
+    return excitation_profile(init, probe, precision)
 
 
 def _merge_shared(now: tuple[bool | None, int | None], before: tuple[Any, ...]) -> tuple[bool | None, int | None]:
