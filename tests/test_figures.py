@@ -342,3 +342,102 @@ def test_curves_with_test_scores_every_other_epoch_share_the_epoch_axis_and_mark
     assert means and all(ln.get_marker() == "o" and not any(x % 2 for x in ln.get_xdata()) for ln in means)
     assert all(ln.get_marker() in ("None", None, "") for ln in bottom.get_lines())
     assert "dots: the epochs with a test evaluation" in file.caption
+
+
+# --------------------------------------------------------------------------------------------------
+# read at a glance (issue 22.7): zoomed curves, the excitation at initialisation, relative cost axes, one label
+
+
+def _lab(rgb: Any) -> Any:
+    """sRGB → CIELAB (D65), for colour differences as the eye sees them (CIE76 ΔE)."""
+    import numpy as np
+
+    c = np.asarray(mcolors.to_rgb(rgb), dtype=float)
+    c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ c
+    x, y, z = xyz / np.array([0.95047, 1.0, 1.08883])
+
+    def f(t: float) -> float:
+        return float(np.cbrt(t)) if t > 0.008856 else 7.787 * t + 16 / 116
+
+    return np.array([116 * f(y) - 16, 500 * (f(x) - f(y)), 200 * (f(y) - f(z))])
+
+
+def test_curves_zoom_on_the_last_epochs_one_panel_per_factor_with_the_baseline_in_each(mixed):
+    fig, file = mixed[1]["curves"]
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[:2] == ["test error, every epoch", "training loss, every epoch"]
+    zoomed = {t.removesuffix(": last epochs"): ax for t, ax in zip(titles, fig.axes, strict=True) if "last" in t}
+    assert list(zoomed) == ["r", "pool", "gate", "adaptive"]
+    expect = {"r": {"r=4", "r=8", "r=16"}, "pool": {"r=8", "max_pool"}, "gate": {"r=8", "tanh", "relu"},
+              "adaptive": {"r=8", "learned"}}
+    for name, ax in zoomed.items():
+        drawn = {ln.get_gid() for ln in ax.get_lines() if ln.get_gid()}
+        assert drawn == expect[name] | {"resnet"}, name          # the baseline in every panel
+        assert ax.get_xlim()[0] > 2                               # the last epochs of 5 only
+        span = ax.get_ylim()[1] - ax.get_ylim()[0]
+        assert span < (fig.axes[0].get_ylim()[1] - fig.axes[0].get_ylim()[0]) / 3, name
+    assert "the baseline dashed in every panel" in file.caption
+
+
+def test_the_excitation_figure_shows_the_same_net_at_initialisation_and_says_what_changed(tmp_path):
+    an = analysis(tmp_path, "exc", SMALL["pool"], [0], baseline=None, extra_spec={"figures": ["squeeze"]})
+    for detail in an.sweep.details.values():         # the initial profile: flat, and the same for every class
+        detail["excitation_init"] = [{**row, "mean": [0.5 + 0.01 * (i % 3) for i in range(len(row["mean"]))]}
+                                     for row in detail["excitation"]]
+    fig, file = draw_all(an, tmp_path / "fig", formats=())["excitation_avg"]
+    assert all(any(ln.get_gid() == "init" for ln in ax.get_lines()) for ax in fig.axes)
+    assert "the same net at initialisation" in file.caption and "What training changed" in file.caption
+    assert all("ρ with init" in ax.get_title() for ax in fig.axes)
+    for detail in an.sweep.details.values():
+        del detail["excitation_init"]              # a run from before the initial profile was recorded
+    fig, file = draw_all(an, tmp_path / "old", formats=())["excitation_avg"]
+    assert not any(ln.get_gid() == "init" for ax in fig.axes for ln in ax.get_lines())
+    assert "No excitation at initialisation was recorded" in file.caption
+
+
+def test_excitation_class_colours_stay_distinct(tmp_path):
+    an = analysis(tmp_path, "exc", SMALL["pool"], [0], baseline=None, extra_spec={"figures": ["squeeze"]})
+    fig, _ = draw_all(an, tmp_path / "fig", formats=())["excitation_avg"]
+    classes = [ln for ln in fig.axes[-1].get_lines() if ln.get_label().startswith("class ")]
+    assert len(classes) == 4
+    import numpy as np
+
+    closest = min(float(np.linalg.norm(_lab(a.get_color()) - _lab(b.get_color())))
+                  for i, a in enumerate(classes) for b in classes[i + 1:])
+    assert closest > 30, closest   # CIE76 ΔE; seaborn's "dark" gave classes 1 and 3 a ΔE of 17 (two reds)
+
+
+def test_cost_axes_say_how_big_a_change_is_relative_to_the_baseline(mixed):
+    drawn = mixed[1]
+    for slug, name in (("pareto_params", "params"), ("pareto_macs", "MACs")):
+        ax = drawn[slug][0].axes[0]
+        assert ax.get_xlabel().startswith(f"{name}, Δ vs resnet (")
+        star = [ln for ln in ax.get_lines() if ln.get_gid() == "resnet" and ln.get_marker() == "*"]
+        assert star and star[0].get_xdata()[0] == pytest.approx(0.0)      # the baseline at 0%
+        assert "as the change in % of resnet's" in drawn[slug][1].caption
+    ratio = drawn["ratio"][0]
+    twin = ratio.axes[-1]
+    assert twin.get_ylabel() == "params, Δ vs resnet (%)" and twin.get_ylim()[0] <= 0   # from 0: no cliff
+    assert drawn["adaptive_pareto"][0].axes[1].get_xlabel().startswith("MACs, Δ vs resnet (")
+
+
+def test_one_label_per_variant_in_tables_and_figures(mixed):
+    """Every legend names a variant as the tables' variant column does (the learned variant is "learned", not
+    "r=4, adaptive=learnable, cost_weight=1")."""
+    import re
+
+    from sesweep.analysis import tables
+
+    an, drawn = mixed
+    names = {v for t in tables.build_tables(an)[0] for v in t.shown.get("variant", [])}
+    seen = set()
+    for slug, (fig, _) in drawn.items():
+        for leg in fig.legends:
+            for text in leg.get_texts():
+                label = text.get_text().replace("\n", " ")
+                m = re.match(r"^(.*?)(?: \(baseline\))?(?:,| \()? ?n=\d+\)?$", label)
+                if m:
+                    assert m.group(1) in names, (slug, label)
+                    seen.add(m.group(1))
+    assert {"learned", "max_pool", "resnet"} <= seen

@@ -18,7 +18,6 @@ from sesweep.analysis.equal_cost import (
     AdaptiveComparison,
     adaptive_comparisons,
     adaptive_kind,
-    adaptive_labels,
     adaptive_log,
     adaptive_variants,
     allocated_se_params,
@@ -32,16 +31,20 @@ from sesweep.analysis.figures.layout import legend_below
 from sesweep.analysis.figures.marks import (
     baseline_line,
     ci_note,
+    cost_reference,
+    figure_labels,
     finished_values,
     mean_point,
     metric_label,
+    percent_axis,
     plain_axis,
     point_handles,
+    relative_label,
     scale_of,
     seed_points,
 )
 from sesweep.analysis.figures.style import COLUMN_IN, FONT_PT, PAGE_IN, FigureFile, new_figure, paper_style
-from sesweep.analysis.fmt import format_value
+from sesweep.analysis.fmt import count, format_value
 from sesweep.analysis.stats import Summary, finished, summarize
 
 #: one marker per adaptive variant (fixed ratios are circles, the baseline a dashed line)
@@ -72,16 +75,21 @@ def adaptive_pareto_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Pat
     with paper_style():
         fig = new_figure(PAGE_IN if len(panels) > 1 else COLUMN_IN, 2.6)
         handles: list[Any] = []
+        relative = ""
         for i, (col, name) in enumerate(panels):
             ax = fig.add_subplot(1, len(panels), i + 1)
-            drawn, ns, ci = _adaptive_panel(ax, an, comps, done, col, colors, metric)
+            drawn, ns, ci, ref = _adaptive_panel(ax, an, comps, done, col, colors, metric)
             handles = handles or drawn
             _, unit = scale_of(done[col].dropna().tolist(), "count")
-            ax.set_xlabel(f"{name} ({unit})" if unit else name)
+            if ref is not None:
+                ax.set_xlabel(relative_label(name, *ref))
+                relative = f" (as the change in % of {ref[0]}'s {count(ref[1])})"
+            else:
+                ax.set_xlabel(f"{name} ({unit})" if unit else name)
             ax.set_ylabel(metric_label(metric))
         legend_below(fig, [*handles, *point_handles(ci)[:1]], max_ncol=3 if len(panels) > 1 else 2)
         caption = (f"{metric_label(metric)} against SE parameters (log scale)"
-                   + (" and against MACs" if len(panels) > 1 else "")
+                   + (f" and against MACs{relative}" if len(panels) > 1 else "")
                    + ": the fixed-ratio variants (circles, labelled r, joined) and the adaptive variants (other "
                      f"markers, named with their cost weight w in the legend); {ci_note(ci, ns)[0]}; seeds as "
                      "faint points"
@@ -94,19 +102,33 @@ def adaptive_pareto_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Pat
 
 def _active_width_note(an: Analysis, comps: Sequence[AdaptiveComparison]) -> str:
     """The dynamic variants' expected active widths for the caption (a width, not a cost), or nothing."""
-    labels = adaptive_labels(an)
+    labels = figure_labels(an)
     parts = [f"{labels[c.variant]} {100 * c.active_width:.0f}%" for c in comps
              if c.kind == "dynamic" and np.isfinite(c.active_width)]
     return ("; expected active width (mean per-image hidden width as a share of the allocated units, whole test "
             "set; a width, not a cost): " + ", ".join(parts)) if parts else ""
 
 
+def _macs_reference(an: Analysis, comps: Sequence[AdaptiveComparison], done: pd.DataFrame) -> tuple[str, float] | None:
+    """The baseline the MACs axis is relative to, and its mean MACs (None: no one baseline with MACs)."""
+    costs = {v: float(done.loc[done["variant"] == v, "macs"].mean()) for v in done["variant"].unique()}
+    ref = cost_reference(an, [c.variant for c in comps], costs)
+    return (ref, costs[ref]) if ref is not None and an.is_baseline(ref) else None
+
+
 def _adaptive_panel(ax: Axes, an: Analysis, comps: Sequence[AdaptiveComparison], done: pd.DataFrame, col: str,
-                    colors: Mapping[str, Any], metric: str) -> tuple[list[Any], list[int], bool]:
-    """One cost axis of :func:`adaptive_pareto_figure`; returns its legend handles, the n of its points and
-    whether any CI was drawn."""
+                    colors: Mapping[str, Any], metric: str
+                    ) -> tuple[list[Any], list[int], bool, tuple[str, float] | None]:
+    """One cost axis of :func:`adaptive_pareto_figure`; returns its legend handles, the n of its points, whether
+    any CI was drawn and, for MACs, the baseline its axis is relative to (its name and MACs)."""
     scale, _ = scale_of(done[col].dropna().tolist(), "count")
-    labels = adaptive_labels(an)
+    # MACs as the change in % of the baseline's: SE adds ~0.1% MACs, an absolute axis zoomed on that reads as
+    # a large spread; SE params stay absolute (log), as the baseline has none
+    ref = _macs_reference(an, comps, done) if col == "macs" else None
+
+    def to_x(values: Any) -> Any:
+        return 100.0 * (values / ref[1] - 1.0) if ref is not None else values / scale
+    labels = figure_labels(an)
     handles: list[Any] = []
     ns: list[int] = []
     ci = [False]
@@ -114,8 +136,8 @@ def _adaptive_panel(ax: Axes, an: Analysis, comps: Sequence[AdaptiveComparison],
     def draw(variant: str, s: Summary, marker: str, ms: float, ecolor: Any) -> float:
         """Seeds faint, the mean (± CI where n allows); returns the mean cost (the x of the point)."""
         part = done.loc[done["variant"] == variant, [col, metric]].dropna()
-        x = float(part[col].mean()) / scale
-        seed_points(ax, part[col] / scale, part[metric], colors[variant], variant, marker=marker, alpha=0.35)
+        x = float(to_x(float(part[col].mean())))
+        seed_points(ax, to_x(part[col]), part[metric], colors[variant], variant, marker=marker, alpha=0.35)
         ci[0] |= mean_point(ax, x, s, metric, colors[variant], variant, marker=marker, ms=ms, ecolor=ecolor)
         ns.append(s.n)
         return x
@@ -151,7 +173,9 @@ def _adaptive_panel(ax: Axes, an: Analysis, comps: Sequence[AdaptiveComparison],
             ax.set_xticklabels([f"{t:.3g}" for t in ticks])
     else:
         plain_axis(ax)
-    return handles, ns, ci[0]
+        if ref is not None:
+            percent_axis(ax.xaxis)
+    return handles, ns, ci[0], ref
 
 
 def _stage_marks(ax: Axes, positions: Sequence[int], stages: Sequence[Any]) -> None:
@@ -198,7 +222,7 @@ def adaptive_ratio_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Path
     frames = {v: f[f["ratio"] > 0] for v, f in frames.items() if not f.dropna(subset=["ratio"]).empty}
     if not frames:
         return None
-    labels = adaptive_labels(an)
+    labels = figure_labels(an)
     levels = _fixed_levels(an, list(frames))
     blocks = int(max(f["position"].max() for f in frames.values())) + 1
     with paper_style():
@@ -237,7 +261,7 @@ def adaptive_trajectory_figure(an: Analysis, colors: Mapping[str, Any], out_dir:
     logs = {v: f[f["ratio"] > 0] for v, f in logs.items() if not f.empty}
     if not logs:
         return None
-    labels = adaptive_labels(an)
+    labels = figure_labels(an)
     stages = sorted({int(s) for f in logs.values() for s in f["stage"]})
     with paper_style():
         fig = new_figure(PAGE_IN if len(stages) > 1 else COLUMN_IN, 2.1)

@@ -10,9 +10,10 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator, ScalarFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, ScalarFormatter
 
 from sesweep.analysis.factors import Analysis
+from sesweep.analysis.fmt import count
 from sesweep.analysis.stats import Summary, finished, summarize
 
 #: fewest seeds for a 95% CI error bar: with 2 seeds the t quantile (1 df) is 12.7, so the bar would show how
@@ -21,6 +22,13 @@ MIN_CI_N = 3
 #: fewest seeds for a CI band around a learning curve; below it each seed is a thin line and the mean a thick one
 #: (a band over 2–4 noisy curves, t = 12.7, 4.3, 3.2, sweeps across the axis and hides the curves themselves)
 MIN_BAND_N = 5
+
+
+def figure_labels(an: Analysis) -> dict[str, str]:
+    """How every figure names a variant: by its name, as the tables' variant column does, so one variant has one
+    label in every table, figure and legend (a label derived from its factors, "r=4, adaptive=learnable,
+    cost_weight=1", would name the tables' "learned" differently)."""
+    return {v: v for v in an.order}
 
 
 def finished_values(an: Analysis, variant: str, metric: str) -> pd.Series:
@@ -127,3 +135,43 @@ def metric_label(metric: str) -> str:
             "train_loss": "train loss", "infer_ms": "inference (ms/batch)", "params": "params",
             "macs": "MACs"}.get(metric, metric)
 
+
+
+#: longest variant name an axis label names (a longer one would push the label past a column-wide figure)
+MAX_AXIS_NAME = 14
+
+
+def cost_reference(an: Analysis, variants: Sequence[str], costs: Mapping[str, float]) -> str | None:
+    """The variant a cost axis is relative to: the one baseline of ``variants`` (:func:`baseline_line`'s rule)
+    where its cost is known, else the cheapest of them; None where no cost is known."""
+    refs = {an.references.get(v) for v in variants} if an.references else {an.baseline}
+    base = refs.pop() if len(refs) == 1 else None
+    if base is not None and np.isfinite(costs.get(base, np.nan)) and costs[base] > 0:
+        return base
+    known = [v for v in variants if np.isfinite(costs.get(v, np.nan)) and costs[v] > 0]
+    return min(known, key=lambda v: costs[v]) if known else None
+
+
+def relative_cost(costs: Mapping[str, float], reference: str) -> dict[str, float]:
+    """Each cost as a change in percent of the reference's (+2.0: 2% more): an axis of absolute counts zoomed
+    on 272–278k makes a 2% change look like a cliff, one in percent says how big it is."""
+    ref = costs[reference]
+    return {v: 100.0 * (c / ref - 1.0) for v, c in costs.items()}
+
+
+def percent_axis(axis: Any) -> None:
+    """Tick labels of a change in percent, signed ("+0.02%", "0%", "−1.5%")."""
+    def label(x: float, _pos: Any) -> str:
+        if abs(x) < 1e-12:
+            return "0%"
+        return f"{x:+.3g}%".replace("-", "\u2212")
+
+    axis.set_major_formatter(FuncFormatter(label))
+
+
+def relative_label(name: str, reference: str, value: float | None = None) -> str:
+    """An axis label that says what a percent is of: "params, Δ vs resnet (269.7k = 0%)"; without ``value``
+    (a short axis: the caption gives it) "params, Δ vs resnet (%)". A long variant name is "the reference" there
+    (the caption names it)."""
+    who = reference if len(reference) <= MAX_AXIS_NAME else "reference"
+    return f"{name}, Δ vs {who} ({count(value)} = 0%)" if value is not None else f"{name}, Δ vs {who} (%)"

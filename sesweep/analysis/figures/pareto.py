@@ -10,20 +10,26 @@ from typing import Any
 import numpy as np
 from matplotlib.lines import Line2D
 
-from sesweep.analysis.factors import Analysis, variant_labels
+from sesweep.analysis.factors import Analysis
 from sesweep.analysis.figures import style
 from sesweep.analysis.figures.layout import legend_below
 from sesweep.analysis.figures.marks import (
     ci_note,
+    cost_reference,
+    figure_labels,
     finished_values,
     mean_point,
     metric_label,
+    percent_axis,
     plain_axis,
     point_handles,
+    relative_cost,
+    relative_label,
     scale_of,
     seed_points,
 )
 from sesweep.analysis.figures.style import COLUMN_IN, FigureFile, new_figure, paper_style
+from sesweep.analysis.fmt import count
 from sesweep.analysis.speed import speed_stats, variant_speeds
 from sesweep.analysis.stats import summarize
 
@@ -40,13 +46,23 @@ def pareto_figure(an: Analysis, cost: str, colors: Mapping[str, Any], out_dir: P
                   metric: str = "top1_err") -> FigureFile:
     """Error vs one cost (params, MACs, latency): seeds, the mean (± CI where n allows) per variant, baselines
     starred, the front drawn. Latency only from runs that had their device to themselves (:func:`variant_speeds`)."""
-    labels = variant_labels(an)
+    labels = figure_labels(an)
     variants = [v for v in an.order if an.table.at[v, "n"] > 0]
     speeds = variant_speeds(an.sweep.runs) if cost == "infer_ms" else {}
     xs = [float(speeds.get(v, {}).get(cost, math.nan)) if cost == "infer_ms" else float(an.table.at[v, f"{cost}_mean"])
           for v in variants]
     ys = [float(an.table.at[v, f"{metric}_mean"]) for v in variants]
-    scale, unit = scale_of(xs, "ms" if cost == "infer_ms" else "count")
+    name = {"params": "params", "macs": "MACs", "infer_ms": "inference latency"}[cost]
+    # params and MACs as the change in % of the baseline's: in counts the MACs axis spans 0.08% and reads as a
+    # large spread; latency (noisy, measured) stays in ms
+    ref = cost_reference(an, variants, dict(zip(variants, xs, strict=True))) if cost != "infer_ms" else None
+    absolute = dict(zip(variants, xs, strict=True))
+    if ref is not None:
+        rel = relative_cost(absolute, ref)
+        xs = [rel[v] for v in variants]
+        scale, unit = 1.0, "%"
+    else:
+        scale, unit = scale_of(xs, "ms" if cost == "infer_ms" else "count")
     with paper_style():
         fig = new_figure(COLUMN_IN, 2.5)
         ax = fig.add_subplot()
@@ -73,14 +89,19 @@ def pareto_figure(an: Analysis, cost: str, colors: Mapping[str, Any], out_dir: P
                             label="Pareto front")
             handles.append(fl)
         plain_axis(ax)
-        name = {"params": "params", "macs": "MACs", "infer_ms": "inference latency"}[cost]
-        ax.set_xlabel(f"{name} ({unit})" if unit else name)
+        if ref is not None:
+            percent_axis(ax.xaxis)
+            ax.set_xlabel(relative_label(name, ref, absolute[ref]))
+        else:
+            ax.set_xlabel(f"{name} ({unit})" if unit else name)
         ax.set_ylabel(metric_label(metric))
         legend_below(fig, [*handles, *point_handles(ci)[:1]], max_ncol=2)
         what, why = ci_note(ci, ns)
+        relative = (f" {name} as the change in % of {ref}'s {count(absolute[ref])}, so the axis says how big a "
+                    f"difference is." if ref is not None else "")
         caption = (f"Accuracy against cost: {metric_label(metric)} vs mean {name} per variant, every seed (faint "
                    f"points) and the {what}; star: baseline; line: the Pareto front of the means (no variant is "
-                   f"both cheaper and better).{why} "
+                   f"both cheaper and better).{relative}{why} "
                    + (f"Latency: median eval-mode forward time of one batch, mean over the runs that did not share "
                       f"their device with another worker (runs on several devices are not plotted). "
                       f"{speed_stats(an.sweep.runs).caveat}" if cost == "infer_ms" else ""))

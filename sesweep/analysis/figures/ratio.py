@@ -16,17 +16,19 @@ from sesweep.analysis.figures.layout import fit_tick_labels, legend_below
 from sesweep.analysis.figures.marks import (
     baseline_line,
     ci_note,
+    cost_reference,
     finished_values,
     mean_point,
     metric_label,
     panels,
-    plain_axis,
+    percent_axis,
     point_handles,
-    scale_of,
+    relative_cost,
+    relative_label,
     seed_points,
 )
 from sesweep.analysis.figures.style import COLUMN_IN, FONT_PT, PAGE_IN, FigureFile, new_figure, paper_style
-from sesweep.analysis.fmt import format_value
+from sesweep.analysis.fmt import count, format_value
 from sesweep.analysis.stats import summarize
 
 
@@ -45,6 +47,7 @@ def ratio_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Path,
         axes = panels(fig, len(groups))
         handles: dict[str, Any] = {}
         ci, ns = False, []
+        notes: list[str] = []
         for ax, (title, variants) in zip(axes, groups.items(), strict=True):
             variants = sorted(variants, key=lambda v: float(an.configs.at[v, key]))
             rs = [float(an.configs.at[v, key]) for v in variants]
@@ -55,16 +58,23 @@ def ratio_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Path,
                 vals = finished_values(an, v, metric)  # seeds just left of their mean (constant offset on log₂)
                 seed_points(ax, np.full(len(vals), r * 0.9), vals, colors[v], v)
                 ci |= mean_point(ax, r, s, metric, colors[v], v)
-            params = [an.table.at[v, "params_mean"] if "params_mean" in an.table.columns else np.nan
-                      for v in variants]
-            if np.isfinite(params).any():
+            costs = _params(an, [*variants, *{b for v in variants if (b := an.references.get(v))}])
+            ref = cost_reference(an, variants, costs)
+            if ref is not None:
+                # the change in percent of the baseline's params, from 0: in absolute counts the axis spans
+                # 272–278k, and a 2% change looks like a cliff
+                rel = relative_cost(costs, ref)
+                ys = [rel.get(v, np.nan) for v in variants]
                 ax2 = ax.twinx()
                 ax2.grid(False)
-                scale, unit = scale_of(params, "count")
-                handles["params"] = ax2.plot(rs, np.asarray(params) / scale, color="0.45", ls=":", marker="s",
-                                             ms=3, lw=1.0, zorder=1, label="params (right axis)")[0]
-                ax2.set_ylabel(f"params ({unit})" if unit else "params")
-                plain_axis(ax2, x=False)
+                handles["params"] = ax2.plot(rs, ys, color="0.45", ls=":", marker="s", ms=3, lw=1.0, zorder=1,
+                                             label="params, Δ% (right axis)")[0]
+                top = max((abs(y) for y in ys if np.isfinite(y)), default=1.0) or 1.0
+                lo = min(0.0, *(y for y in ys if np.isfinite(y)))
+                ax2.set_ylim(lo - 0.08 * top, max(0.0, *(y for y in ys if np.isfinite(y))) + 0.15 * top)
+                percent_axis(ax2.yaxis)
+                ax2.set_ylabel(relative_label("params", ref))
+                notes.append(f"params as the change in % of {ref}'s {count(costs[ref])}")
             base = baseline_line(ax, an, metric, colors, variants)
             if base is not None:
                 handles.setdefault(base.get_label(), base)
@@ -80,8 +90,15 @@ def ratio_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Path,
         what, why = ci_note(ci, ns)
         caption = (f"{metric_label(metric)} vs the reduction ratio r (log₂ axis, ticks at the tested ratios): "
                    f"every seed (small points, left), the {what} (large points, joined by the line); parameters on "
-                   f"the right axis (dotted)"
+                   f"the right axis (dotted), {'; '.join(dict.fromkeys(notes)) or 'where known'}"
                    + (dashed_note(groups) if len(handles.keys() - {"params"}) else "")
                    + held_text(an, key, groups) + "." + why)
         return style.save(fig, out_dir, "ratio", caption, factor=key)
 
+
+
+def _params(an: Analysis, variants: list[str]) -> dict[str, float]:
+    """Mean params per variant, where the table has them."""
+    if "params_mean" not in an.table.columns:
+        return {}
+    return {v: float(an.table.at[v, "params_mean"]) for v in dict.fromkeys(variants) if v in an.table.index}
