@@ -66,9 +66,10 @@ def operators_figure(an: Analysis, key: str, colors: Mapping[str, Any], out_dir:
             if is_base:
                 ax.axhline(s.mean, color=colors[v], lw=0.8, ls="--", zorder=1)
             operator = format_value(an.configs.at[v, key]) if key in an.configs.columns else ""
+            level = "" if is_base or operator in ("", labels[v]) else f" ({operator})"  # not "eca (eca)"
             handles.append(Line2D([], [], ls="", marker="*" if is_base else "o", ms=7 if is_base else 5,
                                   color=colors[v], mec="black", mew=0.5,
-                                  label=f"{labels[v]}{'' if is_base else f' ({operator})'}, n={s.n}"))
+                                  label=f"{labels[v]}{level}, n={s.n}"))
         ticks = sorted({zero, *(c for c in counts if c > 0)})
         lo, hi = math.floor(math.log10(zero)), math.ceil(math.log10(max(ticks) * 1.5))
         ax.set_xlim(10 ** (lo - 0.3), 10 ** (hi + 0.1))

@@ -97,7 +97,7 @@ def pareto_figure(an: Analysis, cost: str, colors: Mapping[str, Any], out_dir: P
         ax.set_ylabel(metric_label(metric))
         legend_below(fig, [*handles, *point_handles(ci)[:1]], max_ncol=2)
         what, why = ci_note(ci, ns)
-        relative = (f" {name} as the change in % of {ref}'s {count(absolute[ref])}, so the axis says how big a "
+        relative = (f" x axis: {name} as the change in % of {ref}'s {count(absolute[ref])}, so the axis says how big a "
                     f"difference is." if ref is not None else "")
         caption = (f"Accuracy against cost: {metric_label(metric)} vs mean {name} per variant, every seed (faint "
                    f"points) and the {what}; star: baseline; line: the Pareto front of the means (no variant is "
