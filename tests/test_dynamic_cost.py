@@ -59,7 +59,7 @@ def test_budget_comes_from_every_test_image_not_the_last_batch(monkeypatch):
     monkeypatch.setattr(train_module, "build_model", routed_build)
     result = train_module.train(spec, data=splits, progress=False)
     assert result.status == "finished"
-    (model,) = built
+    model = built[0]  # the trained net (a second build is the net at initialisation: the excitation reference)
     device, precision = torch.device("cpu"), "fp32"
     with record_dynamic_widths(model) as rec:  # the whole test set again, batch by batch
         train_module.evaluate(model, splits.test, splits, spec.recipe, device, precision)
