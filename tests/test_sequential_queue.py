@@ -94,3 +94,9 @@ def test_racing_workers_claim_exactly_the_allocated_seeds_once_and_a_dead_one_is
     killed = [k for k, n in claims.items() if n == 2]
     assert len(killed) == 1 and sum(claims.values()) == len(wanted) + 1  # the dead worker's run, resumed once
     assert set(claims) == wanted                          # no claim of a seed a decided contrast did not need
+
+    from sesweep.runner.status import sweep_status
+
+    text = sweep_status(plan, storage).table()
+    assert "seed policy: 3 contrasts:" in text and "runs still possible: at least 0" in text
+    assert "clear vs resnet: worse at" in text and "confidence sequence [" in text

@@ -52,3 +52,27 @@ def plan_allocation(plan: Plan, outcomes: Mapping[str, Mapping[int, Outcome]]) -
 def outcome_of(value: float | None) -> Outcome:
     """A finished trial's objective as the policy reads it: None for a run without a finite top-1 error."""
     return float(value) if value is not None and math.isfinite(value) else None
+
+
+def status_lines(plan: Plan, outcomes: Mapping[str, Mapping[int, Outcome]], done: int,
+                 seconds_per_run: float | None, running: int) -> list[str]:
+    """``sesweep status`` lines of a sequential sweep: decided / undecided contrasts, each contrast's decision,
+    seeds and confidence-sequence interval, and the runs still possible (at least, at most) with an ETA each."""
+    from sesweep.runner.status import duration
+
+    alloc = plan_allocation(plan, outcomes)
+    counts = ", ".join(f"{n} {d}" for d, n in sorted(alloc.counts().items()))
+    least, most = max(0, alloc.at_least - done), max(0, alloc.at_most - done)
+
+    def eta(n: int) -> str:
+        if seconds_per_run is None or n == 0:
+            return ""
+        return f" (eta {duration(seconds_per_run * n / max(1, running))})"
+
+    lines = [f"seed policy: {len(alloc.contrasts)} contrasts: {counts or 'none'}; runs still possible: at least "
+             f"{least}{eta(least)}, at most {most}{eta(most)}; {alloc.at_least} allocated of {alloc.at_max} at max"]
+    for c in alloc.contrasts:
+        lo, hi = c.sequence.interval
+        lines.append(f"  {c.pair.label or c.pair.variant}: {c.decision} at {c.sequence.n} seeds, confidence "
+                     f"sequence [{lo:+.2f}, {hi:+.2f}] points")
+    return lines
