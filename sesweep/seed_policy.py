@@ -26,7 +26,8 @@ class SeedPolicy:
     undecided, at most ``max``; ``margin`` (points of top-1 error, pre-registered) bounds "equivalent";
     ``alpha`` is the family-wise error over the report's contrasts (Bonferroni-split over them)."""
 
-    #: seeds every variant gets (the confidence sequence is unbounded below ~4 pairs at alpha/K ~ 0.01)
+    #: seeds every variant gets (at alpha/K = 0.01, five contrasts, the sequence is unbounded below 6 pairs, at
+    #: 0.05 below 5: a start under that only adds a round of looks, never a false decision)
     start: int = 4
     #: the cap on seeds per variant: the budget check and ``--dry-run`` count the sweep at max
     max: int = 20

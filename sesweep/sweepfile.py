@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from sesweep.seed_policy import parse_seed_policy
 from sesweep.spec import SpecError, check_key
 from sesweep.vocabulary import check_names
 
@@ -180,8 +181,11 @@ def sweep_seeds(data: Mapping[str, Any]) -> tuple[int, ...]:
     if "seeds" not in data:
         raise SpecError("seeds", "is missing; list the seeds every variant is trained with, e.g. seeds: [0, 1, 2]")
     seeds = data["seeds"]
+    if isinstance(seeds, Mapping):  # a seed policy: the plan holds every seed up to its max
+        return parse_seed_policy(seeds).seeds
     if not isinstance(seeds, list) or not seeds:
-        raise SpecError("seeds", f"{seeds!r} is not allowed; allowed: a non-empty list of distinct integers >= 0")
+        raise SpecError("seeds", f"{seeds!r} is not allowed; allowed: a non-empty list of distinct integers >= 0, "
+                                 "or a policy {start: 4, max: 20, step: 2, margin: 0.3, alpha: 0.05}")
     for i, s in enumerate(seeds):
         if not isinstance(s, int) or isinstance(s, bool) or s < 0:
             raise SpecError(f"seeds[{i}]", f"{s!r} is not allowed; allowed: an integer >= 0")

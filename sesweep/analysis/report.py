@@ -38,6 +38,7 @@ from sesweep.analysis.report_render import (  # noqa: F401  (Para … html_table
     render_html,
     render_markdown,
 )
+from sesweep.analysis.report_sequential import sequential_section
 from sesweep.analysis.report_text import (  # noqa: F401  (describe_contrast … verdict_line: re-exported)
     adaptive_items,
     caveat_items,
@@ -192,6 +193,9 @@ def build_sections(an: Analysis, tables: Sequence[Table], figures: Sequence[Figu
                                                                    notes)))]))
     sections.append(comparisons_section(an, found, adaptive))
     sections.append(Section("Statistics", [Para(METHOD)]))
+    sequential = sequential_section(an)
+    if sequential is not None:
+        sections.append(sequential)
     sections += [runs_section(an, expected), environment_section(an)]
     spec_text = an.sweep.spec_text or "(spec file not found: only the results directory was given)"
     where = f" ({an.sweep.spec_path})" if an.sweep.spec_path else ""

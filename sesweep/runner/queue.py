@@ -51,7 +51,7 @@ from sesweep.plan import Plan, Run
 from sesweep.results import DEFAULT_RESULTS, DONE_STATUSES, sweep_dir
 from sesweep.runner.outage import OutageError, first_line, is_outage, patiently
 from sesweep.runner.storage_url import check_storage_url
-from sesweep.runner.trials import TrialRow, trial_rows
+from sesweep.runner.trials import TrialRow, trial_rows, trial_values
 from sesweep.spec import SpecError
 
 if TYPE_CHECKING:
@@ -334,6 +334,10 @@ def claim(plan: Plan, study: optuna.Study, lock: SweepLock, cfg: SweepConfig) ->
         states = classify(plan, trial_rows(study), retry_from(study))
         todo = [r for r in plan.queue_order()
                 if states[r.key].done is None and not states[r.key].given_up(cfg.max_retries)]
+        if plan.seed_policy is not None:  # only the seeds the policy allocates now (runner/seed_queue.py)
+            todo = _wanted(plan, study, states, cfg.max_retries, todo)
+            if not todo:  # nothing allocated is open: done, unless a run in flight may make the policy add seeds
+                return ("wait" if any(s.running for s in states.values()) else "done"), None, None
         if not todo:
             return "done", None, None
         for run in todo:
@@ -358,6 +362,23 @@ def claim(plan: Plan, study: optuna.Study, lock: SweepLock, cfg: SweepConfig) ->
             storage.set_trial_user_attr(trial_id, "worker", worker_id())
             return "run", run, trial_id
         return "wait", None, None
+
+
+def _wanted(plan: Plan, study: optuna.Study, states: dict[str, KeyState], max_retries: int,
+            todo: list[Run]) -> list[Run]:
+    """The runs of ``todo`` a seed policy allocates now (a pure function of the recorded results, computed under
+    the sweep lock, so every worker on every machine agrees)."""
+    from sesweep.runner.seed_queue import outcome_of, plan_allocation
+
+    values = trial_values(study)
+    outcomes: dict[str, dict[int, float | None]] = {}
+    for st in states.values():
+        if st.done is not None:
+            outcomes.setdefault(st.run.variant, {})[st.run.seed] = outcome_of(values.get(st.done._trial_id))
+        elif st.given_up(max_retries):
+            outcomes.setdefault(st.run.variant, {})[st.run.seed] = None
+    alloc = plan_allocation(plan, outcomes)
+    return [r for r in todo if alloc.wants(r.variant, r.seed)]
 
 
 def finish(plan: Plan, study: optuna.Study, lock: SweepLock, trial_id: int, run: Run,

@@ -38,6 +38,8 @@ class SweepStatus:
     older_results: list[dict[str, int]] = field(default_factory=list)
     #: why the run keys cannot be resolved (the plan's data are not on this machine), else None
     unresolved: str | None = None
+    #: a sequential sweep's lines (:func:`sesweep.runner.seed_queue.status_lines`); empty for a fixed list
+    sequential: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -50,7 +52,7 @@ class SweepStatus:
 
     def notes(self) -> list[str]:
         """Lines about results that are not counted above: unresolved keys, records of other results versions."""
-        lines = []
+        lines = list(self.sequential)
         if self.unresolved:
             lines.append(f"run keys cannot be resolved ({self.unresolved}): results on disk or in the study "
                          "cannot be matched, so every run shows as pending")
@@ -131,8 +133,23 @@ def status_from_trials(plan: Plan, trials: Sequence[FrozenTrial], max_retries: i
     eta = None
     if trained_seconds and remaining:
         eta = sum(trained_seconds) / len(trained_seconds) * remaining / max(1, counts["running"])
+    sequential: list[str] = []
+    if plan.seed_policy is not None:
+        from sesweep.runner.seed_queue import outcome_of, status_lines
+
+        outcomes: dict[str, dict[int, float | None]] = {}
+        for run in plan.runs:
+            st = states[run.key]
+            if st.done is not None:
+                top1 = ((st.done.user_attrs.get("result") or {}).get("record") or {}).get("top1_err")
+                outcomes.setdefault(run.variant, {})[run.seed] = outcome_of(top1 if isinstance(top1, int | float)
+                                                                            else None)
+            elif st.given_up(max_retries):
+                outcomes.setdefault(run.variant, {})[run.seed] = None
+        per_run = sum(trained_seconds) / len(trained_seconds) if trained_seconds else None
+        sequential = status_lines(plan, outcomes, done + counts["failed"], per_run, counts["running"])
     return SweepStatus(plan.name, len(plan.runs), done, counts["finished"], counts["diverged"], counts["running"],
-                       counts["failed"], counts["pending"], eta, rows)
+                       counts["failed"], counts["pending"], eta, rows, sequential=sequential)
 
 
 def sweep_status(plan: Plan, storage: str | None = None, results_dir: str | Path = DEFAULT_RESULTS,

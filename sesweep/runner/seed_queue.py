@@ -1,0 +1,78 @@
+"""The queue's side of a seed policy: which of the plan's runs (seeds 0 .. max-1) are wanted now.
+
+A plan with ``seeds: {start, max, step, margin, alpha}`` holds every run up to ``max``; the claim (under the
+sweep lock, :func:`sesweep.runner.queue.claim`) takes only the runs :func:`wanted` names: seeds 0 .. n-1 of each
+variant, n from :func:`sesweep.analysis.seed_allocation.allocate` replayed on the results the study holds. A
+worker that would go idle thus claims the next seeds of exactly the variants of undecided contrasts (the
+baseline too); the claim mechanism, and so exactly-once, is unchanged: the policy only narrows what is claimable.
+
+The contrasts decided here are every variant against its baseline (the report's first family,
+:func:`sesweep.analysis.factors.baseline_contrasts`): the baseline with the same architecture and recipe.
+A sweep without a baseline has no contrast to decide: each variant keeps ``start`` seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from sesweep.analysis.seed_allocation import Allocation, ContrastPair, Outcome, allocate
+from sesweep.plan import Plan
+
+#: the keys a variant's baseline shares with it (everything but the attention spec)
+_MATCH_PREFIXES = ("model.arch", "model.num_classes", "recipe.")
+
+
+def _matched(a: Mapping[str, object], b: Mapping[str, object]) -> bool:
+    keys = {k for k in (*a, *b) if k.startswith(_MATCH_PREFIXES)}
+    return all(a.get(k) == b.get(k) for k in keys)
+
+
+def plan_contrasts(plan: Plan) -> list[ContrastPair]:
+    """Every non-baseline variant against the baseline with the same architecture and recipe."""
+    from sesweep.spec import flatten
+
+    flat = {v.name: flatten(v.spec) for v in plan.variants}
+    out = []
+    for v in plan.variants:
+        if v.name in plan.baselines:
+            continue
+        refs = [b for b in plan.baselines if _matched(flat[v.name], flat[b])]
+        if refs:
+            out.append(ContrastPair(v.name, refs[0], f"{v.name} vs {refs[0]}"))
+    return out
+
+
+def plan_allocation(plan: Plan, outcomes: Mapping[str, Mapping[int, Outcome]]) -> Allocation:
+    """The policy's allocation for ``plan`` given ``outcomes`` (variant -> seed -> top-1 error, None: no error)."""
+    assert plan.seed_policy is not None
+    return allocate(plan.seed_policy, [v.name for v in plan.variants], plan_contrasts(plan), outcomes)
+
+
+def outcome_of(value: float | None) -> Outcome:
+    """A finished trial's objective as the policy reads it: None for a run without a finite top-1 error."""
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def status_lines(plan: Plan, outcomes: Mapping[str, Mapping[int, Outcome]], done: int,
+                 seconds_per_run: float | None, running: int) -> list[str]:
+    """``sesweep status`` lines of a sequential sweep: decided / undecided contrasts, each contrast's decision,
+    seeds and confidence-sequence interval, and the runs still possible (at least, at most) with an ETA each."""
+    from sesweep.runner.status import duration
+
+    alloc = plan_allocation(plan, outcomes)
+    counts = ", ".join(f"{n} {d}" for d, n in sorted(alloc.counts().items()))
+    least, most = max(0, alloc.at_least - done), max(0, alloc.at_most - done)
+
+    def eta(n: int) -> str:
+        if seconds_per_run is None or n == 0:
+            return ""
+        return f" (eta {duration(seconds_per_run * n / max(1, running))})"
+
+    lines = [f"seed policy: {len(alloc.contrasts)} contrasts: {counts or 'none'}; runs still possible: at least "
+             f"{least}{eta(least)}, at most {most}{eta(most)}; {alloc.at_least} allocated of {alloc.at_max} at max"]
+    for c in alloc.contrasts:
+        lo, hi = c.sequence.interval
+        lines.append(f"  {c.pair.label or c.pair.variant}: {c.decision} at {c.sequence.n} seeds, confidence "
+                     f"sequence [{lo:+.2f}, {hi:+.2f}] points")
+    return lines
