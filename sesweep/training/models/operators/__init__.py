@@ -19,7 +19,9 @@ from sesweep.training.models.attention import (
     ChannelAttention,
     stage_of,
 )
-from sesweep.training.models.operators import avgstd, channelwise, dct, eca, fc, gate_only, mlp, pools  # noqa: F401  (squeezes: registry lines)  # noqa: F401  (excitations)
+
+# the registry lines: importing a family's file registers its operators (excitations and squeezes)
+from sesweep.training.models.operators import avgstd, channelwise, dct, eca, fc, gate_only, mlp, pools  # noqa: F401
 
 __all__ = ["EXCITATIONS", "SQUEEZES", "AttentionFactory", "BlockCost", "operator_for", "plan_block"]
 
