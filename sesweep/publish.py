@@ -17,7 +17,7 @@ from sesweep.analysis.figures import PAPER_DIR
 from sesweep.analysis.report import ReportFiles, expected_runs, write_report
 from sesweep.analysis.tables import write_metrics, write_tables
 from sesweep.json_output import print_json
-from sesweep.results import DEFAULT_RESULTS, SweepDataError, load_sweep
+from sesweep.results import SweepDataError, default_results_root, load_sweep
 from sesweep.runner.tracking import log_sweep_outputs
 
 # --------------------------------------------------------------------------------------------------
@@ -28,7 +28,7 @@ def add_aggregate_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``sesweep aggregate``."""
     parser.add_argument("target", help="a sweep spec (experiments/NAME.yaml → results/NAME) or a results directory")
     parser.add_argument("--results", dest="results_root", type=Path, default=None, metavar="DIR",
-                        help="results folder a spec's results are under (default results/, i.e. results/NAME)")
+                        help="results folder a spec's results are under (default $SESWEEP_RESULTS, else results/)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: RESULTS/tables)")
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
     parser.add_argument("--json", action="store_true",
@@ -57,7 +57,7 @@ def rebuild(args: argparse.Namespace) -> None:
     if not Path(args.target).is_file():
         raise SpecError("--storage", f"{args.target} is not a sweep spec file; with --storage, give the spec "
                                      "(experiments/NAME.yaml)")
-    rebuild_from_storage(args.target, args.storage, args.results_root or DEFAULT_RESULTS, args.data_root)
+    rebuild_from_storage(args.target, args.storage, args.results_root or default_results_root(), args.data_root)
 
 
 def run_aggregate(target: str | Path, *, results_root: Path | None = None, out: Path | None = None,
@@ -117,7 +117,7 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``sesweep report``."""
     parser.add_argument("target", help="a sweep spec (experiments/NAME.yaml → results/NAME) or a results directory")
     parser.add_argument("--results", dest="results_root", type=Path, default=None, metavar="DIR",
-                        help="results folder a spec's results are under (default results/, i.e. results/NAME)")
+                        help="results folder a spec's results are under (default $SESWEEP_RESULTS, else results/)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: reports/NAME)")
     parser.add_argument("--expected", type=int, default=None,
                         help="how many runs the sweep should have (default: from RESULTS/NAME/manifest.json, "

@@ -35,6 +35,14 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_RESULTS = "results"
+#: the environment variable that moves the results folder of every command (``--results`` still wins)
+RESULTS_ENV = "SESWEEP_RESULTS"
+
+
+def default_results_root() -> str:
+    """Where results live when ``--results`` is not given: ``$SESWEEP_RESULTS``, else ``results/`` (relative to
+    the current folder, so a sweep started from another folder would otherwise retrain what exists)."""
+    return os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS
 
 #: statuses of a run record: ``finished`` and ``diverged`` are results (a run that diverged is not run again);
 #: ``failed`` is the runs.csv row of a run that failed for good (it has no run JSON)
@@ -280,7 +288,7 @@ def resolve_target(target: str | Path, results_root: Path | None = None) -> tupl
     else ``experiments/NAME.yaml``.
     """
     path = Path(target)
-    root = results_root if results_root is not None else Path(DEFAULT_RESULTS)
+    root = results_root if results_root is not None else Path(default_results_root())
     if path.is_file() or path.suffix in (".yaml", ".yml"):
         if not path.is_file():
             raise SweepDataError(f"{path}: no such sweep spec")

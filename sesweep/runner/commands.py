@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from sesweep.plan import Plan, check_data, load_plan
-from sesweep.results import DEFAULT_RESULTS, sweep_dir
+from sesweep.results import RESULTS_ENV, default_results_root, sweep_dir
 from sesweep.runner import precision
 from sesweep.runner.config import DEFAULT_CHECKPOINT_EVERY, DEFAULT_HEARTBEAT, GRACE_INTERVALS, SweepConfig
 from sesweep.runner.outage import DEFAULT_STORAGE_PATIENCE
@@ -80,7 +80,8 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", default=None,
                         help="Optuna storage URL shared by every worker (default: sqlite:///RESULTS/NAME/optuna.db; "
                              "e.g. postgresql+psycopg://user:pass@host/db for several machines)")
-    parser.add_argument("--results", default=DEFAULT_RESULTS, metavar="DIR", help="results folder (default results/)")
+    parser.add_argument("--results", default=default_results_root(), metavar="DIR",
+                        help=f"results folder (default ${RESULTS_ENV}, else results/)")
     parser.add_argument("--max-retries", type=int, default=1,
                         help="times a failed run is run again before it is left failed (default 1)")
 
