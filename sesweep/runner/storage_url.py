@@ -4,6 +4,7 @@ server that is down is an outage, handled where the storage is opened, not a typ
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -70,6 +71,9 @@ def _check_sqlite_path(shown: str, database: str | None) -> None:
         first = next(p for p in path.absolute().parents if p.parent == parent)  # yes where mkdir fails (/proc)
         try:
             first.mkdir()
-            first.rmdir()
+        except FileExistsError:  # another worker made it meanwhile: it can be made
+            return
         except OSError as exc:
             raise SpecError("--storage", f"cannot create {path}: {first}: {exc.strerror or exc}; {ALLOWED}") from None
+        with contextlib.suppress(OSError):  # not empty: another worker is filling it
+            first.rmdir()
