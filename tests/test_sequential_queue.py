@@ -5,20 +5,17 @@ decided contrast, every seed an undecided one needs -- with synthetic results, n
 from __future__ import annotations
 
 import multiprocessing
-import os
-import time
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import optuna
 import yaml
+from claiming import claim_loop  # tests/ is on sys.path
 from optuna.trial import TrialState
 
 from sesweep.analysis.seed_allocation import allocate
 from sesweep.plan import Plan, load_plan
-from sesweep.runner.config import SweepConfig
-from sesweep.runner.queue import SweepLock, claim, default_storage, finish, open_storage, open_study
+from sesweep.runner.queue import default_storage
 from sesweep.runner.seed_queue import plan_contrasts
 
 #: top-1 error per variant: "clear" is 5 points worse (decided at the first bounded look), "null" is not
@@ -40,28 +37,8 @@ def sequential_sweep(make_sweep, policy: dict) -> Plan:
 
 
 def _worker(plan: Plan, storage: str, log_path: str, die_after_claim: bool) -> None:
-    cfg = SweepConfig(storage=storage, results_dir=str(Path(log_path).parent), tracking_uri=None,
-                      heartbeat_interval=1, grace_period=2)
-    st = open_storage(storage, 1, 2)
-    study = open_study(plan, st)
-    lock = SweepLock(st, plan.name)
-    with open(log_path, "a") as log:
-        while True:
-            action, run, trial_id = claim(plan, study, lock, cfg)
-            if action == "done":
-                return
-            if action == "wait":
-                time.sleep(0.05)
-                continue
-            log.write(f"{run.key}\n")
-            log.flush()
-            if die_after_claim:
-                os._exit(9)  # dies holding a RUNNING trial, its heartbeat stopped
-            time.sleep(0.01)
-            error = synthetic_error(run.variant, run.seed)
-            payload = {"record": {"run_key": run.key, "status": "finished",
-                                  "top1_err": error}, "curves": [], "hidden_widths": []}
-            assert finish(plan, study, lock, trial_id, run, payload, {}) == "recorded"
+    claim_loop(plan, storage, log_path, grace_period=2, top1_err=synthetic_error, die_after_claim=die_after_claim,
+               pause=0.01)
 
 
 def test_racing_workers_claim_exactly_the_allocated_seeds_once_and_a_dead_one_is_resumed(make_sweep, tmp_path):

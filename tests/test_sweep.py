@@ -21,19 +21,15 @@ from pathlib import Path
 
 import optuna
 import pytest
+from claiming import claim_loop  # tests/ is on sys.path
 from optuna.trial import TrialState
 
 from sesweep.plan import Plan, load_plan
 from sesweep.runner import sweep as sw
-from sesweep.runner.config import SweepConfig
 from sesweep.runner.queue import (
-    SweepLock,
-    claim,
     default_storage,
     failure_reason,
-    finish,
     open_storage,
-    open_study,
     trial_rows,
 )
 from sesweep.runner.status import sweep_status
@@ -215,24 +211,7 @@ def test_status_of_a_sweep_that_never_ran_creates_nothing(make_sweep, tmp_path: 
 
 def _claim_worker(plan: Plan, storage: str, log_path: str) -> None:
     """Claim and finish runs without training, as fast as possible; log every claim."""
-    cfg = SweepConfig(storage=storage, results_dir=str(Path(log_path).parent), tracking_uri=None,
-                         heartbeat_interval=1, grace_period=30)
-    st = open_storage(storage, 1, 30)
-    study = open_study(plan, st)
-    lock = SweepLock(st, plan.name)
-    with open(log_path, "a") as log:
-        while True:
-            action, run, trial_id = claim(plan, study, lock, cfg)
-            if action == "done":
-                return
-            if action == "wait":
-                time.sleep(0.05)
-                continue
-            log.write(f"{run.key}\n")
-            log.flush()
-            payload = {"record": {"run_key": run.key, "status": "finished", "top1_err": 1.0}, "curves": [],
-                       "hidden_widths": []}
-            assert finish(plan, study, lock, trial_id, run, payload, {}) == "recorded"
+    claim_loop(plan, storage, log_path, grace_period=30)
 
 
 def race_claims(plan: Plan, storage: str, tmp_path: Path, processes: int = 3) -> Counter[str]:
