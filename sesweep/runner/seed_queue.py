@@ -16,31 +16,23 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+import pandas as pd
+
+from sesweep.analysis.factors import baseline_references
 from sesweep.analysis.seed_allocation import Allocation, ContrastPair, Outcome, allocate
 from sesweep.plan import Plan
-
-#: the keys a variant's baseline shares with it (everything but the attention spec)
-_MATCH_PREFIXES = ("model.arch", "model.num_classes", "recipe.")
-
-
-def _matched(a: Mapping[str, object], b: Mapping[str, object]) -> bool:
-    keys = {k for k in (*a, *b) if k.startswith(_MATCH_PREFIXES)}
-    return all(a.get(k) == b.get(k) for k in keys)
+from sesweep.spec import flatten
 
 
 def plan_contrasts(plan: Plan) -> list[ContrastPair]:
-    """Every non-baseline variant against the baseline with the same architecture and recipe."""
-    from sesweep.spec import flatten
-
-    flat = {v.name: flatten(v.spec) for v in plan.variants}
-    out = []
-    for v in plan.variants:
-        if v.name in plan.baselines:
-            continue
-        refs = [b for b in plan.baselines if _matched(flat[v.name], flat[b])]
-        if refs:
-            out.append(ContrastPair(v.name, refs[0], f"{v.name} vs {refs[0]}"))
-    return out
+    """Every non-baseline variant against its baseline, paired by the analysis's own rule
+    (:func:`sesweep.analysis.factors.baseline_references`: the one baseline of the same architecture and
+    recipe), so the queue decides exactly the contrasts the report prints."""
+    configs = pd.DataFrame({v.name: {k: x for k, x in flatten(v.spec).items() if k != "seed"}
+                            for v in plan.variants}).T
+    refs = baseline_references(configs, list(plan.baselines))
+    return [ContrastPair(v.name, ref, f"{v.name} vs {ref}") for v in plan.variants
+            if v.name not in plan.baselines and (ref := refs.get(v.name)) is not None]
 
 
 def plan_allocation(plan: Plan, outcomes: Mapping[str, Mapping[int, Outcome]]) -> Allocation:
