@@ -52,7 +52,7 @@ def test_html_and_markdown_hold_the_tables_summary_and_spec(built):
         assert "Sweep report: ratio" in text and "Synthetic ratio sweep for tests." in text
         assert "8 of 12 expected runs finished (partial)" in text
         assert "1 run diverged (se_r8 seed 1)" in text and "1 run failed (se_r16 seed 2)" in text
-        assert "r=4 vs resnet: one matched seed only" in text and "too small for a test" in text
+        assert "se_r4 vs resnet: one matched seed only" in text and "too small for a test" in text
         assert "Table 10 layout: reduction ratio r" in text
         assert "model.attention.reduction: 8" in text                       # the spec's YAML
         assert "torch: 2.5.1" in text and "device: cpu" in text and "code version" in text
@@ -207,8 +207,8 @@ def test_verdicts_one_line_per_factor(built):
     md = files.markdown.read_text(encoding="utf-8")
     verdict = [ln[2:] for ln in section(md, "Verdict").splitlines() if ln.startswith("- ")]
     assert [v.split(":")[0] for v in verdict if not v.startswith("SENet")] == ["vs resnet", "r (vs r=16)"]
-    assert verdict[0] == ("vs resnet: r=8 better than resnet by 0.98 points (Holm p=0.049, n=2); r=4 one matched "
-                          "seed only (Δ −0.70, no test); r=16 −0.60 points on both seeds, no test (zero spread).")
+    assert verdict[0] == ("vs resnet: se_r8 better than resnet by 0.98 points (Holm p=0.049, n=2); se_r4 one matched "
+                          "seed only (Δ −0.70, no test); se_r16 −0.60 points on both seeds, no test (zero spread).")
     assert verdict[1].startswith("r (vs r=16): r=4 one matched seed only")
     assert "r=4 22.25%, r=8 22.26%, r=16 22.28%" in verdict[2]                  # what SENet found at these levels
     assert verdict[2].endswith("Here the same levels are all below resnet (Δ −0.98 to −0.60 points, 1 of 3 "
@@ -226,7 +226,7 @@ def test_caveats_are_stated_once_and_the_comparisons_lack_them(built):
     assert "5 epochs" in section(md, "Caveats")                                        # the schedule
     assert "SE's gain does not appear" in section(md, "Caveats")
     comparisons = section(md, "Comparisons")
-    assert "r=8 lowers top-1 error by 0.98 points vs resnet (95% CI" in comparisons
+    assert "se_r8 lowers top-1 error by 0.98 points vs resnet (95% CI" in comparisons
     assert "treat as indicative" not in comparisons
 
 

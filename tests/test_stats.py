@@ -333,7 +333,7 @@ def test_factors_baseline_order_and_contrasts(tmp_path):
     assert an.baseline == "resnet"
     assert an.order == ["resnet", "se_r4", "se_r8", "se_r16"]
     labels = [c.label for c in factors.contrasts(an)]
-    assert labels[:3] == ["r=4 vs resnet", "r=8 vs resnet", "r=16 vs resnet"]
+    assert labels[:3] == ["se_r4 vs resnet", "se_r8 vs resnet", "se_r16 vs resnet"]  # the tables' names
     # the reference level of r is the schema default 16
     assert "r=4 vs r=16" in labels and "r=8 vs r=16" in labels
 

@@ -337,7 +337,9 @@ def test_paper_tables_hold_the_other_factors_at_the_base_value(tmp_path):
     assert ratio_rows["r"].dropna().tolist() == [4, 8, 16] and len(ratio_rows) == 4  # + the baseline row
     assert built["table12_excitation"].numbers["gate"].dropna().tolist() == ["sigmoid", "tanh"]
     assert "other factors held at the sweep's base value (r=8, pool=avg)" in built["table12_excitation"].caption
-    assert factors.variant_labels(an)["tanh"] == "gate=tanh" and factors.variant_labels(an)["r=4"] == "r=4"
+    # one label per variant: the name its table row and figure legend give, also in the prose's contrasts
+    assert factors.variant_labels(an)["max_pool"] == "max_pool" and factors.variant_labels(an)["r=4"] == "r=4"
+    assert "max_pool vs resnet" in [c.label for c in factors.baseline_contrasts(an)]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -280,24 +280,11 @@ def common_levels(an: Analysis) -> dict[str, str]:
 
 
 def variant_labels(an: Analysis) -> dict[str, str]:
-    """Short readable labels ("r=8", "pool=max", "arch=resnet32"): per variant, the attention factors where it
-    differs from the held level (the first factor when none does) and the non-attention factors; a
-    baseline is its name plus those; the variant's name where a label is not unique."""
-    held = common_levels(an)
-    keys = list(held)
-    groups = [k for k in an.factors if not k.startswith(ATTENTION_PREFIX)]
-    labels = {}
-    for v in an.order:
-        row = an.configs.loc[v]
-        grouping = [f"{short_name(k)}={format_value(row[k])}" for k in groups]
-        if is_attention_off(row):
-            labels[v] = v if v in an.baselines or not grouping else ", ".join([v, *grouping])
-            continue
-        differ = [k for k in keys if format_value(row[k]) != held[k]] or keys[:1]
-        labels[v] = ", ".join([*(f"{short_name(k)}={format_value(row[k])}" for k in differ), *grouping]) or v
-    if len(set(labels.values())) < len(labels):
-        return {v: v for v in an.order}
-    return labels
+    """How the report names a variant, in its prose, tables, figures and legends: by its name, as the tables'
+    variant column does, so one variant has one label everywhere. (A label derived from the factors, "operator=
+    none" or "r=4, adaptive=learnable, cost_weight=1", named the tables' "se_var1" and "learned" differently.)
+    Factor *levels* are compared as "pool=max vs pool=avg" (:func:`contrasts`); that names levels, not variants."""
+    return {v: v for v in an.order}
 
 
 @dataclass(frozen=True)

@@ -174,7 +174,7 @@ def verdict_section(an: Analysis, found: Sequence[Contrast], headline: Table | N
     """The short answer: the best and worst variant, then one line per family of comparisons, then what SENet
     found at the headline factor's levels (the direction a reader may hold the sweep against)."""
     blocks: list[Block] = []
-    labels = {v: v if ", " in label else label for v, label in variant_labels(an).items()}
+    labels = variant_labels(an)
     ranked = an.table.dropna(subset=["top1_err_mean"]).sort_values("top1_err_mean") \
         if "top1_err_mean" in an.table.columns else pd.DataFrame()
     lines = [verdict_line(an, family, items) for family, items in _families(found).items()]

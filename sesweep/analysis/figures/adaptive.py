@@ -25,14 +25,13 @@ from sesweep.analysis.equal_cost import (
     fixed_ratio_variants,
     ratio_label,
 )
-from sesweep.analysis.factors import Analysis
+from sesweep.analysis.factors import Analysis, variant_labels
 from sesweep.analysis.figures import style
 from sesweep.analysis.figures.layout import legend_below
 from sesweep.analysis.figures.marks import (
     baseline_line,
     ci_note,
     cost_reference,
-    figure_labels,
     finished_values,
     mean_point,
     metric_label,
@@ -102,7 +101,7 @@ def adaptive_pareto_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Pat
 
 def _active_width_note(an: Analysis, comps: Sequence[AdaptiveComparison]) -> str:
     """The dynamic variants' expected active widths for the caption (a width, not a cost), or nothing."""
-    labels = figure_labels(an)
+    labels = variant_labels(an)
     parts = [f"{labels[c.variant]} {100 * c.active_width:.0f}%" for c in comps
              if c.kind == "dynamic" and np.isfinite(c.active_width)]
     return ("; expected active width (mean per-image hidden width as a share of the allocated units, whole test "
@@ -128,7 +127,7 @@ def _adaptive_panel(ax: Axes, an: Analysis, comps: Sequence[AdaptiveComparison],
 
     def to_x(values: Any) -> Any:
         return 100.0 * (values / ref[1] - 1.0) if ref is not None else values / scale
-    labels = figure_labels(an)
+    labels = variant_labels(an)
     handles: list[Any] = []
     ns: list[int] = []
     ci = [False]
@@ -222,7 +221,7 @@ def adaptive_ratio_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Path
     frames = {v: f[f["ratio"] > 0] for v, f in frames.items() if not f.dropna(subset=["ratio"]).empty}
     if not frames:
         return None
-    labels = figure_labels(an)
+    labels = variant_labels(an)
     levels = _fixed_levels(an, list(frames))
     blocks = int(max(f["position"].max() for f in frames.values())) + 1
     with paper_style():
@@ -261,7 +260,7 @@ def adaptive_trajectory_figure(an: Analysis, colors: Mapping[str, Any], out_dir:
     logs = {v: f[f["ratio"] > 0] for v, f in logs.items() if not f.empty}
     if not logs:
         return None
-    labels = figure_labels(an)
+    labels = variant_labels(an)
     stages = sorted({int(s) for f in logs.values() for s in f["stage"]})
     with paper_style():
         fig = new_figure(PAGE_IN if len(stages) > 1 else COLUMN_IN, 2.1)

@@ -17,11 +17,11 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from sesweep.analysis.equal_cost import ADAPTIVE_KEYS, adaptive_variants
-from sesweep.analysis.factors import Analysis, held_levels, is_attention_off
+from sesweep.analysis.factors import Analysis, held_levels, is_attention_off, variant_labels
 from sesweep.analysis.figures import style
 from sesweep.analysis.figures.held import held_groups
 from sesweep.analysis.figures.layout import legend_below
-from sesweep.analysis.figures.marks import MIN_BAND_N, clip, figure_labels, metric_label
+from sesweep.analysis.figures.marks import MIN_BAND_N, clip, metric_label
 from sesweep.analysis.figures.style import COLUMN_IN, FONT_PT, PAGE_IN, FigureFile, new_figure, paper_style
 from sesweep.analysis.fmt import format_value
 from sesweep.analysis.stats import finished, summarize
@@ -130,7 +130,7 @@ def curves_figure(an: Analysis, colors: Mapping[str, Any], out_dir: Path) -> Fig
     overview = [m for m in ("top1_err", "train_loss") if m in curves.columns]
     if curves.empty or not overview:
         return None
-    labels = figure_labels(an)
+    labels = variant_labels(an)
     parts = {v: curves[curves["variant"].astype(str) == v] for v in an.order}
     parts = {v: p for v, p in parts.items() if not p.empty}
     epochs = sorted(int(e) for e in curves["epoch"].unique())

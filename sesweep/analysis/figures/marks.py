@@ -24,13 +24,6 @@ MIN_CI_N = 3
 MIN_BAND_N = 5
 
 
-def figure_labels(an: Analysis) -> dict[str, str]:
-    """How every figure names a variant: by its name, as the tables' variant column does, so one variant has one
-    label in every table, figure and legend (a label derived from its factors, "r=4, adaptive=learnable,
-    cost_weight=1", would name the tables' "learned" differently)."""
-    return {v: v for v in an.order}
-
-
 def finished_values(an: Analysis, variant: str, metric: str) -> pd.Series:
     done = finished(an.sweep.runs)
     return done.loc[done["variant"] == variant, metric].dropna()

@@ -14,12 +14,11 @@ from typing import Any
 import numpy as np
 from matplotlib.lines import Line2D
 
-from sesweep.analysis.factors import Analysis
+from sesweep.analysis.factors import Analysis, variant_labels
 from sesweep.analysis.figures import style
 from sesweep.analysis.figures.layout import legend_below
 from sesweep.analysis.figures.marks import (
     ci_note,
-    figure_labels,
     finished_values,
     mean_point,
     metric_label,
@@ -45,7 +44,7 @@ def operators_figure(an: Analysis, key: str, colors: Mapping[str, Any], out_dir:
     variants = [v for v in an.order if an.table.at[v, "n"] > 0 and "se_params_mean" in an.table.columns]
     if len(variants) < 2:
         return None
-    labels = figure_labels(an)
+    labels = variant_labels(an)
     counts = [float(an.table.at[v, "se_params_mean"]) for v in variants]
     zero = zero_position(counts)
     with paper_style():

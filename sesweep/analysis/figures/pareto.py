@@ -10,13 +10,12 @@ from typing import Any
 import numpy as np
 from matplotlib.lines import Line2D
 
-from sesweep.analysis.factors import Analysis
+from sesweep.analysis.factors import Analysis, variant_labels
 from sesweep.analysis.figures import style
 from sesweep.analysis.figures.layout import legend_below
 from sesweep.analysis.figures.marks import (
     ci_note,
     cost_reference,
-    figure_labels,
     finished_values,
     mean_point,
     metric_label,
@@ -46,7 +45,7 @@ def pareto_figure(an: Analysis, cost: str, colors: Mapping[str, Any], out_dir: P
                   metric: str = "top1_err") -> FigureFile:
     """Error vs one cost (params, MACs, latency): seeds, the mean (± CI where n allows) per variant, baselines
     starred, the front drawn. Latency only from runs that had their device to themselves (:func:`variant_speeds`)."""
-    labels = figure_labels(an)
+    labels = variant_labels(an)
     variants = [v for v in an.order if an.table.at[v, "n"] > 0]
     speeds = variant_speeds(an.sweep.runs) if cost == "infer_ms" else {}
     xs = [float(speeds.get(v, {}).get(cost, math.nan)) if cost == "infer_ms" else float(an.table.at[v, f"{cost}_mean"])
