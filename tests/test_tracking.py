@@ -167,6 +167,7 @@ def test_a_sweep_is_one_parent_run_holding_its_training_runs_spec_tables_and_rep
     assert len(parents) == 1
     parent = parents[0]
     assert parent.info.run_name == "nested" and parent.info.status == "FINISHED"
+    ended = parent.info.end_time  # the sweep's run lasts as long as its sweep trained (checked at the end)
     assert parent.data.tags["sweep"] == "nested" and parent.data.tags["results_version"] == str(RESULTS_VERSION)
     assert parent.data.tags["code_version"] == code_version()
     runs = training_runs(uri, "nested")
@@ -223,6 +224,12 @@ def test_a_sweep_is_one_parent_run_holding_its_training_runs_spec_tables_and_rep
     again = artifact_files(client, parent.info.run_id)
     assert "report/report.html" in again and not [p for p in again if p.startswith("report/figures/")]
     assert len(parent_runs(uri, "nested")) == 1 and len(training_runs(uri, "nested")) == 3
+
+    # neither the uploads above nor a later `sesweep run` that trains nothing moves the sweep run's end: its
+    # duration in MLflow is the sweep's, not the time until the last report
+    assert sw.run_sweep(plan, results_dir=results, **FAST).done == 3
+    info = client.get_run(parent.info.run_id).info
+    assert (info.status, info.end_time) == ("FINISHED", ended)
 
 
 def test_workers_starting_at_once_create_one_parent_run(tmp_path: Path, tracking_store):

@@ -55,15 +55,16 @@ def run_sweep(plan: Plan, config: SweepConfig | None = None, *, dry_run: bool = 
         study.set_user_attr("sesweep_retry_from", max((t._trial_id for t in study.get_trials(deepcopy=False)),
                                                       default=-1) + 1)
     status = study_status(plan, study, cfg)
+    training = not status.complete or bool(status.pending or status.running)
     tracker = None
     if cfg.tracking_uri:  # the store, the experiment and the sweep's own MLflow run, before workers race to
         from sesweep.runner.tracking import start_sweep
 
-        tracker = start_sweep(plan, study, cfg.tracking_uri, results_dir)
+        tracker = start_sweep(plan, study, cfg.tracking_uri, results_dir, training)
     bar = _progress_bar(status, cfg.progress)
     tick = (lambda: _update_bar(bar, study_status(plan, study, cfg))) if bar is not None else (lambda: None)
     try:
-        if not status.complete or status.pending or status.running:
+        if training:
             with _logs_around(bar):
                 if cfg.workers == 1:
                     with torch_threads(cfg.threads):

@@ -329,10 +329,12 @@ class Tracker:
 # the sweep's own run: at the start of a sweep, and the outputs of aggregate and report
 
 
-def start_sweep(plan: Any, study: Any, uri: str, results_dir: str | Path) -> Tracker:
+def start_sweep(plan: Any, study: Any, uri: str, results_dir: str | Path, training: bool = True) -> Tracker:
     """At the start of a sweep (before its workers): the store, the experiment and the sweep's own run (with
     ``sweep.yaml`` and ``manifest.json`` from ``results_dir/<name>/``, and the spec's description as its note);
     a non-default ``uri`` is written to ``results/<name>/tracking.json`` for ``aggregate`` and ``report``.
+    ``training``: runs are left to train, so the sweep's run is RUNNING again; a ``sesweep run`` with nothing to
+    train leaves an ended run as it is (its end time, and so its duration, stay the sweep's).
     Returns the tracker (its ``parent_run_id`` is None when tracking failed: warned, never raised)."""
     folder = Path(results_dir) / plan.name
     tracker = Tracker(uri, plan.name, artifact_dir=folder / "mlartifacts")
@@ -351,7 +353,7 @@ def start_sweep(plan: Any, study: Any, uri: str, results_dir: str | Path) -> Tra
         client = tracker.client
         if getattr(plan, "description", ""):
             client.set_tag(run_id, "mlflow.note.content", plan.description)
-        if client.get_run(run_id).info.status != "RUNNING":
+        if training and client.get_run(run_id).info.status != "RUNNING":
             client.update_run(run_id, status="RUNNING")
         _log_spec(tracker, run_id, folder)
     except Exception as exc:
@@ -368,11 +370,14 @@ def _log_spec(tracker: Tracker, run_id: str, folder: Path) -> None:
 
 def end_sweep(tracker: Tracker, status: Any) -> None:
     """The sweep's run ends FINISHED when every run is done, FAILED when the rest failed for good; it stays
-    RUNNING while runs are left (another worker may still hold them)."""
+    RUNNING while runs are left (another worker may still hold them). A run already ended so is left alone:
+    ending it again would move its end time to now (a re-run that trained nothing, a late worker)."""
     if tracker.parent_run_id is None or status.running or status.pending:
         return
     try:
-        tracker.client.set_terminated(tracker.parent_run_id, "FINISHED" if status.done == status.total else "FAILED")
+        ended = "FINISHED" if status.done == status.total else "FAILED"
+        if tracker.client.get_run(tracker.parent_run_id).info.status != ended:
+            tracker.client.set_terminated(tracker.parent_run_id, ended)
     except Exception as exc:
         warn(f"cannot end the MLflow run of sweep {tracker.experiment}: {exc}")
 
