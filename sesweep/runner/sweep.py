@@ -63,7 +63,7 @@ def run_sweep(plan: Plan, config: SweepConfig | None = None, *, dry_run: bool = 
     bar = _progress_bar(status, cfg.progress)
     tick = (lambda: _update_bar(bar, study_status(plan, study, cfg))) if bar is not None else (lambda: None)
     try:
-        if not status.complete or status.pending or status.running:
+        if not status.complete:
             with _logs_around(bar):
                 if cfg.workers == 1:
                     with torch_threads(cfg.threads):

@@ -369,10 +369,10 @@ def _log_spec(tracker: Tracker, run_id: str, folder: Path) -> None:
 def end_sweep(tracker: Tracker, status: Any) -> None:
     """The sweep's run ends FINISHED when every run is done, FAILED when the rest failed for good; it stays
     RUNNING while runs are left (another worker may still hold them)."""
-    if tracker.parent_run_id is None or status.running or status.pending:
+    if tracker.parent_run_id is None or not status.complete:
         return
     try:
-        tracker.client.set_terminated(tracker.parent_run_id, "FINISHED" if status.done == status.total else "FAILED")
+        tracker.client.set_terminated(tracker.parent_run_id, "FINISHED" if status.succeeded else "FAILED")
     except Exception as exc:
         warn(f"cannot end the MLflow run of sweep {tracker.experiment}: {exc}")
 
