@@ -76,6 +76,7 @@ FIGURE_NAMES: dict[str, tuple[str, ...]] = {
     "curves": ("curves", "learning_curves", "learning"),
     "excitation": ("excitation", "excitations", "fig6", "activations"),
     "adaptive": ("adaptive", "learned", "learnable", "dynamic", "widths", "equal_cost", "cost_weight"),
+    "sequential": ("sequential", "confidence_sequence", "confidence_sequences"),
 }
 
 #: short names of the usual factors, as the papers write them

@@ -9,14 +9,17 @@ from collections import Counter
 
 import numpy as np
 import optuna
+import pytest
 import yaml
 from claiming import claim_loop  # tests/ is on sys.path
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from sesweep.analysis.seed_allocation import allocate
 from sesweep.plan import Plan, load_plan
+from sesweep.runner.commands import status_json
 from sesweep.runner.queue import default_storage
 from sesweep.runner.seed_queue import plan_contrasts
+from sesweep.runner.status import duration, status_from_trials, sweep_status
 
 #: top-1 error per variant: "clear" is 5 points worse (decided at the first bounded look), "null" is not
 MEANS = {"resnet": 10.0, "base": 10.0, "clear": 15.0, "null": 10.0}
@@ -72,8 +75,53 @@ def test_racing_workers_claim_exactly_the_allocated_seeds_once_and_a_dead_one_is
     assert len(killed) == 1 and sum(claims.values()) == len(wanted) + 1  # the dead worker's run, resumed once
     assert set(claims) == wanted                          # no claim of a seed a decided contrast did not need
 
-    from sesweep.runner.status import sweep_status
-
     text = sweep_status(plan, storage).table()
-    assert "seed policy: 3 contrasts:" in text and "runs still possible: at least 0" in text
+    assert "seed policy: 3 contrasts:" in text and "; pending: 0 more runs" in text
     assert "clear vs resnet: worse at" in text and "confidence sequence [" in text
+
+
+def trial(run, top1: float | None = None, running: bool = False) -> FrozenTrial:
+    """A trial as the study holds it: finished with ``top1`` in 60 s, or running on a worker."""
+    if running:
+        return create_trial(state=TrialState.RUNNING, user_attrs={"run_key": run.key, "worker": "w1"})
+    return create_trial(state=TrialState.COMPLETE, value=top1, user_attrs={
+        "run_key": run.key, "status": "finished", "wall_seconds": 60.0, "result": {"record": {"top1_err": top1}}})
+
+
+def test_status_of_a_sequential_sweep_gives_the_runs_still_possible_as_a_range_with_an_eta_each(make_sweep):
+    plan = sequential_sweep(make_sweep, {"start": 4, "max": 12, "step": 2, "margin": 0.05, "alpha": 0.05})
+    runs = {(r.variant, r.seed): r for r in plan.runs}
+    # seeds 0-5 recorded everywhere: "clear" (5 points worse) is decided, "base" and "null" (no effect) and
+    # their baseline go on; null's seed 6 is running
+    trials = [trial(runs[v, s], synthetic_error(v, s)) for v in ("resnet", "base", "clear", "null") for s in range(6)]
+    status = status_from_trials(plan, [*trials, trial(runs["null", 6], running=True)])
+    assert status.pending == 4 * 12 - 24 - 1       # the plan's runs not started, up to max (key unchanged)
+    # allocated now: seeds 6, 7 of resnet, base, null (null's 6 running); could still run: all three up to 11;
+    # clear's seeds 6-11 never
+    assert (status.pending_at_least, status.pending_at_most) == (5, 17)
+    assert status.eta_seconds_at_least == pytest.approx(60.0 * (5 + 1))   # one worker at 60 s a run
+    assert status.eta_seconds_at_most == status.eta_seconds == pytest.approx(60.0 * (17 + 1))
+    summary = status.summary()
+    assert "24 done of 48 at max" in summary and "1 running" in summary
+    assert "pending: at least 5, at most 17 more runs (eta 6m00s – 18m00s)" in summary
+    assert f"{status.pending} pending" not in summary
+    assert "clear vs resnet: worse at 6 seeds" in "\n".join(status.notes()) and not status.complete
+    doc = status_json(status)
+    assert {"pending", "eta_seconds", "complete", "pending_at_least", "pending_at_most", "eta_seconds_at_least",
+            "eta_seconds_at_most"} <= set(doc) and doc["pending_at_most"] == 17 and doc["complete"] is False
+
+    # every run the policy wants recorded: complete, though the plan's seeds of decided contrasts never ran
+    full = {v.name: {s: synthetic_error(v.name, s) for s in range(12)} for v in plan.variants}
+    wanted = allocate(plan.seed_policy, [v.name for v in plan.variants], plan_contrasts(plan), full)
+    done = status_from_trials(plan, [trial(r, full[r.variant][r.seed]) for r in plan.runs
+                                     if wanted.wants(r.variant, r.seed)])
+    assert done.pending > 0 and (done.pending_at_least, done.pending_at_most) == (0, 0)
+    assert done.complete and done.succeeded and done.eta_seconds is None
+    assert done.summary().endswith("; pending: 0 more runs")
+
+
+def test_the_status_of_a_fixed_list_sweep_keeps_its_plain_pending_count(make_sweep):
+    plan = load_plan(make_sweep("fixed", seeds=(0, 1), variants={"resnet": {"model.attention.kind": "none"}}))
+    status = status_from_trials(plan, [trial(plan.runs[0], 10.0)])
+    assert status.pending_at_least is None and status.pending_at_most is None and status.sequential == []
+    assert status.summary().endswith(f"{status.pending} pending, eta {duration(status.eta_seconds or 0)}")

@@ -34,7 +34,8 @@ def test_a_sequential_sweep_runs_reports_and_shows_its_contrasts(make_sweep, tmp
     sesweep("run", str(path), "--results", str(results), "--threads", "1", "--quiet", "--workers", "2")
     status = sesweep("status", str(path), "--results", str(results))
     assert "seed policy: 1 contrasts:" in status and "base vs resnet:" in status
-    assert "runs still possible: at least 0, at most 0" in status
+    assert "8 done of 8 at max" in status and "; pending: 0 more runs" in status
     sesweep("report", str(results / "seq"), "--out", str(reports / "seq"))
     text = (reports / "seq" / "report.md").read_text()
     assert "## Sequential seeds" in text and "confidence sequence" in text and "saved" in text
+    assert "figures/sequential.png" in text and (reports / "seq" / "figures" / "sequential.png").is_file()

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from sesweep.analysis.factors import Analysis, contrasts
-from sesweep.analysis.figures import DPI, PAPER_DIR, FigureFile, is_adaptive_figure, make_figures
+from sesweep.analysis.figures import PAPER_DIR, FigureFile, is_adaptive_figure, is_sequential_figure, make_figures
 from sesweep.analysis.fmt import count_column, format_value
 from sesweep.analysis.published import Setting, sweep_setting
 from sesweep.analysis.report_render import (  # noqa: F401  (Para … html_table: the report's blocks, re-exported)
@@ -34,6 +34,7 @@ from sesweep.analysis.report_render import (  # noqa: F401  (Para … html_table
     Para,
     Section,
     TableBlock,
+    figure_width_in,
     html_table,
     render_html,
     render_markdown,
@@ -172,11 +173,14 @@ def build_sections(an: Analysis, tables: Sequence[Table], figures: Sequence[Figu
     adaptive, paired = adaptive_items(an)
     headline = next((t for t in tables if t.choice.number is not None), None) or \
         next((t for t in tables if t.choice.key is None), None)
+    sequential = sequential_section(an, figures)  # its figure is shown there, not among the others
+    figures = [f for f in figures if not is_sequential_figure(f)]
     key = key_figure(figures, headline.choice.key if headline is not None else None)
     intro = [str(spec.get("description") or "").strip(), setting_sentence(an, expected, setting)]
     sections = [Section("", [Para(t) for t in intro if t], 0), Section("Contents", [Contents()])]
     if headline is not None:
-        shown = [TableBlock(headline.caption, headline.shown)] + ([FigureBlock(key, _width_in(key))] if key else [])
+        shown: list[Block] = [TableBlock(headline.caption, headline.shown)]
+        shown += [FigureBlock(key, figure_width_in(key))] if key else []
         beside = ", beside SENet" if any(str(c).startswith("SENet") for c in headline.shown.columns) else ""
         sections.append(Section(f"Headline: {headline.choice.title.replace(': ', ', ', 1)}{beside}", shown))
     sections.append(verdict_section(an, [*found, *paired], headline))
@@ -188,12 +192,12 @@ def build_sections(an: Analysis, tables: Sequence[Table], figures: Sequence[Figu
     if section is not None:
         sections.append(section)
     if [f for f in others if not is_adaptive_figure(f)]:
-        sections.append(Section("Figures", [FigureBlock(f, _width_in(f)) for f in others if not is_adaptive_figure(f)]))
+        sections.append(Section("Figures", [FigureBlock(f, figure_width_in(f)) for f in others
+                                            if not is_adaptive_figure(f)]))
     sections.append(Section("Caveats", [Bullets(tuple(caveat_items(an, [*found, *paired], setting, headline,
                                                                    notes)))]))
     sections.append(comparisons_section(an, found, adaptive))
     sections.append(Section("Statistics", [Para(METHOD)]))
-    sequential = sequential_section(an)
     if sequential is not None:
         sections.append(sequential)
     sections += [runs_section(an, expected), environment_section(an)]
@@ -269,15 +273,8 @@ ADAPTIVE_INTRO = ("Adaptive SE learns each block's width (learnable) or picks it
 def adaptive_section(tables: Sequence[Table], figures: Sequence[FigureFile]) -> Section | None:
     """The adaptive comparison's table and figures in one section; None for a sweep without adaptive variants."""
     blocks: list[Block] = [TableBlock(t.caption, t.shown) for t in tables if t.choice is ADAPTIVE]
-    blocks += [FigureBlock(f, _width_in(f)) for f in figures if is_adaptive_figure(f)]
+    blocks += [FigureBlock(f, figure_width_in(f)) for f in figures if is_adaptive_figure(f)]
     return Section("Adaptive SE vs the fixed ratio of equal cost", [Para(ADAPTIVE_INTRO), *blocks]) if blocks else None
-
-
-def _width_in(figure: FigureFile) -> float:
-    """The figure's width in inches, read from the PNG header (the report shows it at paper size)."""
-    with figure.png.open("rb") as fh:
-        header = fh.read(24)
-    return int.from_bytes(header[16:20], "big") / DPI
 
 
 # --------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from sesweep.analysis.figures import FigureFile
+from sesweep.analysis.figures import DPI, FigureFile
 from sesweep.analysis.table_display import text_columns, to_markdown
 
 
@@ -54,6 +54,13 @@ class Code:
 @dataclass(frozen=True)
 class Contents:
     """The table of contents: a link to every other level-2 section of the report."""
+
+
+def figure_width_in(figure: FigureFile) -> float:
+    """The figure's width in inches, read from the PNG header (the report shows it at paper size)."""
+    with figure.png.open("rb") as fh:
+        header = fh.read(24)
+    return int.from_bytes(header[16:20], "big") / DPI
 
 
 Block = Para | Bullets | TableBlock | FigureBlock | Code | Contents

@@ -3,14 +3,13 @@ it took and its confidence sequence's interval at the end, and the runs the poli
 
 from __future__ import annotations
 
-import math
-
-import pandas as pd
+from collections.abc import Sequence
 
 from sesweep.analysis.factors import Analysis
-from sesweep.analysis.report_render import Bullets, Para, Section
-from sesweep.analysis.seed_allocation import ContrastPair, Outcome, allocate, contrast_alpha
-from sesweep.seed_policy import SeedPolicy
+from sesweep.analysis.figures import FigureFile, is_sequential_figure
+from sesweep.analysis.report_render import Block, Bullets, FigureBlock, Para, Section, figure_width_in
+from sesweep.analysis.seed_allocation import contrast_alpha
+from sesweep.analysis.sequential_results import sweep_allocation
 
 METHOD = ("Seeds were allocated sequentially: every variant got {start} seeds, and {step} more at a time went to "
           "the variants of contrasts still undecided, up to {max}. Each contrast with the baseline is decided by an "
@@ -22,25 +21,14 @@ METHOD = ("Seeds were allocated sequentially: every variant got {start} seeds, a
           "are the sequence's, not t intervals: after optional stopping a t interval's 95 % is wrong.")
 
 
-def _outcomes(runs: pd.DataFrame) -> dict[str, dict[int, Outcome]]:
-    out: dict[str, dict[int, Outcome]] = {}
-    for row in runs.itertuples(index=False):
-        top1 = getattr(row, "top1_err", None)
-        ok = isinstance(top1, int | float) and math.isfinite(top1) and getattr(row, "status", "") == "finished"
-        out.setdefault(str(row.variant), {})[int(row.seed)] = float(top1) if ok else None
-    return out
-
-
-def sequential_section(an: Analysis) -> Section | None:
-    """The section, or None for a sweep with a fixed list of seeds."""
-    raw = (an.sweep.manifest or {}).get("seed_policy") if isinstance(an.sweep.manifest, dict) else None
-    if not raw:
+def sequential_section(an: Analysis, figures: Sequence[FigureFile] = ()) -> Section | None:
+    """The section, with the figure of the sequences (:mod:`.figures.sequential`) where it was drawn; None for
+    a sweep with a fixed list of seeds."""
+    found = sweep_allocation(an)
+    if found is None:
         return None
-    policy = SeedPolicy.from_dict(raw)
-    pairs = [ContrastPair(v, ref, f"{v} vs {ref}") for v in an.order
-             if not an.is_baseline(v) and (ref := an.references.get(v))]
-    variants = sorted({*an.order})
-    alloc = allocate(policy, variants, pairs, _outcomes(an.sweep.runs))
+    policy, alloc = found
+    pairs = alloc.contrasts
     items = []
     for c in alloc.contrasts:
         lo, hi = c.sequence.interval
@@ -51,4 +39,6 @@ def sequential_section(an: Analysis) -> Section | None:
     saved = alloc.at_max - alloc.at_least
     runs = (f"The policy trained {alloc.at_least} runs against {alloc.at_max} for every variant at {policy.max} "
             f"seeds: {saved} saved ({saved / alloc.at_max:.0%}).") if alloc.at_max else ""
-    return Section("Sequential seeds", [Para(text), Bullets(tuple(items)), Para(runs)])
+    blocks: list[Block] = [Para(text), Bullets(tuple(items)), Para(runs)]
+    blocks += [FigureBlock(f, figure_width_in(f)) for f in figures if is_sequential_figure(f)]
+    return Section("Sequential seeds", blocks)

@@ -57,7 +57,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                              "stderr); its keys are stable. With --dry-run the plan: the manifest's keys, its runs "
                              "with their cost, unresolved and on_disk (as `sesweep status --json`); else the final "
                              "status, as `sesweep status --json`, and results")
-    parser.epilog = ("exit status: 0 when every run is done (finished or diverged), 1 when runs failed or are left, "
+    parser.epilog = ("exit status: 0 when every run is done (finished or diverged; a sequential sweep: every run "
+                     "its seed policy wants), 1 when runs failed or are left, "
                      "2 on a bad spec or data that are not there (checked before anything is queued)")
 
 
@@ -70,7 +71,10 @@ def add_status_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print the status as JSON on stdout, and nothing else there; its keys are stable: "
                              "name, total, done, finished, diverged, running, failed, pending, eta_seconds, rows, "
-                             "older_results, unresolved, notes, complete")
+                             "older_results, unresolved, notes, complete, sequential (a sequential sweep's contrast "
+                             "lines, else empty); pending_at_least and pending_at_most (of the pending runs, those "
+                             "that will run and those that still could), eta_seconds_at_least and "
+                             "eta_seconds_at_most (eta_seconds is the latter): a sequential sweep's, else null")
     parser.epilog = ("exit status: 0 when no run has failed (pending and running runs included; a diverged run is "
                      "a result, not a failure), 1 when a run failed (for good: after --max-retries retries, "
                      "counted with the same --max-retries as the run), 2 on a bad spec")
@@ -109,7 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     elif not args.quiet:
         print(status.summary())
         print(f"results: {sweep_dir(plan, args.results)}/runs.csv")
-    return 0 if status.done == status.total else 1
+    return 0 if status.succeeded else 1
 
 
 def _check_up_front(args: argparse.Namespace, plan: Plan) -> dict[str, tuple[dict[str, Any], str]]:

@@ -14,13 +14,13 @@ A sweep without a baseline has no contrast to decide: each variant keeps ``start
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
 from sesweep.analysis.factors import baseline_references
 from sesweep.analysis.seed_allocation import Allocation, ContrastPair, Outcome, allocate
-from sesweep.plan import Plan
+from sesweep.plan import Plan, Run
 from sesweep.spec import flatten
 
 
@@ -46,23 +46,24 @@ def outcome_of(value: float | None) -> Outcome:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-def status_lines(plan: Plan, outcomes: Mapping[str, Mapping[int, Outcome]], done: int,
-                 seconds_per_run: float | None, running: int) -> list[str]:
-    """``sesweep status`` lines of a sequential sweep: decided / undecided contrasts, each contrast's decision,
-    seeds and confidence-sequence interval, and the runs still possible (at least, at most) with an ETA each."""
-    from sesweep.runner.status import duration
+def still_possible(alloc: Allocation, pending: Iterable[Run]) -> tuple[int, int]:
+    """Of the plan's runs not started (``pending``), how many will run whatever comes (allocated now) and how
+    many could (below the seeds their variant would have if every undecided contrast went on to max); the rest
+    no result can bring back (their contrasts are decided)."""
+    least = most = 0
+    for run in pending:
+        least += alloc.wants(run.variant, run.seed)
+        most += run.seed < alloc.most.get(run.variant, 0)
+    return least, most
 
-    alloc = plan_allocation(plan, outcomes)
+
+def status_lines(alloc: Allocation) -> list[str]:
+    """``sesweep status`` lines of a sequential sweep under its summary (which gives the runs still possible,
+    at least and at most, with an ETA each): decided / undecided contrasts, then each contrast's decision,
+    seeds and confidence-sequence interval."""
     counts = ", ".join(f"{n} {d}" for d, n in sorted(alloc.counts().items()))
-    least, most = max(0, alloc.at_least - done), max(0, alloc.at_most - done)
-
-    def eta(n: int) -> str:
-        if seconds_per_run is None or n == 0:
-            return ""
-        return f" (eta {duration(seconds_per_run * n / max(1, running))})"
-
-    lines = [f"seed policy: {len(alloc.contrasts)} contrasts: {counts or 'none'}; runs still possible: at least "
-             f"{least}{eta(least)}, at most {most}{eta(most)}; {alloc.at_least} allocated of {alloc.at_max} at max"]
+    lines = [f"seed policy: {len(alloc.contrasts)} contrasts: {counts or 'none'}; {alloc.at_least} runs allocated "
+             f"of {alloc.at_max} at max"]
     for c in alloc.contrasts:
         lo, hi = c.sequence.interval
         lines.append(f"  {c.pair.label or c.pair.variant}: {c.decision} at {c.sequence.n} seeds, confidence "

@@ -1,4 +1,8 @@
-"""Where a sweep stands: counts of done / running / failed / pending runs, an ETA and a per-run table."""
+"""Where a sweep stands: counts of done / running / failed / pending runs, an ETA and a per-run table.
+
+A sequential sweep's plan holds every seed up to its policy's max, but only the seeds its undecided contrasts
+need will run: its summary gives the runs still possible as a range, at least (allocated now) and at most (every
+undecided contrast going on to max), with an ETA for each end, and it is complete once none can run."""
 
 from __future__ import annotations
 
@@ -40,15 +44,45 @@ class SweepStatus:
     unresolved: str | None = None
     #: a sequential sweep's lines (:func:`sesweep.runner.seed_queue.status_lines`); empty for a fixed list
     sequential: list[str] = field(default_factory=list)
+    #: a sequential sweep: of the ``pending`` runs (its plan's, up to max), those that will run whatever the
+    #: results (allocated now) and those that still could; None for a fixed list (every pending run will run)
+    pending_at_least: int | None = None
+    pending_at_most: int | None = None
+    #: the ETA (``eta_seconds``'s rule) of those two ends; ``eta_seconds`` of a sequential sweep is the latter
+    eta_seconds_at_least: float | None = None
+    eta_seconds_at_most: float | None = None
+
+    @property
+    def sequential_sweep(self) -> bool:
+        return self.pending_at_most is not None
 
     @property
     def complete(self) -> bool:
+        """No run is left to run: every run done or failed for good; for a sequential sweep, none running and
+        none that the policy could still want (the rest belong to decided contrasts)."""
+        if self.pending_at_most is not None:
+            return self.running == 0 and self.pending_at_most == 0
         return self.done + self.failed == self.total
 
+    @property
+    def succeeded(self) -> bool:
+        """Complete with no run failed: what exit status 0 and a FINISHED sweep run mean."""
+        return self.complete and self.failed == 0
+
     def summary(self) -> str:
-        eta = "" if self.eta_seconds is None or self.complete else f", eta {duration(self.eta_seconds)}"
-        return (f"sweep {self.name}: {self.done}/{self.total} done ({self.finished} finished, {self.diverged} "
-                f"diverged), {self.running} running, {self.failed} failed, {self.pending} pending{eta}")
+        head = (f"sweep {self.name}: {self.done}/{self.total} done ({self.finished} finished, {self.diverged} "
+                f"diverged), {self.running} running, {self.failed} failed")
+        if self.pending_at_least is None or self.pending_at_most is None:
+            eta = "" if self.eta_seconds is None or self.complete else f", eta {duration(self.eta_seconds)}"
+            return f"{head}, {self.pending} pending{eta}"
+        head = head.replace(f"/{self.total} done", f" done of {self.total} at max", 1)
+        least, most = self.pending_at_least, self.pending_at_most
+        ends = [e for e in (self.eta_seconds_at_least, self.eta_seconds_at_most) if e is not None]
+        eta = "" if not ends or self.complete else \
+            f" (eta {' – '.join(dict.fromkeys(duration(e) for e in ends))})"
+        if least == most:
+            return f"{head}; pending: {most} more run{'s' if most != 1 else ''}{eta}"
+        return f"{head}; pending: at least {least}, at most {most} more runs{eta}"
 
     def notes(self) -> list[str]:
         """Lines about results that are not counted above: unresolved keys, records of other results versions."""
@@ -129,13 +163,17 @@ def status_from_trials(plan: Plan, trials: Sequence[FrozenTrial], max_retries: i
             row["note"] = failure_reason(st.last_failure, grace_period)
         rows.append(row)
     done = counts["finished"] + counts["diverged"]
-    remaining = counts["pending"] + counts["running"]
-    eta = None
-    if trained_seconds and remaining:
-        eta = sum(trained_seconds) / len(trained_seconds) * remaining / max(1, counts["running"])
-    sequential: list[str] = []
+    per_run = sum(trained_seconds) / len(trained_seconds) if trained_seconds else None
+
+    def eta_of(pending: int) -> float | None:
+        """The mean time of a trained run × the runs left (these and the running ones), over the running ones."""
+        left = pending + counts["running"]
+        return per_run * left / max(1, counts["running"]) if per_run is not None and left else None
+
+    status = SweepStatus(plan.name, len(plan.runs), done, counts["finished"], counts["diverged"], counts["running"],
+                         counts["failed"], counts["pending"], eta_of(counts["pending"]), rows)
     if plan.seed_policy is not None:
-        from sesweep.runner.seed_queue import outcome_of, status_lines
+        from sesweep.runner.seed_queue import outcome_of, plan_allocation, status_lines, still_possible
 
         outcomes: dict[str, dict[int, float | None]] = {}
         for run in plan.runs:
@@ -146,10 +184,12 @@ def status_from_trials(plan: Plan, trials: Sequence[FrozenTrial], max_retries: i
                                                                             else None)
             elif st.given_up(max_retries):
                 outcomes.setdefault(run.variant, {})[run.seed] = None
-        per_run = sum(trained_seconds) / len(trained_seconds) if trained_seconds else None
-        sequential = status_lines(plan, outcomes, done + counts["failed"], per_run, counts["running"])
-    return SweepStatus(plan.name, len(plan.runs), done, counts["finished"], counts["diverged"], counts["running"],
-                       counts["failed"], counts["pending"], eta, rows, sequential=sequential)
+        alloc = plan_allocation(plan, outcomes)
+        least, most = still_possible(alloc, [r for r in plan.runs if states[r.key].state(max_retries) == "pending"])
+        status = dataclasses.replace(status, sequential=status_lines(alloc), pending_at_least=least,
+                                     pending_at_most=most, eta_seconds=eta_of(most),
+                                     eta_seconds_at_least=eta_of(least), eta_seconds_at_most=eta_of(most))
+    return status
 
 
 def sweep_status(plan: Plan, storage: str | None = None, results_dir: str | Path = DEFAULT_RESULTS,

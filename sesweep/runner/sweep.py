@@ -55,7 +55,7 @@ def run_sweep(plan: Plan, config: SweepConfig | None = None, *, dry_run: bool = 
         study.set_user_attr("sesweep_retry_from", max((t._trial_id for t in study.get_trials(deepcopy=False)),
                                                       default=-1) + 1)
     status = study_status(plan, study, cfg)
-    training = not status.complete or bool(status.pending or status.running)
+    training = not status.complete  # runs left that may still run (of a seed policy: that it may still allocate)
     tracker = None
     if cfg.tracking_uri:  # the store, the experiment and the sweep's own MLflow run, before workers race to
         from sesweep.runner.tracking import start_sweep

@@ -370,12 +370,13 @@ def _log_spec(tracker: Tracker, run_id: str, folder: Path) -> None:
 
 def end_sweep(tracker: Tracker, status: Any) -> None:
     """The sweep's run ends FINISHED when every run is done, FAILED when the rest failed for good; it stays
-    RUNNING while runs are left (another worker may still hold them). A run already ended so is left alone:
-    ending it again would move its end time to now (a re-run that trained nothing, a late worker)."""
-    if tracker.parent_run_id is None or status.running or status.pending:
+    RUNNING while runs are left (another worker may still hold them; a seed policy may still allocate some). A
+    run already ended so is left alone: ending it again would move its end time to now (a re-run that trained
+    nothing, a late worker)."""
+    if tracker.parent_run_id is None or not status.complete:
         return
     try:
-        ended = "FINISHED" if status.done == status.total else "FAILED"
+        ended = "FINISHED" if status.succeeded else "FAILED"
         if tracker.client.get_run(tracker.parent_run_id).info.status != ended:
             tracker.client.set_terminated(tracker.parent_run_id, ended)
     except Exception as exc:

@@ -32,6 +32,7 @@ from sesweep.analysis.figures.marks import MIN_BAND_N, MIN_CI_N
 from sesweep.analysis.figures.operators import operators_figure
 from sesweep.analysis.figures.pareto import pareto_figure, pareto_figures, pareto_front
 from sesweep.analysis.figures.ratio import ratio_figure
+from sesweep.analysis.figures.sequential import is_sequential_figure, sequential_figure
 from sesweep.analysis.figures.style import (
     BASELINE_COLOR,
     COLUMN_IN,
@@ -49,16 +50,18 @@ from sesweep.analysis.figures.style import (
     slugify,
     variant_colors,
 )
+from sesweep.analysis.sequential_results import sweep_policy
 from sesweep.analysis.stats import finished
 from sesweep.vocabulary import FACTORS, FIGURE_NAMES, PAPER_TABLES, factor_figure_names, short_name
 
 __all__ = [
     "ADAPTIVE_MARKERS", "BASELINE_COLOR", "COLUMN_IN", "DPI", "FIGURE_NAMES", "FONT_PT", "FORMATS", "MIN_BAND_N",
     "MIN_CI_N", "PAGE_IN", "PALETTE_ORDER", "PAPER_DIR", "REGISTRY", "Axes", "FigureFile", "Job", "Kind",
-    "LayoutWarning", "adaptive_pareto_figure", "adaptive_ratio_figure", "adaptive_trajectory_figure",
-    "curves_figure", "excitation_figure", "excitation_figures", "factor_figure", "fit_tick_labels",
-    "is_adaptive_figure", "layout_problems", "legend_below", "make_figures", "new_figure", "paper_rc",
-    "paper_style", "pareto_figure", "pareto_front", "ratio_figure", "save", "slugify", "style", "variant_colors",
+    "LayoutWarning", "adaptive_pareto_figure", "adaptive_ratio_figure", "adaptive_trajectory_figure", "curves_figure",
+    "excitation_figure", "excitation_figures", "factor_figure", "fit_tick_labels", "is_adaptive_figure",
+    "is_sequential_figure", "layout_problems", "legend_below", "make_figures", "new_figure", "paper_rc",
+    "paper_style", "pareto_figure", "pareto_front", "ratio_figure", "save", "sequential_figure", "slugify", "style",
+    "variant_colors",
 ]
 
 # the names a spec's `figures:` list may use are defined in sesweep.vocabulary (FIGURE_NAMES: figure kind →
@@ -155,12 +158,15 @@ REGISTRY: tuple[Kind, ...] = (
     Kind("curves", _one, _named("curves"), lambda job, _: [curves_figure(job.an, job.colors, job.out_dir)]),
     Kind("excitation", _one, _named("excitation"), lambda job, _: list(excitation_figures(job.an, job.out_dir)),
          always=True),
+    Kind("sequential", lambda an: [None] if sweep_policy(an) is not None else [], _named("sequential"),
+         lambda job, _: [sequential_figure(job.an, job.colors, job.out_dir)], always=True),
 )
 
 
 def make_figures(an: Analysis, out_dir: Path) -> tuple[list[FigureFile], list[str]]:
-    """Every figure this sweep supports (filtered by the spec's ``figures:`` list, except the excitation figure:
-    drawn whenever the runs saved excitations), plus notes."""
+    """Every figure this sweep supports (filtered by the spec's ``figures:`` list, except the excitation figure,
+    drawn whenever the runs saved excitations, and a sequential sweep's figure of its confidence sequences),
+    plus notes."""
     if finished(an.sweep.runs).empty:
         return [], ["no run has finished yet: no figures"]
     job = Job(an, variant_colors(an.order, an.baseline), out_dir, an.sweep.spec.get("figures"))
