@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from sesweep.results import code_version
 from sesweep.run_identity import inert_keys
+from sesweep.runner import mlflow_store
 from sesweep.runner.outage import shorten_http_retries, unreachable
 from sesweep.runner.tracked_run import TrackedRun, warn
 from sesweep.spec import RunSpec, flatten
@@ -106,6 +107,7 @@ class Tracker:
 
             logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
             logging.getLogger("alembic").setLevel(logging.WARNING)
+            mlflow_store.prepare(self.uri)  # a new SQLite store: a copy of a migrated empty one (seconds saved)
             self._client = MlflowClient(tracking_uri=self.uri)
         return self._client
 

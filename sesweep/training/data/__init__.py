@@ -10,9 +10,10 @@ resizing), :mod:`.loaders` (memory or stream), :mod:`.augment` (the matched draw
 :mod:`.batches` (batches in memory), :mod:`.stream` (batches from worker processes).
 """
 
+from sesweep.cache import cache_dir
 from sesweep.training.data.augment import CROP_PAD, epoch_generator
 from sesweep.training.data.batches import TrainBatches, eval_batches
-from sesweep.training.data.imagefolder import cache_dir, folder_classes, folder_files, folder_fingerprint, folder_root
+from sesweep.training.data.imagefolder import folder_classes, folder_files, folder_fingerprint, folder_root
 from sesweep.training.data.images import DataSplits, ImageSet, channel_stats, largest_remainder, resize, subset
 from sesweep.training.data.loaders import train_batches
 from sesweep.training.data.sources import (

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sesweep.cache import cache_dir
 from sesweep.file_hashes import content_digests
 from sesweep.spec import RecipeSpec, SpecError
 from sesweep.training.data.augment import center_resize
@@ -120,11 +121,6 @@ def folder_fingerprint(root: Path) -> str:
 
 # --------------------------------------------------------------------------------------------------
 # decoding and the cache
-
-
-def cache_dir() -> Path:
-    """Where decoded data sets are cached: ``$SESWEEP_CACHE`` or ``~/.cache/sesweep``."""
-    return Path(os.environ.get("SESWEEP_CACHE") or "~/.cache/sesweep").expanduser()
 
 
 @dataclass(frozen=True)

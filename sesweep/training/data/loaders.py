@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
+from sesweep.cache import cache_dir
 from sesweep.spec import RecipeSpec, SpecError
 from sesweep.training.data.batches import TrainBatches
 from sesweep.training.data.imagefolder import (
-    cache_dir,
     check_sizes,
     decode_rules,
     folder_classes,
