@@ -5,6 +5,7 @@ keys). torch and the data sets are imported lazily, inside the functions, so ``i
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -213,8 +214,29 @@ def check_model(spec: RunSpec, layer_limit: int = MAX_LAYER_PARAMS) -> None:
             classes = 2
         import torch
 
-        with torch.device("meta"):  # shapes only: the checks of a build, none of its memory
-            build_model(model, classes, dataset_channels(spec.recipe), spec.seed, spec.recipe.dropout)
+        # a small net is built for real, uninitialised (milliseconds, a few MB); a big one on the meta device
+        # (none of its memory, but the first op there imports torch._dynamo: 2-6 s at every sweep load)
+        small = _params_bound(spec) <= CPU_CHECK_PARAMS
+        with contextlib.nullcontext() if small else torch.device("meta"):
+            build_model(model, classes, dataset_channels(spec.recipe), spec.seed, spec.recipe.dropout,
+                        initialise=False)
+
+
+#: a CIFAR-size model with at most this many parameters (bound: :func:`_params_bound`) is check-built on the CPU
+CPU_CHECK_PARAMS = 20_000_000
+
+
+def _params_bound(spec: RunSpec) -> int:
+    """An upper bound on a model's parameters from the analytic counts alone: 3x3 convs of every block at its
+    stage's widest channel count, every attention block as its operator declares it, and the classifier."""
+    from sesweep.training.models import ARCHS
+    from sesweep.training.models.build import attention_blocks
+
+    arch = ARCHS[spec.model.arch]
+    expansion = arch.block.expansion
+    convs = sum(n * 3 * 9 * (w * expansion) ** 2 for n, w in zip(arch.layers, arch.widths, strict=True))
+    classes = spec.model.num_classes if isinstance(spec.model.num_classes, int) else 1000
+    return convs + sum(b.params for b in attention_blocks(spec.model)) + arch.widths[-1] * expansion * classes
 
 
 def check_layers(spec: RunSpec, layer_limit: int = MAX_LAYER_PARAMS) -> None:

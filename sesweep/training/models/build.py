@@ -144,11 +144,13 @@ def attention_blocks(spec: ModelSpec) -> list[BlockCost]:
 
 
 def build_model(spec: ModelSpec, num_classes: int | None = None, in_channels: int = 3,
-                seed: int = 0, dropout: float = 0.0) -> ResNet | PreActResNet:
+                seed: int = 0, dropout: float = 0.0, initialise: bool = True) -> ResNet | PreActResNet:
     """The network a spec describes, initialised for ``seed`` (matched across variants, see init.py).
 
     ``num_classes`` is the data set's class count, used when ``model.num_classes`` is ``auto``; ``dropout`` is
-    ``recipe.dropout`` (an error on a net without a dropout site, see :func:`check_dropout`).
+    ``recipe.dropout`` (an error on a net without a dropout site, see :func:`check_dropout`). ``initialise=False``
+    leaves PyTorch's default weights: for a build on the meta device that checks shapes only (initialising
+    there has no values to set, yet imports torch._dynamo: 2-6 s at every sweep load).
     """
     arch = ARCHS[spec.arch]
     att = spec.attention
@@ -162,5 +164,6 @@ def build_model(spec: ModelSpec, num_classes: int | None = None, in_channels: in
     else:
         model = ResNet(arch.block, list(arch.layers), list(arch.widths), arch.stem, arch.shortcut,
                        classes, in_channels, attn_layer, att.placement, stages)
-    init_weights(model, seed)
+    if initialise:
+        init_weights(model, seed)
     return model
