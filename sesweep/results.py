@@ -92,6 +92,12 @@ def checkpoint_dir(sweep: str | _Named, results_dir: str | Path, key: str) -> Pa
     return sweep_dir(sweep, results_dir) / "checkpoints" / key
 
 
+def checkpoint_sidecars(directory: Path) -> list[Path]:
+    """The sidecars of the checkpoints in ``directory`` (``epoch-0007.json``, :mod:`sesweep.training.checkpoint`),
+    newest first (the zero-padded epoch sorts them); torch-free, so the runner reads them without training code."""
+    return sorted(directory.glob("epoch-*.json"), reverse=True) if directory.is_dir() else []
+
+
 @functools.cache
 def code_version() -> str:
     """The code that computed a run: ``<package version>[+g<commit>[.dirty]]``, e.g. ``0.1.0+g895d768a1b2c.dirty``.
