@@ -14,6 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from sesweep.datasets import dataset_image_size, dataset_num_classes, folder_classes, folder_files, folder_root
 from sesweep.spec import SpecError
 from sesweep.sweepfile import MAX_TRAIN_FLOP, load_yaml, train_flop_limit
 
@@ -36,7 +37,6 @@ def variant_costs(plan: Plan) -> dict[str, tuple[dict[str, Any], str]]:
     size cannot be read; the cost is then given at the architecture's design size and 10 classes, marked."""
     import torch
 
-    from sesweep.training.data import dataset_image_size, dataset_num_classes
     from sesweep.training.measure import attention_params, count_macs, count_params
     from sesweep.training.models import ARCHS, build_model
 
@@ -71,8 +71,6 @@ def train_images(recipe: Any) -> tuple[int, bool]:
     """How many images one epoch of ``recipe`` trains on, and whether that number is assumed (an image folder
     that is not here or cannot be listed)."""
     if recipe.dataset == "imagefolder":
-        from sesweep.training.data import folder_classes, folder_files, folder_root
-
         try:
             root = folder_root(recipe)
             n = len(folder_files(root / "train", folder_classes(root))[0])

@@ -1,6 +1,7 @@
 """The checks a plan makes before anything runs: every distinct model can be built (SE widths named per block),
 every data set can be read (:func:`check_data`), and the data identity of each data config (part of the run
-keys). torch and the data sets are imported lazily, inside the functions, so ``import sesweep.plan`` stays light.
+keys). The listings and identities are torch-free (:mod:`sesweep.datasets`); torch, the models and the data
+loaders are imported lazily, inside the functions that build or load, so ``import sesweep.plan`` stays light.
 """
 
 from __future__ import annotations
@@ -11,6 +12,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sesweep.datasets import (
+    NUM_CLASSES,
+    check_loader,
+    data_identity,
+    dataset_channels,
+    dataset_image_size,
+    folder_classes,
+    folder_files,
+    folder_root,
+)
 from sesweep.spec import RunSpec, SpecError
 from sesweep.sweepfile import MAX_LAYER_PARAMS
 
@@ -24,7 +35,7 @@ ROOTED = ("imagefolder", "imagenet32", "imagenet64")
 
 
 def data_config(recipe: Any) -> tuple[str, str | None]:
-    """What :func:`.training.data.data_identity` reads of a recipe: the data set, and where its files are (an
+    """What :func:`sesweep.datasets.data_identity` reads of a recipe: the data set, and where its files are (an
     image folder, downsampled ImageNet's npz files)."""
     return recipe.dataset, recipe.data_root if recipe.dataset in ROOTED else None
 
@@ -32,8 +43,6 @@ def data_config(recipe: Any) -> tuple[str, str | None]:
 def data_ids(specs: Sequence[RunSpec]) -> tuple[dict[tuple[str, str | None], str | None], str | None]:
     """The data identity of every distinct data config of ``specs`` (each read once), None where the data
     are not on this machine; and the first such error as one line (None when every identity is known)."""
-    from sesweep.training.data import data_identity
-
     ids: dict[tuple[str, str | None], str | None] = {}
     unresolved = None
     for spec in specs:
@@ -75,7 +84,7 @@ def check_data(plan: Plan, download: bool = True) -> None:
     cached. Downsampled ImageNet: its npz files' labels and array headers are read, not the pixels (15.7 GB for
     64×64). Built-in sets are loaded once (CIFAR: downloaded once, here, if it is not there yet; without
     ``download``, as ``--dry-run`` checks, CIFAR that is not there is the error)."""
-    from sesweep.training.data import dataset_image_size, folder_classes, folder_files, folder_root, load_data
+    from sesweep.training.data import load_data
 
     if plan.unresolved:
         raise SpecError("", plan.unresolved)
@@ -156,9 +165,7 @@ def _check_npz(recipe: Any) -> int:
 
 
 def check_recipes(variants: list[Variant]) -> None:
-    """Recipe rules that need no data: only image folders stream (:func:`.training.data.loaders.check_loader`)."""
-    from sesweep.training.data.loaders import check_loader
-
+    """Recipe rules that need no data: only image folders stream (:func:`sesweep.datasets.check_loader`)."""
     for v in variants:
         try:
             check_loader(v.spec.recipe)
@@ -200,7 +207,6 @@ def check_model(spec: RunSpec, layer_limit: int = MAX_LAYER_PARAMS) -> None:
     (:func:`sesweep.training.models.build.attention_blocks`: widths, kernels, refused knob pairs), so the message
     names the block; CIFAR-size models (milliseconds to build) are also built, which catches every other check.
     """
-    from sesweep.training.data import NUM_CLASSES, dataset_channels
     from sesweep.training.models import ARCHS, build_model
     from sesweep.training.models.build import check_dropout
 

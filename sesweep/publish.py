@@ -3,7 +3,7 @@ publish them on the sweep's MLflow run when it is tracked.
 
 The analysis itself (:mod:`sesweep.analysis`) reads a results folder and writes files; it never talks to the
 runner. Publishing to MLflow is the runner's (:func:`sesweep.runner.tracking.log_sweep_outputs`), so the two
-meet here, above both.
+meet here, above both. Their arguments, and the first check of TARGET: :mod:`sesweep.publish_arguments`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sesweep.analysis.figures import PAPER_DIR
 from sesweep.analysis.report import ReportFiles, expected_runs, write_report
 from sesweep.analysis.tables import write_metrics, write_tables
 from sesweep.json_output import print_json
+from sesweep.publish_arguments import check_storage_target
 from sesweep.results import SweepDataError, default_results_root, load_sweep
 from sesweep.runner.tracking import log_sweep_outputs
 
@@ -24,39 +25,13 @@ from sesweep.runner.tracking import log_sweep_outputs
 # sesweep aggregate
 
 
-def add_aggregate_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of ``sesweep aggregate``."""
-    parser.add_argument("target", help="a sweep spec (experiments/NAME.yaml → results/NAME) or a results directory")
-    parser.add_argument("--results", dest="results_root", type=Path, default=None, metavar="DIR",
-                        help="results folder a spec's results are under (default $SESWEEP_RESULTS, else results/)")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: RESULTS/tables)")
-    parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
-    parser.add_argument("--json", action="store_true",
-                        help="print what was written as JSON on stdout, and nothing else there; its keys are "
-                             "stable: folder, files")
-    add_storage_arguments(parser)
-
-
-def add_storage_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--storage`` (and ``--data-root``) of ``aggregate`` and ``report``: the results folder from the study."""
-    parser.add_argument("--storage", default=None, metavar="URL",
-                        help="first rebuild RESULTS/NAME (run JSONs, runs.csv, curves.csv) from the sweep's storage "
-                             "(the --storage of sesweep run), on a machine that shares no folder with the workers; "
-                             "TARGET is then the sweep spec")
-    parser.add_argument("--data-root", default=None, metavar="DIR",
-                        help="with --storage: where the data are (run keys identify the data)")
-
-
 def rebuild(args: argparse.Namespace) -> None:
     """With ``--storage``: write the results folder from the storage before it is read (nothing is trained)."""
     if args.storage is None:
         return
     from sesweep.runner.outputs import rebuild_from_storage
-    from sesweep.spec import SpecError
 
-    if not Path(args.target).is_file():
-        raise SpecError("--storage", f"{args.target} is not a sweep spec file; with --storage, give the spec "
-                                     "(experiments/NAME.yaml)")
+    check_storage_target(args.target)
     rebuild_from_storage(args.target, args.storage, args.results_root or default_results_root(), args.data_root)
 
 
@@ -111,23 +86,6 @@ def run_report(target: str | Path, *, results_root: Path | None = None, out: Pat
     files = write_report(an, folder, expected=expected, figures=figures, notes=[note] if note else [])
     log_sweep_outputs(sweep.results_dir, "report", [files.markdown, files.html, *files.figures])
     return files
-
-
-def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of ``sesweep report``."""
-    parser.add_argument("target", help="a sweep spec (experiments/NAME.yaml → results/NAME) or a results directory")
-    parser.add_argument("--results", dest="results_root", type=Path, default=None, metavar="DIR",
-                        help="results folder a spec's results are under (default $SESWEEP_RESULTS, else results/)")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: reports/NAME)")
-    parser.add_argument("--expected", type=int, default=None,
-                        help="how many runs the sweep should have (default: from RESULTS/NAME/manifest.json, "
-                             "else unknown)")
-    parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
-    parser.add_argument("--no-figures", action="store_true", help="tables and summary only (faster)")
-    parser.add_argument("--json", action="store_true",
-                        help="print what was written as JSON on stdout, and nothing else there; its keys are "
-                             "stable: markdown, html, figures (slug, caption, png, pdf), notes")
-    add_storage_arguments(parser)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

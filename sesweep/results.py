@@ -92,6 +92,12 @@ def checkpoint_dir(sweep: str | _Named, results_dir: str | Path, key: str) -> Pa
     return sweep_dir(sweep, results_dir) / "checkpoints" / key
 
 
+def checkpoint_sidecars(directory: Path) -> list[Path]:
+    """The sidecars of the checkpoints in ``directory`` (``epoch-0007.json``, :mod:`sesweep.training.checkpoint`),
+    newest first (the zero-padded epoch sorts them); torch-free, so the runner reads them without training code."""
+    return sorted(directory.glob("epoch-*.json"), reverse=True) if directory.is_dir() else []
+
+
 @functools.cache
 def code_version() -> str:
     """The code that computed a run: ``<package version>[+g<commit>[.dirty]]``, e.g. ``0.1.0+g895d768a1b2c.dirty``.
@@ -311,14 +317,19 @@ def _spec_name(path: Path) -> str:
     return str(name) if name else path.stem
 
 
+def find_sweep(target: str | Path, results_root: Path | None = None) -> tuple[str, Path, Path | None]:
+    """:func:`resolve_target`, where its results folder holds runs.csv (else a :class:`SweepDataError`)."""
+    name, results_dir, spec_path = resolve_target(target, results_root)
+    if not (results_dir / "runs.csv").is_file():
+        raise SweepDataError(f"{results_dir / 'runs.csv'}: not found — has any run of sweep '{name}' finished yet?")
+    return name, results_dir, spec_path
+
+
 def load_sweep(target: str | Path, results_root: Path | None = None) -> Sweep:
     """Read runs.csv (required), curves.csv, runs/*.json and manifest.json (optional) of a sweep."""
-    name, results_dir, spec_path = resolve_target(target, results_root)
-    runs_csv = results_dir / "runs.csv"
-    if not runs_csv.is_file():
-        raise SweepDataError(f"{runs_csv}: not found — has any run of sweep '{name}' finished yet?")
+    name, results_dir, spec_path = find_sweep(target, results_root)
     warnings: list[str] = []
-    runs = read_runs(runs_csv)
+    runs = read_runs(results_dir / "runs.csv")
     spec_text = spec_path.read_text() if spec_path else ""
     details = _read_details(results_dir / "runs", warnings)
     curves = _read_curves(results_dir / "curves.csv", details)

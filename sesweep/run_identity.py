@@ -15,6 +15,7 @@ import hashlib
 import json
 from typing import Any
 
+from sesweep.datasets import data_identity, resolved_loader
 from sesweep.operators import attention_reads
 from sesweep.spec import ATTENTION_PREFIX, RecipeSpec, RunSpec, flatten
 
@@ -62,9 +63,7 @@ def key_loader(recipe: RecipeSpec) -> str:
         return "auto"
     if recipe.loader != "auto":
         return recipe.loader
-    from sesweep.training.data import resolved_loader  # reads the folder (torch-free callers pass ``loader``)
-
-    return resolved_loader(recipe)
+    return resolved_loader(recipe)  # reads the folder's listing
 
 
 #: What a run computes, beyond its config: part of every run key, so records of another version are never
@@ -90,14 +89,12 @@ def run_key(spec: RunSpec, data_id: str | None = None, loader: str | None = None
     """A stable 16-hex-digit hash of what a run computes: the same run never trains twice.
 
     Covers the canonical resolved config minus the keys it leaves out (:func:`unkeyed_keys`), plus the
-    identity of the data it reads (``data_id``; default: :func:`sesweep.training.data.data_identity` of its
+    identity of the data it reads (``data_id``; default: :func:`sesweep.datasets.data_identity` of its
     recipe, which reads an image folder's listing and raises :class:`SpecError` when it is not there), the
     loader it reads them with (``loader``; default: :func:`key_loader`) and :data:`RESULTS_VERSION`.
     What it promises: the same experiment (data, order, augmentation draws, initial weights, recipe), not the
     same bits on another CPU thread count, device or library version (README, "Run keys")."""
     if data_id is None:
-        from sesweep.training.data import data_identity
-
         data_id = data_identity(spec.recipe)
     flat: dict[str, Any] = {k: v for k, v in flatten(spec).items() if k not in unkeyed_keys(spec)}
     flat["recipe.loader"] = key_loader(spec.recipe) if loader is None else loader

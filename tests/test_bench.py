@@ -221,7 +221,7 @@ def test_a_bad_option_is_one_line_exit_2_before_any_work(option: str, value: str
 def test_every_option_is_explained_in_help(capsys: pytest.CaptureFixture[str]):
     import argparse
 
-    from sesweep.cli import add_bench_arguments
+    from sesweep.training.arguments import add_bench_arguments
 
     parser = argparse.ArgumentParser()
     add_bench_arguments(parser)

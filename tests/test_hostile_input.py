@@ -294,5 +294,5 @@ def test_every_parser_refuses_abbreviations():
     from sesweep.cli import COMMANDS, command_parser
 
     for name in COMMANDS:
-        parser, _ = command_parser(name)
+        parser = command_parser(name)
         assert isinstance(parser, argparse.ArgumentParser) and parser.allow_abbrev is False, name

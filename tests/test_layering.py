@@ -37,17 +37,35 @@ def test_the_analysis_imports_neither_torch_nor_the_plan_nor_the_training_code()
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
-def test_the_aggregate_and_report_commands_start_without_torch_or_the_plan():
-    """What ``sesweep aggregate``/``report`` load to parse their arguments and to run (a results folder that is
-    not there: the command fails after loading everything it needs)."""
+def test_the_aggregate_and_report_commands_start_without_torch_or_the_plan(tmp_path: Path):
+    """What ``sesweep aggregate``/``report`` load to parse their arguments, read TARGET and run: a results folder
+    whose runs.csv passes the first check, and a --confidence the handler refuses (after its module, with
+    everything it needs, is imported)."""
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "runs.csv").write_text("run_key\n")
     code = ("import sys\n"
             "from sesweep import cli\n"
-            "for argv in (['aggregate', '/nonexistent/x'], ['report', '/nonexistent/x']):\n"
-            "    try:\n"
-            "        cli.main(argv)\n"
-            "    except SystemExit:\n"
-            "        pass\n"
-            f"print(sorted(m for m in sys.modules if any(m == u or m.startswith(u + '.') for u in {UPSTREAM!r})))\n")
+            "for command in ('aggregate', 'report'):\n"
+            f"    assert cli.main([command, {str(tmp_path / 'x')!r}, '--confidence', '2']) == 2\n"
+            f"print(sorted(m for m in sys.modules if any(m == u or m.startswith(u + '.') for u in {UPSTREAM!r})))\n"
+            "print('sesweep.publish' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-2:] == ["[]", "True"], out.stderr[-2000:]
+
+
+#: modules that import without torch: the plan and what it reads (the data sets' listings and identities), the
+#: runner (it imports the training code when it trains), and every command's arguments (tests/test_startup.py)
+TORCH_FREE = ("sesweep.plan", "sesweep.datasets", "sesweep.run_identity", "sesweep.budget", "sesweep.results",
+              "sesweep.runner.commands", "sesweep.runner.status", "sesweep.runner.sweep", "sesweep.runner.worker",
+              "sesweep.runner.overhead", "sesweep.publish", "sesweep.cli", "sesweep.runner.arguments",
+              "sesweep.training.arguments", "sesweep.publish_arguments")
+
+
+def test_the_plan_the_runner_and_the_command_lines_import_without_torch():
+    code = ("import importlib, sys\n"
+            f"for name in {TORCH_FREE!r}:\n"
+            "    importlib.import_module(name)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr[-2000:]
 

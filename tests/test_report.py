@@ -18,7 +18,7 @@ from test_stats import (  # tests/ is on sys.path
     write_sweep,
 )
 
-from sesweep import publish, results
+from sesweep import publish, publish_arguments, results
 from sesweep.analysis import factors, figures, report, stats
 
 
@@ -101,7 +101,7 @@ def test_results_directory_target_finds_the_spec_and_runs_without_figures(built,
     root, _ = built
     monkeypatch.chdir(root)
     parser = argparse.ArgumentParser()
-    publish.add_report_arguments(parser)
+    publish_arguments.add_report_arguments(parser)
     args = parser.parse_args(["results/ratio", "--out", str(tmp_path / "r"), "--no-figures", "--expected", "12"])
     assert publish.cmd_report(args) == 0
     assert "wrote" in capsys.readouterr().out

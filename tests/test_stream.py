@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from sesweep.datasets import resolve_loader
 from sesweep.spec import RecipeSpec, SpecError, run_spec
 from sesweep.training.data import eval_batches, load_data, train_batches
 from sesweep.training.data.augment import (
@@ -23,7 +24,6 @@ from sesweep.training.data.augment import (
     imagenet_draws,
     resized_crop,
 )
-from sesweep.training.data.loaders import resolve_loader
 from sesweep.training.train import learning_rate, train
 
 

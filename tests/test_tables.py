@@ -22,7 +22,7 @@ from test_stats import (  # tests/ is on sys.path
     write_sweep,
 )
 
-from sesweep import publish, results
+from sesweep import publish, publish_arguments, results
 from sesweep.analysis import equal_cost, factors, figures, stats, tables
 
 
@@ -196,7 +196,7 @@ def test_pareto_front():
 
 def test_aggregate_command(ratio, tmp_path, capsys):
     parser = argparse.ArgumentParser()
-    publish.add_aggregate_arguments(parser)
+    publish_arguments.add_aggregate_arguments(parser)
     spec = ratio.sweep.spec_path
     results = ratio.sweep.results_dir.parent
     args = parser.parse_args([str(spec), "--results", str(results), "--out", str(tmp_path / "t")])

@@ -48,7 +48,7 @@ def result_payload(result: Any) -> dict[str, Any]:
 
 def provenance(run: Run) -> dict[str, Any]:
     """What computed a run, recorded beside its result: ``results_version`` (part of its key), ``code_version``
-    (:func:`sesweep.results.code_version`) and ``data_id`` (:func:`sesweep.training.data.data_identity`)."""
+    (:func:`sesweep.results.code_version`) and ``data_id`` (:func:`sesweep.datasets.data_identity`)."""
     return {"results_version": RESULTS_VERSION, "code_version": code_version(), "data_id": run.data_id}
 
 

@@ -122,22 +122,9 @@ def format_overhead(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def add_overhead_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("sweep", metavar="FILE", help="sweep spec to run from scratch, e.g. experiments/smoke.yaml")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes, as sesweep run (default 1)")
-    parser.add_argument("--no-tracking", action="store_true", help="run without MLflow (to see what it costs)")
-    parser.add_argument("--json", action="store_true", help="print the breakdown as JSON on stdout")
-    parser.epilog = ("runs every run of the sweep (nothing is reused: a temporary results folder); the data set's "
-                     "decoded cache is reused when there is one, as it is for users")
-
-
 def cmd_overhead(args: argparse.Namespace) -> int:
-    """Run a sweep from scratch and print where its wall time went."""
-    from sesweep.spec import SpecError
-
-    if args.workers < 1:
-        raise SpecError("--workers", f"{args.workers} is out of range; allowed: >= 1")
-    load_plan(args.sweep)  # a bad spec: one line, exit 2, before anything runs
+    """Run a sweep from scratch and print where its wall time went (its arguments and their checks, made before
+    this module is imported: :func:`sesweep.arguments.read_overhead`)."""
     doc = measure(args.sweep, args.workers, ["--no-tracking"] if args.no_tracking else [])
     if args.json:
         from sesweep.json_output import print_json

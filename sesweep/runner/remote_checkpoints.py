@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sesweep.training.checkpoint import sidecars
+from sesweep.results import checkpoint_sidecars
 
 if TYPE_CHECKING:
     from sesweep.runner.tracked_run import TrackedRun
@@ -65,7 +65,7 @@ def fetch(tracker: Tracker, run_key: str, directory: Path, exclude: str | None =
     """Download the newest checkpoint of run ``run_key`` held by an earlier attempt's MLflow run into
     ``directory``, unless this machine has one of its own; returns its epoch (None: none found). Best effort:
     a failure is warned about and the run starts from what it has."""
-    if sidecars(directory):
+    if checkpoint_sidecars(directory):
         return None
     try:
         return _fetch(tracker, run_key, directory, exclude)

@@ -33,6 +33,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from sesweep.results import checkpoint_sidecars
+
 log = logging.getLogger("sesweep.training.checkpoint")
 
 #: the layout of a checkpoint's content; a checkpoint of another format is not used (the run starts over)
@@ -105,15 +107,10 @@ def save_checkpoint(directory: Path, run_key: str, epoch: int, state: dict[str, 
                "sha256": hashlib.sha256(data).hexdigest()}
     # the sidecar last: a checkpoint without one was never finished, and is not read
     _atomic_bytes(directory / f"{_name(epoch)}.json", json.dumps(sidecar).encode())
-    for old in sidecars(directory)[KEEP_LAST:]:
+    for old in checkpoint_sidecars(directory)[KEEP_LAST:]:
         for p in (old, old.with_suffix(".pt")):
             p.unlink(missing_ok=True)
     return path
-
-
-def sidecars(directory: Path) -> list[Path]:
-    """The sidecars in ``directory``, newest first (the zero-padded epoch sorts them)."""
-    return sorted(directory.glob("epoch-*.json"), reverse=True) if directory.is_dir() else []
 
 
 def read_checkpoints(directory: Path, run_key: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -121,7 +118,7 @@ def read_checkpoints(directory: Path, run_key: str) -> Iterator[tuple[int, dict[
     asked for (a resume reads one); each one skipped is logged as a warning. The bytes are checked against the
     sidecar's sha256 before ``torch.load`` sees them, and ``torch.load`` reads them with ``weights_only=True``
     (no arbitrary object is ever unpickled)."""
-    for sidecar in sidecars(directory):
+    for sidecar in checkpoint_sidecars(directory):
         try:
             meta = json.loads(sidecar.read_text(encoding="utf-8"))
             data = (directory / str(meta["file"])).read_bytes()
@@ -187,7 +184,7 @@ class RunCheckpoints:
             log.info("run %s resumes after epoch %d of %d", self.run_key, epoch, epochs)
             self.last_save = time.monotonic()
             return epoch, progress
-        if sidecars(self.policy.directory):
+        if checkpoint_sidecars(self.policy.directory):
             log.warning("no usable checkpoint of run %s: it starts from epoch 0", self.run_key)
         return None
 

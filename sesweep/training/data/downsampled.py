@@ -17,7 +17,6 @@ the release folders itself (its parent is then used). Each file must be found ex
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import zipfile
 from dataclasses import dataclass
@@ -26,79 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sesweep.datasets import DOWNSAMPLED_SIDES, npz_files
 from sesweep.spec import RecipeSpec, SpecError
 from sesweep.training.data.images import ImageSet
 
-#: the side of each data set's images
-SIDES = {"imagenet32": 32, "imagenet64": 64}
+#: classes of the release (npz labels 1..1000)
 NUM_CLASSES = 1000
-TRAIN_FILES = tuple(f"train_data_batch_{b}.npz" for b in range(1, 11))
-VAL_FILE = "val_data.npz"
-DOWNLOAD_PAGE = "https://image-net.org/download-images.php"
-#: bump when what :func:`npz_fingerprint` reads changes (every downsampled set's run keys then change)
-_IDENTITY_VERSION = 1
-
-
-def release_folders(dataset: str) -> tuple[str, ...]:
-    """The folders the release's zips unpack to."""
-    side = SIDES[dataset]
-    if side == 64:  # two zips: batches 1-5 and 6-10
-        train: tuple[str, ...] = ("Imagenet64_train_part1_npz", "Imagenet64_train_part2_npz")
-    else:
-        train = (f"Imagenet{side}_train_npz",)
-    return (*train, f"Imagenet{side}_val_npz")
-
-
-def _folders_text(dataset: str) -> str:
-    names = [f"{f}/" for f in release_folders(dataset)]
-    return f"{', '.join(names[:-1])} and {names[-1]}"
-
-
-def _expected(dataset: str) -> str:
-    return (f"{TRAIN_FILES[0]} … {TRAIN_FILES[-1]} and {VAL_FILE} there or in its {_folders_text(dataset)}, "
-            f"from {DOWNLOAD_PAGE}")
-
-
-def npz_root(recipe: RecipeSpec) -> Path:
-    """The folder ``recipe.data_root`` names (a release folder itself stands for its parent)."""
-    ds = recipe.dataset
-    if recipe.data_root is None:
-        raise SpecError("recipe.data_root", f"{ds} needs recipe.data_root: the folder holding {_folders_text(ds)} "
-                                            f"(or their 11 npz files), from {DOWNLOAD_PAGE}")
-    root = Path(recipe.data_root).expanduser().resolve()
-    if root.name in release_folders(ds):
-        root = root.parent
-    if not root.is_dir():
-        raise SpecError("recipe.data_root", f"no folder {root} ({ds} expects {_expected(ds)})")
-    return root
-
-
-def npz_files(recipe: RecipeSpec) -> tuple[list[Path], Path]:
-    """The 10 train files (in batch order) and the val file; a missing or doubled file is a :class:`SpecError`."""
-    ds, root = recipe.dataset, npz_root(recipe)
-    dirs = [root, *(root / f for f in release_folders(ds) if (root / f).is_dir())]
-    found: dict[str, Path] = {}
-    for name in (*TRAIN_FILES, VAL_FILE):
-        hits = [d / name for d in dirs if (d / name).is_file()]
-        if len(hits) > 1:
-            raise SpecError("recipe.data_root", f"{name} is both in {hits[0].parent} and in {hits[1].parent}: keep one")
-        if hits:
-            found[name] = hits[0]
-    missing = [n for n in (*TRAIN_FILES, VAL_FILE) if n not in found]
-    if missing:
-        raise SpecError("recipe.data_root", f"{ds} under {root} lacks {', '.join(missing)} (expected {_expected(ds)})")
-    return [found[n] for n in TRAIN_FILES], found[VAL_FILE]
-
-
-def npz_fingerprint(recipe: RecipeSpec) -> str:
-    """``imagenet32:<16 hex>``: a hash of the 11 file names and sizes (a ``stat`` each, nothing read), so another
-    copy of other files gets other run keys and the same files moved (or flattened into one folder) keep theirs.
-    Blind spot, as for image folders: a file rewritten in place with the same size."""
-    train, val = npz_files(recipe)
-    h = hashlib.sha256(f"sesweep {recipe.dataset} identity v{_IDENTITY_VERSION}\0".encode())
-    for path in (*train, val):
-        h.update(f"{path.name}\0{path.stat().st_size}\0".encode())
-    return f"{recipe.dataset}:{h.hexdigest()[:16]}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -128,7 +60,7 @@ def _data_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
 
 def scan_split(files: list[Path], dataset: str) -> NpzSplit:
     """Read and check every file's labels and ``data`` header: uint8 [N, 3·S·S], N labels in 1..1000."""
-    side = SIDES[dataset]
+    side = DOWNSAMPLED_SIDES[dataset]
     counts, labels = [], []
     for path in files:
         try:
@@ -163,7 +95,7 @@ def _read_pixels(split: NpzSplit, dataset: str, desc: str) -> torch.Tensor:
     the whole split plus one file's rows (64×64 train: 15.7 GB + 1.6 GB), never a second copy of the split."""
     from tqdm import tqdm
 
-    side = SIDES[dataset]
+    side = DOWNSAMPLED_SIDES[dataset]
     out = torch.empty((len(split), 3, side, side), dtype=torch.uint8)
     flat = out.view(len(split), -1)
     start = 0

@@ -1,5 +1,5 @@
-"""``imagefolder``: ``data_root/{train,test}/<class>/*``, listed, fingerprinted, decoded once and cached as a
-tensor file (keyed by content) under :func:`cache_dir`."""
+"""``imagefolder``: ``data_root/{train,test}/<class>/*`` (listed and fingerprinted by :mod:`sesweep.datasets`),
+decoded once and cached as a tensor file (keyed by content) under :func:`~sesweep.cache.cache_dir`."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from sesweep.cache import cache_dir
-from sesweep.file_hashes import content_digests
+from sesweep.datasets import folder_classes, folder_files, folder_root
 from sesweep.spec import RecipeSpec, SpecError
 from sesweep.training.data.augment import center_resize
 from sesweep.training.data.images import ImageSet, resize
@@ -31,92 +31,6 @@ _CACHE_VERSION = 1
 _POOL_MIN_SECONDS = 1e-3
 #: files per decoding task (and per progress-bar update)
 _DECODE_CHUNK = 256
-#: bump when what :func:`data_identity` reads changes (every image folder's identity, so its run keys, change);
-#: 2: the files' content, not only their names and sizes (issue 21.5)
-_IDENTITY_VERSION = 2
-
-
-# --------------------------------------------------------------------------------------------------
-# listing (no decoding): the public API the plan's up-front checks use
-
-
-def folder_root(recipe: RecipeSpec) -> Path:
-    if recipe.data_root is None:
-        raise SpecError("recipe.data_root", "imagefolder needs recipe.data_root: a folder with "
-                                            "train/<class>/* and test/<class>/*")
-    root = Path(recipe.data_root).expanduser().resolve()
-    for split in ("train", "test"):
-        if not (root / split).is_dir():
-            raise SpecError("recipe.data_root", f"no {split}/ folder under {root} "
-                                                "(expected train/<class>/* and test/<class>/*)")
-    return root
-
-
-def _class_dirs(split_dir: Path) -> list[str]:
-    return sorted(e.name for e in os.scandir(split_dir) if e.is_dir() and not e.name.startswith("."))
-
-
-def folder_classes(root: Path) -> tuple[str, ...]:
-    """Class names: the sub-folders of ``train/``, sorted (torchvision's ImageFolder order)."""
-    classes = tuple(_class_dirs(root / "train"))
-    if not classes:
-        raise SpecError("recipe.data_root", f"no class folders under {root / 'train'}")
-    extra = sorted(set(_class_dirs(root / "test")) - set(classes))
-    if extra:
-        raise SpecError("recipe.data_root", f"test/ has classes that train/ lacks: {', '.join(extra)}")
-    return classes
-
-
-def _image_extensions() -> frozenset[str]:
-    from PIL import Image
-
-    return frozenset(ext.lower() for ext in Image.registered_extensions())
-
-
-def folder_files(split_dir: Path, classes: Sequence[str]) -> tuple[list[str], list[int]]:
-    """Image files of one split (recursive under each class folder, sorted) and their labels."""
-    exts = _image_extensions()
-    files: list[str] = []
-    labels: list[int] = []
-    for label, cls in enumerate(classes):
-        class_dir = split_dir / cls
-        if not class_dir.is_dir():
-            continue
-        found = []
-        for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=True):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            found += [os.path.join(dirpath, f) for f in filenames
-                      if not f.startswith(".") and os.path.splitext(f)[1].lower() in exts]
-        found.sort()
-        files += found
-        labels += [label] * len(found)
-    return files, labels
-
-
-def folder_fingerprint(root: Path) -> str:
-    """``imagefolder:3classes:train=9:test=3:<16 hex>``: the class count and the file count per split, and a
-    hash of the class names (in label order) and of every image file's path relative to ``root``, size and
-    content (its sha256: two folders of equal names and sizes and other pixels are other data).
-
-    Each file's bytes are read once: their digests are cached beside the stat they were read under
-    (:mod:`sesweep.file_hashes`, ``cache_dir()/file-hashes.sqlite``), so a warm call is a directory walk and
-    one ``stat`` per file, and only files whose size, mtime or inode changed are read again.
-    """
-    classes = folder_classes(root)
-    h = hashlib.sha256(f"sesweep imagefolder identity v{_IDENTITY_VERSION}\0{len(classes)}\0".encode())
-    h.update("".join(f"{c}\0" for c in classes).encode())
-    counts = []
-    prefix = os.path.join(str(root), "")
-    for split in ("train", "test"):
-        files, _labels = folder_files(root / split, classes)  # labels follow from the paths and class order
-        counts.append(f"{split}={len(files)}")
-        h.update(f"{split}\0{len(files)}\0".encode())
-        digests = content_digests(files, str(root), cache_dir() / "file-hashes.sqlite")
-        for f, (size, digest) in zip(files, digests, strict=True):
-            # paths are joined onto root: slicing is relpath without its cost (0.5 s per 60k files)
-            rel = f[len(prefix):] if f.startswith(prefix) else os.path.relpath(f, root)
-            h.update(f"{rel.replace(os.sep, '/')}\0{size}\0{digest}\0".encode())
-    return f"imagefolder:{len(classes)}classes:{':'.join(counts)}:{h.hexdigest()[:16]}"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -19,16 +19,10 @@ from typing import Any
 import torch
 
 from sesweep.cache import cache_dir
+from sesweep.datasets import folder_classes, folder_files, folder_fingerprint, folder_root
 from sesweep.spec import RecipeSpec, SpecError
 from sesweep.training.data.batches import TrainBatches
-from sesweep.training.data.imagefolder import (
-    check_sizes,
-    decode_rules,
-    folder_classes,
-    folder_files,
-    folder_fingerprint,
-    folder_root,
-)
+from sesweep.training.data.imagefolder import check_sizes, decode_rules
 from sesweep.training.data.images import (
     STATS_IMAGES,
     DataSplits,
@@ -39,39 +33,8 @@ from sesweep.training.data.images import (
 )
 from sesweep.training.data.stream import FileSet, StreamBatches, file_set, stream_histograms, worker_count
 
-GB = 1024**3
 #: bump when what the cached stream statistics depend on changes
 _STATS_VERSION = 1
-
-
-def decoded_bytes(recipe: RecipeSpec, size: int) -> int:
-    """What the memory loader would hold for an image folder: every kept image as uint8 3 × size²."""
-    root = folder_root(recipe)
-    classes = folder_classes(root)
-    counts = [len(folder_files(root / split, classes)[0]) for split in ("train", "test")]
-    kept = [min(n, limit) if limit is not None else n
-            for n, limit in zip(counts, (recipe.train_subset, recipe.test_subset), strict=True)]
-    return sum(kept) * 3 * size * size
-
-
-def check_loader(recipe: RecipeSpec) -> None:
-    """Only image folders stream: the other data sets are loaded whole (a plan checks this before any run)."""
-    if recipe.dataset != "imagefolder" and recipe.loader == "stream":
-        raise SpecError("recipe.loader", f"stream reads image folders, and {recipe.dataset} is loaded into "
-                                         "memory whole; allowed here: auto, memory")
-
-
-def resolve_loader(recipe: RecipeSpec, size: int) -> str:
-    """``memory`` or ``stream`` for this recipe (``size``: the model's input side); a deterministic function
-    of the recipe and the data's listing, both in the run key, so one run key never means two loaders."""
-    check_loader(recipe)
-    if recipe.dataset != "imagefolder":
-        return "memory"
-    if recipe.loader != "auto":
-        return recipe.loader
-    if recipe.augment == "imagenet":
-        return "stream"
-    return "memory" if decoded_bytes(recipe, size) <= recipe.memory_budget_gb * GB else "stream"
 
 
 def load_stream(recipe: RecipeSpec, size: int) -> DataSplits:

@@ -1,11 +1,11 @@
-"""Which data set a recipe names, and loading it: the built-in sets (digits, CIFAR-10/100, fake), image folders
-(through :mod:`.imagefolder`), downsampled ImageNet's npz files (through :mod:`.downsampled`), and the data
-identity that is part of every run key."""
+"""Loading the data set a recipe names: the built-in sets (digits, CIFAR-10/100, fake), image folders (through
+:mod:`.imagefolder`), downsampled ImageNet's npz files (through :mod:`.downsampled`). What is known of a data
+set without loading it (its classes, its image side, the data identity that is part of every run key, its
+loader) is :mod:`sesweep.datasets`'."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import shutil
 import socket
@@ -16,17 +16,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from sesweep.datasets import (
+    DIGITS_SPLIT_SEED,
+    DIGITS_TEST_FRACTION,
+    DOWNSAMPLED_SIDES,
+    NATIVE_SIZE,
+    NUM_CLASSES,
+    dataset_image_size,
+    resolved_loader,
+)
 from sesweep.spec import RecipeSpec, SpecError
 from sesweep.training.data.augment import center_resize
-from sesweep.training.data.downsampled import SIDES as DOWNSAMPLED_SIDES
-from sesweep.training.data.downsampled import load_downsampled, npz_fingerprint
-from sesweep.training.data.imagefolder import (
-    folder_classes,
-    folder_files,
-    folder_fingerprint,
-    folder_root,
-    load_imagefolder,
-)
+from sesweep.training.data.downsampled import load_downsampled
+from sesweep.training.data.imagefolder import load_imagefolder
 from sesweep.training.data.images import (
     DataSplits,
     ImageSet,
@@ -36,80 +38,10 @@ from sesweep.training.data.images import (
     stats_index,
     subset,
 )
-from sesweep.training.data.loaders import load_stream, resolve_loader
+from sesweep.training.data.loaders import load_stream
 
 #: where CIFAR files live (or are downloaded to) when ``recipe.data_root`` is null
 DEFAULT_DATA_ROOT = "~/.cache/sesweep/data"
-#: the digits split: this fraction of each class goes to the test split, chosen with this seed
-DIGITS_TEST_FRACTION = 0.2
-DIGITS_SPLIT_SEED = 0
-#: the native side of each built-in data set (``image_size`` null); imagefolder reads it from the files
-NATIVE_SIZE = {"digits": 32, "cifar10": 32, "cifar100": 32, "fake": 32, **DOWNSAMPLED_SIDES}
-NUM_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "fake": 10, "imagenet32": 1000, "imagenet64": 1000}
-
-
-# --------------------------------------------------------------------------------------------------
-# cheap facts about a recipe's data set (no decoding)
-
-
-def dataset_num_classes(recipe: RecipeSpec) -> int:
-    """Number of classes, without loading images (imagefolder: the class folders under ``train/``)."""
-    if recipe.dataset == "imagefolder":
-        return len(folder_classes(folder_root(recipe)))
-    return NUM_CLASSES[recipe.dataset]
-
-
-def dataset_channels(recipe: RecipeSpec) -> int:
-    """Input channels: every data set is (converted to) RGB, so a backbone's parameter count never
-    depends on the data set (ResNet-20 is 0.27M, ResNet-50 25.557M, as published)."""
-    del recipe
-    return 3
-
-
-def dataset_image_size(recipe: RecipeSpec) -> int:
-    """Side of the model's input images; for imagefolder without ``image_size``, read from one header."""
-    if recipe.image_size is not None:
-        return recipe.image_size
-    if recipe.dataset != "imagefolder":
-        return NATIVE_SIZE[recipe.dataset]
-    root = folder_root(recipe)
-    files, _ = folder_files(root / "train", folder_classes(root))
-    if not files:
-        raise SpecError("recipe.data_root", f"no images under {root / 'train'}")
-    from PIL import Image
-
-    with Image.open(files[0]) as img:  # reads the header only
-        w, h = img.size
-    if w != h:
-        raise SpecError("recipe.image_size", f"images under {root} are {w}x{h}, not square; "
-                                             "set recipe.image_size=N to resize them to NxN")
-    return h
-
-
-def data_identity(recipe: RecipeSpec) -> str:
-    """Which data a run reads, as a short string that is part of its run key; where they live is not.
-
-    Built-in sets: their name. Their content is fixed by this code (digits: scikit-learn's embedded set and
-    the split constants, which are spelled out; fake: generated) or by the official release (CIFAR: a
-    download is checked against the archive's md5) — a change there is a ``RESULTS_VERSION`` bump.
-    ``imagefolder``: a fingerprint of exactly the files the loader reads (:func:`folder_fingerprint`), so two
-    folders with other files get other keys and the same files copied or moved elsewhere keep theirs.
-    Raises :class:`SpecError` naming ``recipe.data_root`` when an image folder is not there.
-    """
-    if recipe.dataset == "imagefolder":
-        return folder_fingerprint(folder_root(recipe))
-    if recipe.dataset in DOWNSAMPLED_SIDES:  # the npz files' names and sizes (:mod:`.downsampled`)
-        return npz_fingerprint(recipe)
-    if recipe.dataset == "digits":
-        return f"digits:test_fraction={DIGITS_TEST_FRACTION}:split_seed={DIGITS_SPLIT_SEED}"
-    return recipe.dataset
-
-
-@functools.lru_cache(maxsize=256)
-def resolved_loader(recipe: RecipeSpec) -> str:
-    """``memory`` or ``stream``: the loader :func:`load_data` will use (the run key holds it, ``spec.key_loader``);
-    cached, since a plan asks once per run and an image folder's listing is read to answer."""
-    return resolve_loader(recipe, dataset_image_size(recipe))
 
 
 # --------------------------------------------------------------------------------------------------
