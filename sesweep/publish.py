@@ -12,9 +12,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from sesweep.analysis.coverage import expected_runs
 from sesweep.analysis.factors import analyze
 from sesweep.analysis.figures import PAPER_DIR
-from sesweep.analysis.report import ReportFiles, expected_runs, write_report
+from sesweep.analysis.report import ReportFiles, write_report
 from sesweep.analysis.tables import write_metrics, write_tables
 from sesweep.json_output import print_json
 from sesweep.results import SweepDataError, default_results_root, load_sweep
@@ -97,7 +98,8 @@ def run_report(target: str | Path, *, results_root: Path | None = None, out: Pat
                figures: bool = True) -> ReportFiles:
     """Load, analyse and report a sweep.
 
-    ``expected`` (the number of runs the sweep should have) defaults to the runner's manifest.json, else
+    ``expected`` (the number of runs the sweep should have) defaults to the runner's manifest.json; for a sweep
+    with a seed policy, to the runs the policy allocated on the recorded results (not the plan at max); else
     to unknown.
     """
     if not 0 < confidence < 1:
@@ -120,8 +122,8 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
                         help="results folder a spec's results are under (default $SESWEEP_RESULTS, else results/)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: reports/NAME)")
     parser.add_argument("--expected", type=int, default=None,
-                        help="how many runs the sweep should have (default: from RESULTS/NAME/manifest.json, "
-                             "else unknown)")
+                        help="how many runs the sweep should have (default: from RESULTS/NAME/manifest.json; "
+                             "with a seed policy, the runs it allocated on the recorded results; else unknown)")
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
     parser.add_argument("--no-figures", action="store_true", help="tables and summary only (faster)")
     parser.add_argument("--json", action="store_true",
