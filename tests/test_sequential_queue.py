@@ -125,3 +125,23 @@ def test_the_status_of_a_fixed_list_sweep_keeps_its_plain_pending_count(make_swe
     status = status_from_trials(plan, [trial(plan.runs[0], 10.0)])
     assert status.pending_at_least is None and status.pending_at_most is None and status.sequential == []
     assert status.summary().endswith(f"{status.pending} pending, eta {duration(status.eta_seconds or 0)}")
+
+
+def test_the_progress_bar_of_a_sequential_sweep_counts_to_the_allocated_runs_and_grows_with_them(make_sweep):
+    from sesweep.runner.sweep import bar_state
+
+    plan = sequential_sweep(make_sweep, {"start": 4, "max": 12, "step": 2, "margin": 0.05, "alpha": 0.05})
+    runs = {(r.variant, r.seed): r for r in plan.runs}
+    variants = ("resnet", "base", "clear", "null")
+    # seeds 0-3 recorded everywhere: every contrast undecided (unbounded below 5 pairs), so all get seeds 4, 5
+    start = status_from_trials(plan, [trial(runs[v, s], synthetic_error(v, s)) for v in variants for s in range(4)])
+    assert bar_state(start)[:2] == (16, 16 + 4 * 2)
+    # seeds 0-5: "clear" decided; resnet, base, null get 6, 7 (null's 6 running): the total grows, never to max
+    trials = [trial(runs[v, s], synthetic_error(v, s)) for v in variants for s in range(6)]
+    n, total, postfix = bar_state(status_from_trials(plan, [*trials, trial(runs["null", 6], running=True)]))
+    assert (n, total) == (24, 24 + 1 + 5) and total < len(plan.runs)
+    assert postfix.startswith("1 running, 0 failed, at most 42 runs")   # 24 done, 1 running, 17 still possible
+
+    fixed = load_plan(make_sweep("fixed", seeds=(0, 1), variants={"resnet": {"model.attention.kind": "none"}}))
+    n, total, postfix = bar_state(status_from_trials(fixed, [trial(fixed.runs[0], 10.0)]))
+    assert (n, total) == (1, len(fixed.runs)) and "at most" not in postfix
