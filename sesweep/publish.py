@@ -12,9 +12,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from sesweep.analysis.coverage import expected_runs
 from sesweep.analysis.factors import analyze
 from sesweep.analysis.figures import PAPER_DIR
-from sesweep.analysis.report import ReportFiles, expected_runs, write_report
+from sesweep.analysis.report import ReportFiles, write_report
 from sesweep.analysis.tables import write_metrics, write_tables
 from sesweep.json_output import print_json
 from sesweep.publish_arguments import check_storage_target
@@ -72,7 +73,8 @@ def run_report(target: str | Path, *, results_root: Path | None = None, out: Pat
                figures: bool = True) -> ReportFiles:
     """Load, analyse and report a sweep.
 
-    ``expected`` (the number of runs the sweep should have) defaults to the runner's manifest.json, else
+    ``expected`` (the number of runs the sweep should have) defaults to the runner's manifest.json; for a sweep
+    with a seed policy, to the runs the policy allocated on the recorded results (not the plan at max); else
     to unknown.
     """
     if not 0 < confidence < 1:

@@ -34,8 +34,8 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
                         help="results folder a spec's results are under (default $SESWEEP_RESULTS, else results/)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: reports/NAME)")
     parser.add_argument("--expected", type=int, default=None,
-                        help="how many runs the sweep should have (default: from RESULTS/NAME/manifest.json, "
-                             "else unknown)")
+                        help="how many runs the sweep should have (default: from RESULTS/NAME/manifest.json; "
+                             "with a seed policy, the runs it allocated on the recorded results; else unknown)")
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
     parser.add_argument("--no-figures", action="store_true", help="tables and summary only (faster)")
     parser.add_argument("--json", action="store_true",

@@ -33,15 +33,17 @@ def top1(variant: str, seed: int) -> float:
     return MEANS[variant] + 0.3 * float(np.random.default_rng([seed, *map(ord, variant)]).standard_normal())
 
 
-def write_sequential_sweep(root: Path, name: str = "seq", policy: SeedPolicy = POLICY) -> Path:
+def write_sequential_sweep(root: Path, name: str = "seq", policy: SeedPolicy = POLICY,
+                           stopped_at: int | None = None) -> Path:
     """A results folder as a sequential sweep leaves it: only the seeds the policy allocated on these errors are
-    recorded, and the manifest carries the policy and the plan's runs at max. Returns the results folder."""
+    recorded (with ``stopped_at``, only those below it: a sweep stopped mid-way), and the manifest carries the
+    policy and the plan's runs at max. Returns the results folder."""
     contrasts = [ContrastPair(v, "resnet", f"{v} vs resnet") for v in VARIANTS if v != "resnet"]
     full = {v: {s: top1(v, s) for s in range(policy.max)} for v in VARIANTS}
     alloc = allocate(policy, list(VARIANTS), contrasts, full)
 
     def outcome(variant: str, seed: int) -> dict[str, float] | str:
-        if not alloc.wants(variant, seed):
+        if not alloc.wants(variant, seed) or (stopped_at is not None and seed >= stopped_at):
             return "missing"
         return metrics_for(top1(variant, seed), 1.0, 272_474 + (0 if variant == "resnet" else 10_000))
 

@@ -1,6 +1,7 @@
 """A sequential sweep through the real claim protocol (issue 24): racing processes, one of them dying mid-run
-(os._exit: no heartbeat, as SIGKILL), claim exactly the runs the policy allocates -- each once, no seed of a
-decided contrast, every seed an undecided one needs -- with synthetic results, no training."""
+(os._exit: no heartbeat, as SIGKILL; declared dead rather than waited for, tests/claiming.py), claim exactly the
+runs the policy allocates -- each once, no seed of a decided contrast, every seed an undecided one needs -- with
+synthetic results, no training."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import optuna
 import pytest
 import yaml
-from claiming import claim_loop  # tests/ is on sys.path
+from claiming import claim_loop, declare_dead  # tests/ is on sys.path
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from sesweep.analysis.seed_allocation import allocate
@@ -39,9 +40,9 @@ def sequential_sweep(make_sweep, policy: dict) -> Plan:
     return load_plan(path)
 
 
-def _worker(plan: Plan, storage: str, log_path: str, die_after_claim: bool) -> None:
-    claim_loop(plan, storage, log_path, grace_period=2, top1_err=synthetic_error, die_after_claim=die_after_claim,
-               pause=0.01)
+def _worker(plan: Plan, storage: str, log_path: str, die_after_claim: bool, stall: float = 0.0) -> None:
+    claim_loop(plan, storage, log_path, top1_err=synthetic_error, die_after_claim=die_after_claim, pause=0.01,
+               stall=stall)
 
 
 def test_racing_workers_claim_exactly_the_allocated_seeds_once_and_a_dead_one_is_resumed(make_sweep, tmp_path):
@@ -54,7 +55,11 @@ def test_racing_workers_claim_exactly_the_allocated_seeds_once_and_a_dead_one_is
     victim.start()
     victim.join(timeout=120)
     assert victim.exitcode == 9
-    procs = [ctx.Process(target=_worker, args=(plan, storage, str(log), False)) for log in logs[1:]]
+    dead = declare_dead(storage, plan.name)  # its heartbeat stopped long ago: the next claim takes it for lost
+    # the first survivor stalls 3 s between its first claim and its finish (a loaded machine): alive, beating,
+    # it must not be taken for dead (a 2 s grace without beats did, under load)
+    procs = [ctx.Process(target=_worker, args=(plan, storage, str(log), False, 3.0 if i == 0 else 0.0))
+             for i, log in enumerate(logs[1:])]
     for p in procs:
         p.start()
     for p in procs:
@@ -72,7 +77,9 @@ def test_racing_workers_claim_exactly_the_allocated_seeds_once_and_a_dead_one_is
                    if t.state == TrialState.COMPLETE)
     assert done == Counter(wanted)                        # no seed trained twice, none skipped, none extra
     killed = [k for k, n in claims.items() if n == 2]
-    assert len(killed) == 1 and sum(claims.values()) == len(wanted) + 1  # the dead worker's run, resumed once
+    assert killed == [dead] and sum(claims.values()) == len(wanted) + 1  # the dead worker's run, resumed once
+    lost = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.COMPLETE]
+    assert [(t.state, t.user_attrs["run_key"]) for t in lost] == [(TrialState.FAIL, dead)]  # no live one lost
     assert set(claims) == wanted                          # no claim of a seed a decided contrast did not need
 
     text = sweep_status(plan, storage).table()
@@ -125,3 +132,23 @@ def test_the_status_of_a_fixed_list_sweep_keeps_its_plain_pending_count(make_swe
     status = status_from_trials(plan, [trial(plan.runs[0], 10.0)])
     assert status.pending_at_least is None and status.pending_at_most is None and status.sequential == []
     assert status.summary().endswith(f"{status.pending} pending, eta {duration(status.eta_seconds or 0)}")
+
+
+def test_the_progress_bar_of_a_sequential_sweep_counts_to_the_allocated_runs_and_grows_with_them(make_sweep):
+    from sesweep.runner.sweep import bar_state
+
+    plan = sequential_sweep(make_sweep, {"start": 4, "max": 12, "step": 2, "margin": 0.05, "alpha": 0.05})
+    runs = {(r.variant, r.seed): r for r in plan.runs}
+    variants = ("resnet", "base", "clear", "null")
+    # seeds 0-3 recorded everywhere: every contrast undecided (unbounded below 5 pairs), so all get seeds 4, 5
+    start = status_from_trials(plan, [trial(runs[v, s], synthetic_error(v, s)) for v in variants for s in range(4)])
+    assert bar_state(start)[:2] == (16, 16 + 4 * 2)
+    # seeds 0-5: "clear" decided; resnet, base, null get 6, 7 (null's 6 running): the total grows, never to max
+    trials = [trial(runs[v, s], synthetic_error(v, s)) for v in variants for s in range(6)]
+    n, total, postfix = bar_state(status_from_trials(plan, [*trials, trial(runs["null", 6], running=True)]))
+    assert (n, total) == (24, 24 + 1 + 5) and total < len(plan.runs)
+    assert postfix.startswith("1 running, 0 failed, at most 42 runs")   # 24 done, 1 running, 17 still possible
+
+    fixed = load_plan(make_sweep("fixed", seeds=(0, 1), variants={"resnet": {"model.attention.kind": "none"}}))
+    n, total, postfix = bar_state(status_from_trials(fixed, [trial(fixed.runs[0], 10.0)]))
+    assert (n, total) == (1, len(fixed.runs)) and "at most" not in postfix

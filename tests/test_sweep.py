@@ -211,7 +211,7 @@ def test_status_of_a_sweep_that_never_ran_creates_nothing(make_sweep, tmp_path: 
 
 def _claim_worker(plan: Plan, storage: str, log_path: str) -> None:
     """Claim and finish runs without training, as fast as possible; log every claim."""
-    claim_loop(plan, storage, log_path, grace_period=30)
+    claim_loop(plan, storage, log_path)
 
 
 def race_claims(plan: Plan, storage: str, tmp_path: Path, processes: int = 3) -> Counter[str]:

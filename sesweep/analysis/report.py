@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sesweep.analysis.coverage import coverage_sentence
 from sesweep.analysis.factors import Analysis, contrasts
 from sesweep.analysis.figures import PAPER_DIR, FigureFile, is_adaptive_figure, is_sequential_figure, make_figures
 from sesweep.analysis.fmt import count_column, format_value
@@ -51,25 +52,12 @@ from sesweep.analysis.report_text import (  # noqa: F401  (describe_contrast …
 )
 from sesweep.analysis.stats import finished
 from sesweep.analysis.tables import ADAPTIVE, Table, build_tables, class_count, shows_top5
-from sesweep.results import Sweep, code_version
+from sesweep.results import code_version
 from sesweep.run_identity import RESULTS_VERSION
 from sesweep.vocabulary import FIGURE_SLUGS, short_name
 
 # --------------------------------------------------------------------------------------------------
 # what was run
-
-
-def _coverage(an: Analysis, expected: int | None) -> str:
-    runs = an.sweep.runs
-    done = len(finished(runs))
-    if expected is not None:
-        state = "complete" if done >= expected else "partial"
-        return (f"{done} of {expected} expected runs finished ({state}); {len(runs)} recorded in runs.csv, "
-                f"{len(an.order)} variants.")
-    seeds = an.sweep.seeds
-    hint = (f"; {len(an.order)} variants × {len(seeds)} seeds seen = {len(an.order) * len(seeds)} at least"
-            if seeds else "")
-    return f"{done} of {len(runs)} runs recorded in runs.csv finished (expected total unknown{hint})."
 
 
 def _exclusions(runs: pd.DataFrame) -> list[str]:
@@ -103,7 +91,7 @@ def runs_section(an: Analysis, expected: int | None) -> Section:
         unseen = [f"No run recorded yet for {len(unseen)} variant{'s' if len(unseen) > 1 else ''} of the manifest: "
                   f"{', '.join(unseen)}."]
     missing = [*unseen, *_exclusions(runs)]
-    blocks: list[Block] = [Para(_coverage(an, expected)), *([Bullets(tuple(missing))] if missing else []),
+    blocks: list[Block] = [Para(coverage_sentence(an, expected)), *([Bullets(tuple(missing))] if missing else []),
                            TableBlock("Runs per variant.", frame.astype(str))]
     bad = runs[runs["status"] != "finished"]
     if len(bad):
@@ -230,7 +218,7 @@ def setting_sentence(an: Analysis, expected: int | None, setting: Setting) -> st
     epochs = f"{'/'.join(map(str, setting.epochs))} epochs" if setting.epochs else ""
     device = ", ".join(str(d) for d in finished(runs).get("resolved_device", pd.Series(dtype=str)).dropna().unique())
     what = ", ".join(p for p in [setting.describe(), *subset, epochs, device] if p)
-    return f"Setting: {what}. {_coverage(an, expected)}"
+    return f"Setting: {what}. {coverage_sentence(an, expected)}"
 
 
 def appendix_section(an: Analysis, top5: bool) -> Section:
@@ -290,19 +278,6 @@ class ReportFiles:
     figures: tuple[FigureFile, ...]
     #: what the report says it could not do (tables or figures requested but not drawn, and why)
     notes: tuple[str, ...] = ()
-
-
-def expected_runs(sweep: Sweep) -> tuple[int | None, str]:
-    """How many runs the sweep has: the runs of the runner's ``manifest.json``; None and why not without them.
-
-    Never expands the sweep file itself (the analysis does not import :mod:`sesweep.plan`): with no manifest the
-    expected count is unknown, as the coverage sentence then says.
-    """
-    if sweep.expected is not None:
-        return sweep.expected, ""
-    if (sweep.results_dir / "manifest.json").is_file():
-        return None, "The expected run count is unknown: manifest.json lists no runs."
-    return None, ""
 
 
 def _remove_old_figures(out_dir: Path) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sesweep.analysis.factors import Analysis
 from sesweep.analysis.figures import FigureFile, is_sequential_figure
 from sesweep.analysis.report_render import Block, Bullets, FigureBlock, Para, Section, figure_width_in
-from sesweep.analysis.seed_allocation import contrast_alpha
+from sesweep.analysis.seed_allocation import Allocation, contrast_alpha
 from sesweep.analysis.sequential_results import sweep_allocation
 
 METHOD = ("Seeds were allocated sequentially: every variant got {start} seeds, and {step} more at a time went to "
@@ -36,9 +36,19 @@ def sequential_section(an: Analysis, figures: Sequence[FigureFile] = ()) -> Sect
                      f"[{lo:+.2f}, {hi:+.2f}] points")
     text = METHOD.format(start=policy.start, step=policy.step, max=policy.max, alpha=policy.alpha, k=len(pairs),
                          alpha_k=contrast_alpha(policy, len(pairs)), margin=policy.margin)
-    saved = alloc.at_max - alloc.at_least
-    runs = (f"The policy trained {alloc.at_least} runs against {alloc.at_max} for every variant at {policy.max} "
-            f"seeds: {saved} saved ({saved / alloc.at_max:.0%}).") if alloc.at_max else ""
-    blocks: list[Block] = [Para(text), Bullets(tuple(items)), Para(runs)]
+    blocks: list[Block] = [Para(text), Bullets(tuple(items)), Para(runs_sentence(alloc))]
     blocks += [FigureBlock(f, figure_width_in(f)) for f in figures if is_sequential_figure(f)]
     return Section("Sequential seeds", blocks)
+
+
+def runs_sentence(alloc: Allocation) -> str:
+    """The runs the policy took against max; no saving claimed while undecided contrasts could still grow it."""
+    if not alloc.at_max:
+        return ""
+    undecided = sum(c.open for c in alloc.contrasts)
+    if undecided:
+        return (f"The policy has allocated {alloc.at_least} runs so far of {alloc.at_max} at max; {undecided} "
+                f"contrasts are still undecided and could take it to {alloc.at_most}.")
+    saved = alloc.at_max - alloc.at_least
+    return (f"The policy trained {alloc.at_least} runs against {alloc.at_max} for every variant at "
+            f"{alloc.policy.max} seeds: {saved} saved ({saved / alloc.at_max:.0%}).")

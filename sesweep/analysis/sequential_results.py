@@ -40,10 +40,19 @@ def sweep_contrasts(an: Analysis) -> list[ContrastPair]:
             if not an.is_baseline(v) and (ref := an.references.get(v))]
 
 
+def sweep_variants(an: Analysis) -> list[str]:
+    """The variants the policy allocates to: those with runs, and the manifest's with none recorded yet (they
+    hold ``start`` seeds each: a contrast with no run on one side never grows)."""
+    manifest = an.sweep.manifest
+    named = [str(r.get("variant")) for r in manifest.get("runs") or [] if isinstance(r, dict)]
+    named += [str(v.get("name")) for v in manifest.get("variants") or [] if isinstance(v, dict)]
+    return sorted({*an.order, *(v for v in named if v != "None")})
+
+
 def sweep_allocation(an: Analysis) -> tuple[SeedPolicy, Allocation] | None:
     """The policy and its allocation replayed on the recorded runs; None for a fixed-list sweep."""
     policy = sweep_policy(an)
     if policy is None:
         return None
-    alloc = allocate(policy, sorted({*an.order}), sweep_contrasts(an), run_outcomes(an.sweep.runs))
+    alloc = allocate(policy, sweep_variants(an), sweep_contrasts(an), run_outcomes(an.sweep.runs))
     return policy, alloc

@@ -108,17 +108,31 @@ def _progress_bar(status: SweepStatus, progress: bool | None) -> Any:
     show = sys.stderr.isatty() if progress is None else progress
     if not show:
         return None
-    bar = tqdm(total=status.total, desc=f"sweep {status.name}", unit="run", file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=bar_state(status)[1], desc=f"sweep {status.name}", unit="run", file=sys.stderr,
+               dynamic_ncols=True)
     _update_bar(bar, status)
     return bar
+
+
+def bar_state(status: SweepStatus) -> tuple[int, int, str]:
+    """The bar's count, total and postfix. A fixed list counts to its plan. A seed policy's plan holds every
+    seed up to max, most of which a settled policy never trains, so its bar counts to the runs done, failed,
+    running and allocated now (growing as the policy adds seeds), the at-most end in the postfix."""
+    n = status.done + status.failed
+    total = status.total
+    postfix = f"{status.running} running, {status.failed} failed"
+    if status.pending_at_least is not None and status.pending_at_most is not None:
+        total = n + status.running + status.pending_at_least
+        most = n + status.running + status.pending_at_most
+        postfix += f", at most {most} runs" if most > total else ""
+    if status.eta_seconds is not None and not status.complete:
+        postfix += f", eta {duration(status.eta_seconds)}"
+    return n, total, postfix
 
 
 def _update_bar(bar: Any, status: SweepStatus) -> None:
     if bar is None:
         return
-    bar.n = status.done + status.failed
-    postfix = f"{status.running} running, {status.failed} failed"
-    if status.eta_seconds is not None and not status.complete:
-        postfix += f", eta {duration(status.eta_seconds)}"
+    bar.n, bar.total, postfix = bar_state(status)
     bar.set_postfix_str(postfix, refresh=False)
     bar.refresh()
