@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +19,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from killing import kill_one_running
 from optuna.trial import TrialState
 
 from sesweep import cli
@@ -54,33 +53,8 @@ def test_three_machines_on_postgres_and_an_mlflow_server_survive_a_sigkill(make_
         return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     procs = [machine(i) for i in range(3)]
-    victim = None
-    try:
-        deadline = time.monotonic() + 300
-        while victim is None and time.monotonic() < deadline and all(p.poll() is None for p in procs):
-            time.sleep(0.2)
-            try:
-                trials = optuna.load_study(study_name=study_name, storage=postgres_url).get_trials(deepcopy=False)
-            except Exception:  # the study is still being created
-                continue
-            for t in trials:
-                pid = int(str(t.user_attrs.get("worker", ":0")).rpartition(":")[2])
-                if t.state == TrialState.RUNNING and any(p.pid == pid for p in procs):
-                    victim = next(p for p in procs if p.pid == pid)
-                    os.kill(pid, signal.SIGKILL)
-                    break
-        assert victim is not None, "no worker was caught running a trial"
-        for p in procs:
-            p.wait(timeout=600)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    victim = kill_one_running(procs, study_name, postgres_url)
     survivors = [i for i, p in enumerate(procs) if p is not victim]
-    assert victim.returncode == -signal.SIGKILL
-    for i in survivors:
-        assert procs[i].returncode == 0, procs[i].stderr.read() if procs[i].stderr else ""
 
     # the study: every run finished exactly once; the killed attempt is a failed trial of a run that finished later
     trials = optuna.load_study(study_name=study_name, storage=postgres_url).get_trials(deepcopy=False)

@@ -22,7 +22,9 @@ def test_the_parts_add_up_to_the_worker_seconds_and_none_is_negative(make_sweep)
     assert parts["training steps"] > 0 and parts["evaluation"] > 0
     assert [label for label, _, _ in PARTS] == list(parts)[:len(PARTS)]
     assert doc["bookkeeping_share"] == pytest.approx(1 - parts["training steps"] / doc["worker_seconds"])
-    assert "goal <= 3%" in format_overhead(doc)
+    work = (parts["training steps"] + parts["evaluation"]) / doc["worker_seconds"]
+    assert doc["work_share"] == pytest.approx(work) and doc["work_goal"] == 0.90
+    assert "goal <= 3%" in format_overhead(doc) and f"training + evaluation: {work:.1%}" in format_overhead(doc)
 
 
 def test_a_bad_spec_is_one_line_and_exit_2(tmp_path):
@@ -39,4 +41,5 @@ def test_json_has_the_rows(make_sweep):
     done = subprocess.run([sys.executable, "-m", "sesweep", "overhead", str(spec), "--no-tracking", "--json"],
                           capture_output=True, text=True, check=True)
     doc = json.loads(done.stdout)
-    assert {"sweep", "runs", "workers", "wall_seconds", "worker_seconds", "rows", "bookkeeping_share"} <= set(doc)
+    assert {"sweep", "runs", "workers", "wall_seconds", "worker_seconds", "rows", "bookkeeping_share",
+            "work_share"} <= set(doc)

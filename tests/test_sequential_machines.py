@@ -10,17 +10,15 @@ MLflow; the killed attempt is the one failed trial, and its run finished later o
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
+from killing import kill_one_running
 from optuna.trial import TrialState
 
 from sesweep import publish
@@ -57,33 +55,8 @@ def test_a_sequential_sweep_on_three_machines_survives_a_sigkill_and_trains_what
         return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     procs = [machine(i) for i in range(3)]
-    victim = None
-    try:
-        deadline = time.monotonic() + 300
-        while victim is None and time.monotonic() < deadline and all(p.poll() is None for p in procs):
-            time.sleep(0.2)
-            try:
-                trials = optuna.load_study(study_name=plan.name, storage=postgres_url).get_trials(deepcopy=False)
-            except Exception:  # the study is still being created
-                continue
-            for t in trials:
-                pid = int(str(t.user_attrs.get("worker", ":0")).rpartition(":")[2])
-                if t.state == TrialState.RUNNING and any(p.pid == pid for p in procs):
-                    victim = next(p for p in procs if p.pid == pid)
-                    os.kill(pid, signal.SIGKILL)
-                    break
-        assert victim is not None, "no worker was caught running a trial"
-        for p in procs:
-            p.wait(timeout=600)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    victim = kill_one_running(procs, plan.name, postgres_url)
     survivors = [i for i, p in enumerate(procs) if p is not victim]
-    assert victim.returncode == -signal.SIGKILL
-    for i in survivors:
-        assert procs[i].returncode == 0, procs[i].stderr.read() if procs[i].stderr else ""
 
     # the policy replayed on the outcomes the study recorded: what the sweep had to train
     trials = optuna.load_study(study_name=plan.name, storage=postgres_url).get_trials(deepcopy=False)
