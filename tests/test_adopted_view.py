@@ -23,6 +23,7 @@ def rows(path: Path) -> list[dict[str, str]]:
 
 
 
+@pytest.mark.slow  # > 5 s: out of the fast tier
 def test_an_adopted_fixed_se_does_not_bring_its_cost_weight(make_sweep, tmp_path: Path):
     results = tmp_path / "results"
     a = load_plan(make_sweep("a", seeds=(0, 1, 2), variants={"se8": {"model.attention.reduction": 8,

@@ -199,6 +199,7 @@ def test_every_figure_of_two_variants_fits(name, tmp_path):
             assert round(im.info["dpi"][0]) == figures.DPI >= 200
 
 
+@pytest.mark.slow  # > 5 s: out of the fast tier
 def test_every_figure_of_twelve_long_named_variants_fits(wide):
     an, drawn = wide
     assert len(an.order) == 12 and factors.variant_labels(an)[an.order[1]] == an.order[1]  # the long names

@@ -36,6 +36,7 @@ def test_a_bad_spec_is_one_line_and_exit_2(tmp_path):
     assert len(done.stderr.strip().splitlines()) == 1 and "recipe.epochs" in done.stderr
 
 
+@pytest.mark.slow  # > 5 s: out of the fast tier
 def test_json_has_the_rows(make_sweep):
     spec = make_sweep("costs-json")
     done = subprocess.run([sys.executable, "-m", "sesweep", "overhead", str(spec), "--no-tracking", "--json"],

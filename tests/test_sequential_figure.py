@@ -87,6 +87,7 @@ def test_the_plotted_band_is_the_statistics_running_interval(sequential):
     assert set(decisions.values()) <= {BETTER, WORSE, EQUIVALENT, INCONCLUSIVE}  # every contrast settled
 
 
+@pytest.mark.slow  # > 5 s: out of the fast tier
 def test_a_sequential_report_embeds_the_figure_and_a_fixed_list_one_has_none(sequential, tmp_path):
     an, root = sequential
     files = write_report(an, tmp_path / "report")

@@ -45,6 +45,7 @@ def _worker(plan: Plan, storage: str, log_path: str, die_after_claim: bool, stal
                stall=stall)
 
 
+@pytest.mark.slow  # > 5 s: out of the fast tier
 def test_racing_workers_claim_exactly_the_allocated_seeds_once_and_a_dead_one_is_resumed(make_sweep, tmp_path):
     plan = sequential_sweep(make_sweep, {"start": 4, "max": 12, "step": 2, "margin": 0.05, "alpha": 0.05})
     assert plan.seed_policy is not None and len(plan.runs) == 4 * 12  # the plan (and the budget) at max

@@ -143,6 +143,7 @@ def test_code_version_is_package_version_commit_and_dirty_flag_in_a_checkout():
 # the sweep as one parent run (issue 10)
 
 
+@pytest.mark.slow  # > 5 s: out of the fast tier
 def test_a_sweep_is_one_parent_run_holding_its_training_runs_spec_tables_and_report(make_sweep, tmp_path: Path,
                                                                                     tracking_store):
     from mlflow import MlflowClient

@@ -83,6 +83,7 @@ def test_it_learns_the_fake_data():
     assert result.metrics["top1_err"] < 50  # chance is 90%
 
 
+@pytest.mark.slow  # > 5 s: out of the fast tier
 def test_bf16_autocast_runs_on_cpu():
     result = train(tiny(recipe__epochs=1, recipe__precision="bf16"), progress=False)
     assert result.status == "finished" and result.environment["resolved_precision"] == "bf16"
