@@ -323,3 +323,49 @@ def test_postgres_storage_racing_claims_exactly_once(make_sweep, tmp_path: Path,
     race = load_plan(make_sweep("pgrace", seeds=tuple(range(16))))
     assert race_claims(race, postgres_url, tmp_path) == Counter(race.keys)
     assert_exactly_once(race, trials_of(race, postgres_url))
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_sweep_stops_its_worker_processes_and_marks_their_runs_interrupted(make_sweep, tmp_path: Path):
+    """`kill PID` of `sesweep run --workers 2` must not leave its spawned workers training on, unseen."""
+    results = tmp_path / "results"
+    path = make_sweep("term", seeds=(0, 1, 2, 3), recipe={"epochs": 400})  # runs of many seconds: caught running
+    plan = load_plan(path)
+    storage = default_storage(plan, results)
+    cmd = [sys.executable, "-m", "sesweep", "run", str(path), "--results", str(results), "--workers", "2",
+           "--no-tracking", "--threads", "1", "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None and len(workers) < 2:
+            time.sleep(0.1)
+            try:
+                running = [t for t in trials_of(plan, storage) if t.state == TrialState.RUNNING]
+            except Exception:  # the study is still being created
+                continue
+            workers = {int(str(t.user_attrs.get("worker", ":0")).rpartition(":")[2]) for t in running}
+        assert len(workers) == 2, "both workers were not caught running"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.2)
+    assert not [pid for pid in workers if _alive(pid)], "worker processes outlived their sweep"
+    trials = trials_of(plan, storage)
+    # the two runs in flight were interrupted (queued again for the next `sesweep run`), none went on to finish
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.COMPLETE)], proc.stderr.read()
+    assert sorted(t.user_attrs.get("status") for t in trials if t.state == TrialState.FAIL) == ["interrupted"] * 2, \
+        [(t.state, t.user_attrs.get("status")) for t in trials]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("Z")  # a zombie is dead

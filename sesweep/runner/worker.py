@@ -76,6 +76,10 @@ def run_worker(plan: Plan, cfg: SweepConfig, on_run_done: Callable[[], None] | N
         heartbeat = Heartbeat(storage, trial_id, cfg.heartbeat_interval).start()
         try:
             outcome = _execute(plan, cfg, study, lock, trial_id, run, tracker, data_cache)
+        except (KeyboardInterrupt, Interrupted):  # anywhere in the run, its first imports included: queued again
+            patiently("recording the interruption", min(cfg.storage_patience, 30), fail, study, trial_id,
+                      "interrupted", "worker interrupted (Ctrl-C or SIGTERM)")
+            raise
         finally:
             heartbeat.stop()
         setattr(report, outcome, getattr(report, outcome) + 1)
@@ -169,11 +173,9 @@ def _execute(plan: Plan, cfg: SweepConfig, study: optuna.Study, lock: SweepLock,
         data_seconds = time.perf_counter() - data_start
         result = train(run.spec, data=data, progress=False, checkpoints=checkpoints,
                        on_epoch=clock.timed(tracked.on_epoch) if tracked else None)
-    except (KeyboardInterrupt, Interrupted):
+    except (KeyboardInterrupt, Interrupted):  # the study's trial is marked by run_worker
         if tracked is not None:
             tracked.fail("interrupted", "worker interrupted")
-        patiently("recording the interruption", min(cfg.storage_patience, 30), fail, study, trial_id,
-                  "interrupted", "worker interrupted (Ctrl-C or SIGTERM)")
         raise
     except Exception as exc:
         reason = f"{exc.__class__.__name__}: {exc}".splitlines()[0]
@@ -290,6 +292,10 @@ def _worker_process(plan: Plan, cfg: SweepConfig, index: int, log_level: int) ->
         sys.exit(3)
 
 
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def run_processes(plan: Plan, cfg: SweepConfig, workers: int, on_tick: Callable[[], None],
                    quiet: bool = False) -> None:
     """``workers`` spawned processes running :func:`run_worker`; ``on_tick`` about once a second."""
@@ -300,6 +306,9 @@ def run_processes(plan: Plan, cfg: SweepConfig, workers: int, on_tick: Callable[
              for i in range(workers)]
     for p in procs:
         p.start()
+    # `kill PID` of the sweep stops its workers too (each marks its run interrupted), as Ctrl-C does: spawned
+    # processes are not told of their parent's SIGTERM and would go on training, unseen
+    old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         while any(p.is_alive() for p in procs):
             for p in procs:
@@ -313,6 +322,8 @@ def run_processes(plan: Plan, cfg: SweepConfig, workers: int, on_tick: Callable[
         for p in procs:
             p.join(timeout=60)
         raise
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
     bad = [p for p in procs if p.exitcode not in (0, None)]
     for p in bad:
         log.warning("%s exited with code %s", p.name, p.exitcode)
