@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from test_sequential_figure import POLICY, VARIANTS, write_sequential_sweep  # tests/ is on sys.path
+from test_sequential_figure import POLICY, VARIANTS, write_fixed, write_sequential_sweep  # tests/ is on sys.path
 
 from sesweep import publish, results
 from sesweep.analysis import factors
@@ -64,3 +64,20 @@ def test_a_variant_of_the_manifest_with_no_run_yet_counts_its_start_seeds(tmp_pa
     found = sweep_allocation(an)
     assert found is not None and found[1].seeds["r=32"] == POLICY.start
     assert f"; {AT_MAX + POLICY.max} at max)" in text
+
+
+def test_a_sequential_report_says_its_t_intervals_and_p_values_are_descriptive_only(tmp_path):
+    """After optional stopping a t interval's 95 % and a p-value's α do not hold: every place that prints them
+    (tables, comparisons, caveats) says so, and points to the confidence sequences that decided."""
+    text, _ = coverage_of(write_sequential_sweep(tmp_path), tmp_path / "r")
+    note = "descriptive only"
+    caveats = text.split("## Caveats", 1)[1].split("\n## ", 1)[0]
+    comparisons = text.split("## Comparisons", 1)[1].split("\n## ", 1)[0]
+    assert note in caveats and note in comparisons and "confidence sequence" in caveats
+    headline = text.split("## Verdict", 1)[0]
+    assert note in headline  # the first table a reader sees carries it too
+
+
+def test_a_fixed_list_report_has_no_optional_stopping_note(tmp_path):
+    text, _ = coverage_of(write_fixed(tmp_path / "fixed"), tmp_path / "r")
+    assert "descriptive only" not in text

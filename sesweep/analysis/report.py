@@ -40,7 +40,7 @@ from sesweep.analysis.report_render import (  # noqa: F401  (Para … html_table
     render_html,
     render_markdown,
 )
-from sesweep.analysis.report_sequential import sequential_section
+from sesweep.analysis.report_sequential import optional_stopping_note, sequential_section
 from sesweep.analysis.report_text import (  # noqa: F401  (describe_contrast … verdict_line: re-exported)
     adaptive_items,
     caveat_items,
@@ -167,7 +167,8 @@ def build_sections(an: Analysis, tables: Sequence[Table], figures: Sequence[Figu
     intro = [str(spec.get("description") or "").strip(), setting_sentence(an, expected, setting)]
     sections = [Section("", [Para(t) for t in intro if t], 0), Section("Contents", [Contents()])]
     if headline is not None:
-        shown: list[Block] = [TableBlock(headline.caption, headline.shown)]
+        note = optional_stopping_note(an)
+        shown: list[Block] = [TableBlock(f"{headline.caption} {note}" if note else headline.caption, headline.shown)]
         shown += [FigureBlock(key, figure_width_in(key))] if key else []
         beside = ", beside SENet" if any(str(c).startswith("SENet") for c in headline.shown.columns) else ""
         sections.append(Section(f"Headline: {headline.choice.title.replace(': ', ', ', 1)}{beside}", shown))

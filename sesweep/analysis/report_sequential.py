@@ -9,7 +9,7 @@ from sesweep.analysis.factors import Analysis
 from sesweep.analysis.figures import FigureFile, is_sequential_figure
 from sesweep.analysis.report_render import Block, Bullets, FigureBlock, Para, Section, figure_width_in
 from sesweep.analysis.seed_allocation import Allocation, contrast_alpha
-from sesweep.analysis.sequential_results import sweep_allocation
+from sesweep.analysis.sequential_results import sweep_allocation, sweep_policy
 
 METHOD = ("Seeds were allocated sequentially: every variant got {start} seeds, and {step} more at a time went to "
           "the variants of contrasts still undecided, up to {max}. Each contrast with the baseline is decided by an "
@@ -19,6 +19,18 @@ METHOD = ("Seeds were allocated sequentially: every variant got {start} seeds, a
           "Gaussian paired seed differences. Decisions: better or worse when the sequence excludes 0, equivalent "
           "when it lies inside ±{margin:g} points (pre-registered), inconclusive at the cap. The intervals below "
           "are the sequence's, not t intervals: after optional stopping a t interval's 95 % is wrong.")
+
+
+#: what every t interval, p-value and star of a sequential sweep's report must say: the number of seeds depended
+#: on the results, and a fixed-n test's guarantees do not survive that (its false findings reach ~25 % by 20 looks)
+OPTIONAL_STOPPING = ("Seeds here were added while contrasts were undecided, so the t intervals, p-values and "
+                     "significance marks are descriptive only: their 95 % and α assume a number of seeds fixed in "
+                     "advance. The decisions are the anytime-valid confidence sequences' (Sequential seeds).")
+
+
+def optional_stopping_note(an: Analysis) -> str | None:
+    """:data:`OPTIONAL_STOPPING` for a sweep whose seeds a seed policy allocated; None for a fixed list."""
+    return OPTIONAL_STOPPING if sweep_policy(an) is not None else None
 
 
 def sequential_section(an: Analysis, figures: Sequence[FigureFile] = ()) -> Section | None:

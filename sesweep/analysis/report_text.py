@@ -33,6 +33,7 @@ from sesweep.analysis.factors import (
 from sesweep.analysis.fmt import count, count_column, format_value, num_finite, p_phrase, signed_finite
 from sesweep.analysis.published import Setting, describe_levels, direction_note, table_for_key
 from sesweep.analysis.report_render import Block, Bullets, Para, Section
+from sesweep.analysis.report_sequential import optional_stopping_note
 from sesweep.analysis.speed import speed_stats, variant_speeds
 from sesweep.analysis.stats import Comparison
 from sesweep.analysis.tables import Table, shows_top5
@@ -94,7 +95,8 @@ def comparisons_section(an: Analysis, found: Sequence[Contrast], adaptive: Seque
     in the Caveats section); the adaptive variants' equal-cost sentences with their family."""
     blocks: list[Block] = [Para(
         f"Each sentence: the paired difference in top-1 error over matched seeds, its 95% CI, the paired t-test (raw "
-        f"and Holm-adjusted over its family) and the sign-flip test. Significant: Holm-adjusted p < {an.alpha:g}.")]
+        f"and Holm-adjusted over its family) and the sign-flip test. Significant: Holm-adjusted p < {an.alpha:g}."
+        + (f" {note}" if (note := optional_stopping_note(an)) else ""))]
     for family, items in _families(c for c in found if c.factor != ADAPTIVE_KEY).items():
         many = "s" if len(items) > 1 else ""
         blocks += [Para(f"{_family_title(an, family, items)} — {len(items)} comparison{many}:"),
@@ -191,6 +193,7 @@ def verdict_section(an: Analysis, found: Sequence[Contrast], headline: Table | N
         paper = describe_levels(table, factor_levels(an, headline.choice.key))
         lines += [f"{paper}{direction(an, found, headline, table)}"] if paper else []
     blocks.append(Bullets(tuple(lines)) if lines else Para("No paired comparison: no baseline and no factor levels."))
+    blocks += [Para(note)] if (note := optional_stopping_note(an)) else []
     return Section("Verdict", blocks)
 
 
@@ -207,7 +210,7 @@ def direction(an: Analysis, found: Sequence[Contrast], headline: Table, table: i
 def caveat_items(an: Analysis, found: Sequence[Contrast], setting: Setting, headline: Table | None,
                  notes: Sequence[str]) -> list[str]:
     """What limits every reading of this sweep, each said once (not once per comparison)."""
-    items = []
+    items = [note] if (note := optional_stopping_note(an)) else []
     tested = [c.comparison.n for c in found if c.comparison.n >= 2]
     if 2 in tested:
         k = tested.count(2)
