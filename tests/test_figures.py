@@ -442,3 +442,17 @@ def test_one_label_per_variant_in_tables_and_figures(mixed):
                     assert m.group(1) in names, (slug, label)
                     seen.add(m.group(1))
     assert {"learned", "max_pool", "resnet"} <= seen
+
+
+def test_a_pareto_caption_promises_a_front_line_only_where_one_is_drawn(tmp_path):
+    """The baseline both cheapest and best: the front is one point, so no line, and the caption says why."""
+    variants = {"resnet": {"model.attention.kind": "none"}, "se_r8": {"model.attention.reduction": 8}}
+    errors = {"resnet": 10.0, "se_r8": 11.0}
+    spec = write_sweep(tmp_path, "dominated", variants, [0, 1, 2],
+                       lambda v, s: metrics_for(errors[v] + 0.1 * s, 1.0, 272_474 + (0 if v == "resnet" else 4_000)),
+                       excitation=False, extra_spec={"figures": ["pareto"]})
+    an = factors.analyze(results.load_sweep(spec, tmp_path / "results"))
+    fig, file = draw_all(an, tmp_path / "fig", formats=())["pareto_params"]
+    assert not [line for ax in fig.axes for line in ax.get_lines() if line.get_label() == "Pareto front"]
+    assert "line: the Pareto front" not in file.caption
+    assert "no front line: resnet is both the cheapest and the best" in file.caption

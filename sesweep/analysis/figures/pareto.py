@@ -98,9 +98,12 @@ def pareto_figure(an: Analysis, cost: str, colors: Mapping[str, Any], out_dir: P
         what, why = ci_note(ci, ns)
         relative = (f" x axis: {name} as the change in % of {ref}'s {count(absolute[ref])}, so the axis says how big a "
                     f"difference is." if ref is not None else "")
+        drawn = [variants[i] for i in front]
+        front_text = ("line: the Pareto front of the means (no variant is both cheaper and better)" if len(front) >= 2
+                      else f"no front line: {labels[drawn[0]]} is both the cheapest and the best, so no variant "
+                           f"trades {name} for accuracy" if drawn else "no Pareto front: no finite point")
         caption = (f"Accuracy against cost: {metric_label(metric)} vs mean {name} per variant, every seed (faint "
-                   f"points) and the {what}; star: baseline; line: the Pareto front of the means (no variant is "
-                   f"both cheaper and better).{relative}{why} "
+                   f"points) and the {what}; star: baseline; {front_text}.{relative}{why} "
                    + (f"Latency: median eval-mode forward time of one batch, mean over the runs that did not share "
                       f"their device with another worker (runs on several devices are not plotted). "
                       f"{speed_stats(an.sweep.runs).caveat}" if cost == "infer_ms" else ""))
