@@ -368,16 +368,11 @@ def _wanted(plan: Plan, study: optuna.Study, states: dict[str, KeyState], max_re
             todo: list[Run]) -> list[Run]:
     """The runs of ``todo`` a seed policy allocates now (a pure function of the recorded results, computed under
     the sweep lock, so every worker on every machine agrees)."""
-    from sesweep.runner.seed_queue import outcome_of, plan_allocation
+    from sesweep.runner.seed_queue import plan_allocation, recorded_outcomes
 
     values = trial_values(study)
-    outcomes: dict[str, dict[int, float | None]] = {}
-    for st in states.values():
-        if st.done is not None:
-            outcomes.setdefault(st.run.variant, {})[st.run.seed] = outcome_of(values.get(st.done._trial_id))
-        elif st.given_up(max_retries):
-            outcomes.setdefault(st.run.variant, {})[st.run.seed] = None
-    alloc = plan_allocation(plan, outcomes)
+    alloc = plan_allocation(plan, recorded_outcomes(states.values(), max_retries,
+                                                    lambda trial: values.get(trial._trial_id)))
     return [r for r in todo if alloc.wants(r.variant, r.seed)]
 
 

@@ -14,7 +14,8 @@ A sweep without a baseline has no contrast to decide: each variant keeps ``start
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -22,6 +23,9 @@ from sesweep.analysis.factors import baseline_references
 from sesweep.analysis.seed_allocation import Allocation, ContrastPair, Outcome, allocate
 from sesweep.plan import Plan, Run
 from sesweep.spec import flatten
+
+if TYPE_CHECKING:
+    from sesweep.runner.queue import KeyState
 
 
 def plan_contrasts(plan: Plan) -> list[ContrastPair]:
@@ -44,6 +48,19 @@ def plan_allocation(plan: Plan, outcomes: Mapping[str, Mapping[int, Outcome]]) -
 def outcome_of(value: float | None) -> Outcome:
     """A finished trial's objective as the policy reads it: None for a run without a finite top-1 error."""
     return float(value) if value is not None and math.isfinite(value) else None
+
+
+def recorded_outcomes(states: Iterable[KeyState], max_retries: int,
+                      value: Callable[[Any], float | None]) -> dict[str, dict[int, Outcome]]:
+    """variant -> seed -> outcome of every run the study has settled: ``value(trial)`` of its finished trial
+    (:func:`outcome_of`), None for a run given up on (a seed its pairs leave out); what the policy replays."""
+    out: dict[str, dict[int, Outcome]] = {}
+    for st in states:
+        if st.done is not None:
+            out.setdefault(st.run.variant, {})[st.run.seed] = outcome_of(value(st.done))
+        elif st.given_up(max_retries):
+            out.setdefault(st.run.variant, {})[st.run.seed] = None
+    return out
 
 
 def still_possible(alloc: Allocation, pending: Iterable[Run]) -> tuple[int, int]:

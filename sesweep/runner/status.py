@@ -173,23 +173,21 @@ def status_from_trials(plan: Plan, trials: Sequence[FrozenTrial], max_retries: i
     status = SweepStatus(plan.name, len(plan.runs), done, counts["finished"], counts["diverged"], counts["running"],
                          counts["failed"], counts["pending"], eta_of(counts["pending"]), rows)
     if plan.seed_policy is not None:
-        from sesweep.runner.seed_queue import outcome_of, plan_allocation, status_lines, still_possible
+        from sesweep.runner.seed_queue import plan_allocation, recorded_outcomes, status_lines, still_possible
 
-        outcomes: dict[str, dict[int, float | None]] = {}
-        for run in plan.runs:
-            st = states[run.key]
-            if st.done is not None:
-                top1 = ((st.done.user_attrs.get("result") or {}).get("record") or {}).get("top1_err")
-                outcomes.setdefault(run.variant, {})[run.seed] = outcome_of(top1 if isinstance(top1, int | float)
-                                                                            else None)
-            elif st.given_up(max_retries):
-                outcomes.setdefault(run.variant, {})[run.seed] = None
-        alloc = plan_allocation(plan, outcomes)
+        alloc = plan_allocation(plan, recorded_outcomes((states[r.key] for r in plan.runs), max_retries,
+                                                        _recorded_top1))
         least, most = still_possible(alloc, [r for r in plan.runs if states[r.key].state(max_retries) == "pending"])
         status = dataclasses.replace(status, sequential=status_lines(alloc), pending_at_least=least,
                                      pending_at_most=most, eta_seconds=eta_of(most),
                                      eta_seconds_at_least=eta_of(least), eta_seconds_at_most=eta_of(most))
     return status
+
+
+def _recorded_top1(trial: FrozenTrial) -> float | None:
+    """A finished trial's top-1 error, from the result it carries (None: none recorded)."""
+    top1 = ((trial.user_attrs.get("result") or {}).get("record") or {}).get("top1_err")
+    return float(top1) if isinstance(top1, int | float) else None
 
 
 def sweep_status(plan: Plan, storage: str | None = None, results_dir: str | Path = DEFAULT_RESULTS,
