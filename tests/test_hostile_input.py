@@ -225,10 +225,12 @@ def one_line_refusal(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str
 @pytest.mark.parametrize("command", ["info", "train"])
 def test_a_huge_layer_is_refused_by_info_and_train_before_anything_is_built(
         command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
-    from sesweep.training import models, train
+    from sesweep.training import commands, models, train
 
     monkeypatch.chdir(tmp_path)
-    for module in (models, train):  # train binds its own name at import
+    # Each module binds its own name at import; importing ``commands`` here (the CLI imports it lazily) keeps
+    # it from binding the failing stand-in for good, which broke later tests in the same process.
+    for module in (models, train, commands):
         monkeypatch.setattr(module, "build_model", lambda *a, **k: pytest.fail("the model was built"))
     line = one_line_refusal(capsys, [command, "model.num_classes=1000000000"])
     assert "model.num_classes: 1,000,000,000 classes would make a layer of 64,000,000,000 parameters" in line, line
